@@ -1,0 +1,429 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/units"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole promgate configuration file.
+type Config struct {
+	// Listen is the public address, served with TLS.
+	Listen string `yaml:"listen"`
+	// InternalListen serves the gateway's own /metrics, /-/healthy and /-/ready.
+	// It is never proxied and should stay on loopback or a private network.
+	InternalListen string `yaml:"internal_listen"`
+	// TLS configures the public listener. Names follow Prometheus'
+	// exporter-toolkit web config.
+	TLS TLS `yaml:"tls"`
+	// TrustedProxies lists the CIDRs whose X-Forwarded-For header is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Upstream is the Prometheus-compatible API (or exporter) behind the gateway.
+	Upstream Upstream `yaml:"upstream"`
+	// Authn says how callers prove who they are.
+	Authn Authn `yaml:"authn"`
+	// Authz names the Rego policies and the decision to evaluate.
+	Authz Authz `yaml:"authz"`
+	// Audit configures the audit trail: one JSON record per request.
+	Audit Audit `yaml:"audit"`
+	// Limits bounds what one request or one identity may cost.
+	Limits Limits `yaml:"limits"`
+	// Detectors configures the built-in security detectors (not supported yet).
+	Detectors *yaml.Node `yaml:"detectors"`
+
+	// Dir is the folder of the loaded file; relative paths were resolved
+	// against it. It is not part of the YAML.
+	Dir string `yaml:"-"`
+}
+
+// TLS is the public listener's TLS configuration, named after exporter-toolkit's
+// tls_server_config.
+type TLS struct {
+	// CertFile and KeyFile hold the server certificate chain and its key. Both
+	// are reloaded when their content changes.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile holds the CAs that sign client certificates.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuthType is one of NoClientCert, VerifyClientCertIfGiven or
+	// RequireAndVerifyClientCert. RequestClientCert and RequireAnyClientCert
+	// are refused: they accept certificates without verifying them.
+	ClientAuthType string `yaml:"client_auth_type"`
+	// MinVersion is TLS12 or TLS13.
+	MinVersion string `yaml:"min_version"`
+	// ClientAllowedSANs, when set, is an exact-match allow-list of client
+	// certificate SANs (DNS, e-mail, IP or URI). It is checked on every
+	// connection, resumed ones included.
+	ClientAllowedSANs []string `yaml:"client_allowed_sans"`
+}
+
+// Upstream is what the gateway forwards allowed requests to.
+type Upstream struct {
+	// URL of the Prometheus API or exporter. Only http and https.
+	URL string `yaml:"url"`
+	// Kind is prometheus-api or metrics (exporter sidecar, not supported yet).
+	Kind string `yaml:"kind"`
+	// TLS configures the connection to the upstream.
+	TLS UpstreamTLS `yaml:"tls"`
+	// BearerTokenFile holds a token sent upstream as Authorization: Bearer.
+	// It is reloaded when it changes.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// TenantHeader names the header that carries the decision's tenant
+	// (not supported yet).
+	TenantHeader string `yaml:"tenant_header"`
+}
+
+// UpstreamTLS configures the client side of the connection to the upstream.
+type UpstreamTLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// Authn configures authentication. The gateway tries the methods in a fixed
+// order: mTLS, then bearer tokens, then the browser session.
+type Authn struct {
+	MTLS  MTLS        `yaml:"mtls"`
+	OIDC  []yaml.Node `yaml:"oidc"`
+	Login *yaml.Node  `yaml:"login"`
+}
+
+// MTLS maps a verified client certificate to an identity.
+type MTLS struct {
+	// Subject is where the subject comes from: cn, san_uri, san_dns, san_email
+	// or spiffe_id.
+	Subject string `yaml:"subject"`
+	// Groups is where groups come from: ou (organizational units) or none.
+	Groups string `yaml:"groups"`
+}
+
+// Authz configures the policy decision.
+type Authz struct {
+	// Policies is a folder of *.rego modules and *.json or *.yaml data files,
+	// reloaded when any of them changes.
+	Policies string `yaml:"policies"`
+	// Decision is the Rego reference evaluated once per request.
+	Decision string `yaml:"decision"`
+}
+
+// Audit configures the audit trail.
+type Audit struct {
+	// Path is the audit file, or "-" for stdout.
+	Path string `yaml:"path"`
+	// MaxSize rotates the file when it would grow beyond this size.
+	MaxSize units.Base2Bytes `yaml:"max_size"`
+	// MaxFiles is how many rotated files are kept besides the current one.
+	MaxFiles int `yaml:"max_files"`
+	// OnFailure is deny (refuse requests with 503 while records cannot be
+	// written) or log (serve and log the failure).
+	OnFailure string `yaml:"on_failure"`
+}
+
+// Limits bounds the cost of requests. Zero means no limit.
+type Limits struct {
+	// RequestsPerSecond and Burst rate-limit each identity.
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	Burst             int     `yaml:"burst"`
+	// MaxRange bounds end - start of a range query.
+	MaxRange model.Duration `yaml:"max_range"`
+	// MaxLookback bounds how far back a query reaches through offsets, @ and
+	// range selectors.
+	MaxLookback model.Duration `yaml:"max_lookback"`
+	// MinStep is the smallest step a range query may ask for.
+	MinStep model.Duration `yaml:"min_step"`
+	// QueryTimeout is the deadline of one request, upstream included.
+	QueryTimeout model.Duration `yaml:"query_timeout"`
+	// MaxRequestBody bounds a request body.
+	MaxRequestBody units.Base2Bytes `yaml:"max_request_body"`
+}
+
+// Client authentication types, named as in exporter-toolkit.
+const (
+	NoClientCert               = "NoClientCert"
+	VerifyClientCertIfGiven    = "VerifyClientCertIfGiven"
+	RequireAndVerifyClientCert = "RequireAndVerifyClientCert"
+)
+
+// Upstream kinds.
+const (
+	KindPrometheusAPI = "prometheus-api"
+	KindMetrics       = "metrics"
+)
+
+// Audit failure modes.
+const (
+	OnFailureDeny = "deny"
+	OnFailureLog  = "log"
+)
+
+// Default returns the configuration that a file is decoded onto.
+func Default() *Config {
+	return &Config{
+		Listen:         "0.0.0.0:8443",
+		InternalListen: "127.0.0.1:9091",
+		TLS: TLS{
+			ClientAuthType: VerifyClientCertIfGiven,
+			MinVersion:     "TLS12",
+		},
+		Upstream: Upstream{Kind: KindPrometheusAPI},
+		Authn:    Authn{MTLS: MTLS{Subject: "cn", Groups: "ou"}},
+		Authz: Authz{
+			Policies: "policies",
+			Decision: "data.promgate.authz.decision",
+		},
+		Audit: Audit{
+			Path:      "-",
+			MaxSize:   100 * units.MiB,
+			MaxFiles:  10,
+			OnFailure: OnFailureDeny,
+		},
+		Limits: Limits{
+			RequestsPerSecond: 20,
+			Burst:             40,
+			MaxRange:          model.Duration(31 * 24 * time.Hour),
+			MaxLookback:       model.Duration(31 * 24 * time.Hour),
+			MinStep:           model.Duration(time.Second),
+			QueryTimeout:      model.Duration(2 * time.Minute),
+			MaxRequestBody:    units.MiB,
+		},
+	}
+}
+
+// Load reads, decodes and validates the file at path. Relative paths in it are
+// resolved against the file's folder. The error lists every problem found.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolve config path: %w", err)
+	}
+	c, err := Parse(b, filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes b onto Default, resolves relative paths against dir and
+// validates the result.
+func Parse(b []byte, dir string) (*Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("decode: more than one YAML document; promgate reads exactly one")
+	}
+	c.Dir = dir
+	c.resolvePaths()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) resolvePaths() {
+	for _, p := range []*string{
+		&c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile,
+		&c.Upstream.TLS.CAFile, &c.Upstream.TLS.CertFile, &c.Upstream.TLS.KeyFile,
+		&c.Upstream.BearerTokenFile, &c.Authz.Policies,
+	} {
+		*p = c.abs(*p)
+	}
+	if c.Audit.Path != "-" {
+		c.Audit.Path = c.abs(c.Audit.Path)
+	}
+}
+
+func (c *Config) abs(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.Dir == "" {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// Validate checks the configuration without touching files or the network. It
+// returns every problem joined, each prefixed by its YAML path.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	notYet := func(path, issue string) {
+		add(path, "not supported yet (%s); remove the section", issue)
+	}
+
+	if err := checkHostPort(c.Listen); err != nil {
+		add("listen", "%v", err)
+	}
+	if c.InternalListen != "" {
+		if err := checkHostPort(c.InternalListen); err != nil {
+			add("internal_listen", "%v", err)
+		} else if c.InternalListen == c.Listen {
+			add("internal_listen", "must differ from listen: the gateway's own endpoints are never served on the public listener")
+		}
+	}
+
+	// TLS.
+	if c.TLS.CertFile == "" {
+		add("tls.cert_file", "required: promgate serves only TLS")
+	}
+	if c.TLS.KeyFile == "" {
+		add("tls.key_file", "required: promgate serves only TLS")
+	}
+	switch c.TLS.ClientAuthType {
+	case NoClientCert:
+		if len(c.TLS.ClientAllowedSANs) > 0 {
+			add("tls.client_allowed_sans", "set, but client_auth_type is NoClientCert, so no certificate is ever checked")
+		}
+	case VerifyClientCertIfGiven, RequireAndVerifyClientCert:
+		if c.TLS.ClientCAFile == "" {
+			add("tls.client_ca_file", "required when client_auth_type is %s", c.TLS.ClientAuthType)
+		}
+	case "RequestClientCert", "RequireAnyClientCert":
+		add("tls.client_auth_type", "%q does not verify certificates; use RequireAndVerifyClientCert or VerifyClientCertIfGiven", c.TLS.ClientAuthType)
+	default:
+		add("tls.client_auth_type", "unknown value %q; use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert", c.TLS.ClientAuthType)
+	}
+	switch c.TLS.MinVersion {
+	case "TLS12", "TLS13":
+	case "TLS10", "TLS11":
+		add("tls.min_version", "%q is refused: TLS 1.0 and 1.1 are broken; use TLS12 or TLS13", c.TLS.MinVersion)
+	default:
+		add("tls.min_version", "unknown value %q; use TLS12 or TLS13", c.TLS.MinVersion)
+	}
+	for i, san := range c.TLS.ClientAllowedSANs {
+		if strings.TrimSpace(san) == "" || san != strings.TrimSpace(san) {
+			add(fmt.Sprintf("tls.client_allowed_sans[%d]", i), "empty or padded SAN %q", san)
+		}
+	}
+
+	for i, cidr := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not a CIDR such as 10.0.0.0/8", cidr)
+		}
+	}
+
+	// Upstream.
+	if c.Upstream.URL == "" {
+		add("upstream.url", "required")
+	} else if u, err := url.Parse(c.Upstream.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("upstream.url", "%q is not an http or https URL", c.Upstream.URL)
+	} else if u.User != nil {
+		add("upstream.url", "must not carry credentials; use upstream.bearer_token_file or upstream.tls")
+	} else if u.RawQuery != "" || u.Fragment != "" {
+		add("upstream.url", "must not carry a query or fragment")
+	}
+	switch c.Upstream.Kind {
+	case KindPrometheusAPI:
+	case KindMetrics:
+		notYet("upstream.kind", "the exporter sidecar is its own issue")
+	default:
+		add("upstream.kind", "unknown value %q; use prometheus-api", c.Upstream.Kind)
+	}
+	if (c.Upstream.TLS.CertFile == "") != (c.Upstream.TLS.KeyFile == "") {
+		add("upstream.tls", "cert_file and key_file go together")
+	}
+	if c.Upstream.TenantHeader != "" {
+		notYet("upstream.tenant_header", "tenant headers come with the policy issue")
+	}
+
+	// Authn.
+	switch c.Authn.MTLS.Subject {
+	case "cn", "san_uri", "san_dns", "san_email", "spiffe_id":
+	default:
+		add("authn.mtls.subject", "unknown value %q; use cn, san_uri, san_dns, san_email or spiffe_id", c.Authn.MTLS.Subject)
+	}
+	switch c.Authn.MTLS.Groups {
+	case "ou", "none":
+	default:
+		add("authn.mtls.groups", "unknown value %q; use ou or none", c.Authn.MTLS.Groups)
+	}
+	if len(c.Authn.OIDC) > 0 {
+		notYet("authn.oidc", "bearer JWTs come with the OIDC issue")
+	}
+	if c.Authn.Login != nil {
+		notYet("authn.login", "the browser login comes with the OIDC issue")
+	}
+	if c.TLS.ClientAuthType == NoClientCert {
+		add("tls.client_auth_type", "NoClientCert leaves no way to authenticate until OIDC is supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert")
+	}
+
+	// Authz.
+	if c.Authz.Policies == "" {
+		add("authz.policies", "required: a folder of .rego and data files")
+	}
+	if !strings.HasPrefix(c.Authz.Decision, "data.") || strings.ContainsAny(c.Authz.Decision, " \t\n") {
+		add("authz.decision", "%q is not a Rego reference such as data.promgate.authz.decision", c.Authz.Decision)
+	}
+
+	// Audit.
+	if c.Audit.Path == "" {
+		add("audit.path", `required: a file, or "-" for stdout`)
+	}
+	if c.Audit.MaxSize < 0 {
+		add("audit.max_size", "must not be negative")
+	}
+	if c.Audit.MaxFiles < 0 {
+		add("audit.max_files", "must not be negative")
+	}
+	switch c.Audit.OnFailure {
+	case OnFailureDeny, OnFailureLog:
+	default:
+		add("audit.on_failure", "unknown value %q; use deny or log", c.Audit.OnFailure)
+	}
+
+	// Limits.
+	if c.Limits.RequestsPerSecond < 0 {
+		add("limits.requests_per_second", "must not be negative")
+	}
+	if c.Limits.RequestsPerSecond > 0 && c.Limits.Burst < 1 {
+		add("limits.burst", "must be at least 1 when requests_per_second is set")
+	}
+	if c.Limits.QueryTimeout <= 0 {
+		add("limits.query_timeout", "must be positive: every request needs a deadline")
+	}
+	if c.Limits.MaxRequestBody <= 0 {
+		add("limits.max_request_body", "must be positive")
+	}
+	if c.Limits.MaxRange < 0 || c.Limits.MaxLookback < 0 || c.Limits.MinStep < 0 {
+		add("limits", "durations must not be negative")
+	}
+
+	if c.Detectors != nil {
+		notYet("detectors", "detectors come with their own issue")
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(s string) error {
+	if s == "" {
+		return errors.New("required, as host:port")
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if port == "" {
+		return fmt.Errorf("%q has no port", s)
+	}
+	return nil
+}
