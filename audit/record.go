@@ -1,0 +1,188 @@
+package audit
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Record is one audit record: one JSON object on one line per request, allowed
+// or not. It has only typed fields and no free-form map, so a header, a token
+// or a cookie cannot reach the audit log by accident. The JSON field names are
+// part of DESIGN.md's contract; testdata/record.golden pins them.
+type Record struct {
+	// Time is when the request arrived. Writer writes it in UTC with
+	// nanoseconds (RFC 3339); a zero Time is set to the time of the Write.
+	Time time.Time `json:"time"`
+	// ID is the request ID the gateway made.
+	ID string `json:"id"`
+	// ClientRequestID is the client's X-Request-Id. It is recorded only, never
+	// trusted: Writer escapes non-printable characters and truncates it to
+	// MaxClientRequestID bytes.
+	ClientRequestID string `json:"client_request_id,omitempty"`
+	// Identity is the authenticated caller, nil when authentication failed or
+	// did not happen.
+	Identity *Identity `json:"identity,omitempty"`
+	// RemoteAddr is the client address (after trusted_proxies).
+	RemoteAddr string `json:"remote_addr"`
+	// Method is the HTTP method.
+	Method string `json:"method"`
+	// Route is the route name (query, series, ...), or the name the gateway
+	// gives unknown paths.
+	Route string `json:"route"`
+	// Path is the canonical request path.
+	Path string `json:"path"`
+	// Query holds the expressions as sent: the query parameter or every
+	// match[] value.
+	Query []string `json:"query,omitempty"`
+	// EnforcedQuery holds the expressions as forwarded upstream.
+	EnforcedQuery []string `json:"enforced_query,omitempty"`
+	// Decision is the policy decision, nil when the policy was not asked.
+	Decision *Decision `json:"decision,omitempty"`
+	// Status is the HTTP status sent to the client.
+	Status int `json:"status"`
+	// Bytes is the size of the response body sent to the client.
+	Bytes int64 `json:"bytes"`
+	// DurationMS is how long the request took, in milliseconds.
+	DurationMS float64 `json:"duration_ms"`
+	// Error is the internal cause of a denial or failure. It must never hold a
+	// secret; that is the caller's job, and Writer also passes it through
+	// Redact as a second line of defence.
+	Error string `json:"error,omitempty"`
+}
+
+// Identity is the audited part of an authenticated caller. It deliberately has
+// no claims and no certificate body: only what identifies the caller.
+type Identity struct {
+	// Method is how the caller authenticated: mtls, oidc or session.
+	Method string `json:"method"`
+	// Subject is the caller's name.
+	Subject string `json:"subject"`
+	// Groups are the caller's groups.
+	Groups []string `json:"groups,omitempty"`
+	// Issuer is the token issuer, or the certificate issuer's DN.
+	Issuer string `json:"issuer,omitempty"`
+	// CertFingerprint is the hex SHA-256 of the client certificate, when one
+	// was presented and verified.
+	CertFingerprint string `json:"cert_fingerprint,omitempty"`
+}
+
+// Decision is the audited part of a policy decision.
+type Decision struct {
+	// Allow is the decision.
+	Allow bool `json:"allow"`
+	// Reason is the policy's explanation.
+	Reason string `json:"reason"`
+	// PolicyRevision identifies the policy snapshot that decided.
+	PolicyRevision string `json:"policy_revision"`
+}
+
+// MaxClientRequestID is the most bytes of a client's X-Request-Id that a
+// record keeps, after escaping.
+const MaxClientRequestID = 128
+
+// normalize returns a copy of r ready to be written: time in UTC (now when
+// zero), the client request ID made safe and the error redacted. It never
+// modifies r.
+func normalize(r *Record, now time.Time) Record {
+	c := *r
+	if c.Time.IsZero() {
+		c.Time = now
+	}
+	c.Time = c.Time.UTC()
+	c.ClientRequestID = SanitizeClientRequestID(c.ClientRequestID)
+	if c.Error != "" {
+		c.Error = Redact(c.Error)
+	}
+	return c
+}
+
+// SanitizeClientRequestID makes a client-supplied request ID safe to record:
+// printable characters are kept, a backslash becomes \\, other characters
+// become \xNN (bytes that are not UTF-8, and ASCII controls) or \u{N} (other
+// non-printable runes), and the result is cut to at most MaxClientRequestID
+// bytes without splitting a character or an escape.
+func SanitizeClientRequestID(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		var part string
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			part = `\x` + hex2(s[i])
+		case r == '\\':
+			part = `\\`
+		case r < utf8.RuneSelf && !unicode.IsPrint(r):
+			part = `\x` + hex2(byte(r))
+		case !unicode.IsPrint(r):
+			part = `\u{` + strings.ToUpper(strconv.FormatUint(uint64(r), 16)) + `}`
+		default:
+			part = s[i : i+size]
+		}
+		if b.Len()+len(part) > MaxClientRequestID {
+			break
+		}
+		b.WriteString(part)
+		i += size
+	}
+	return b.String()
+}
+
+func hex2(c byte) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[c>>4], digits[c&0xf]})
+}
+
+// redactions are applied in order. Each names a kind of secret that has shown
+// up in error messages of proxies and identity libraries: a header echoed
+// back, a URL with credentials, a token in a query string or a JSON body, or a
+// key in a PEM block.
+var redactions = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	// PEM private keys, also when the END line was cut off.
+	{regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`), `<redacted private key>`},
+	// Credential headers quoted in a message, up to the end of the line.
+	{regexp.MustCompile(`(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-id-token|x-auth-request-access-token|x-forwarded-access-token)(\s*[:=]\s*)[^\r\n]*`), `$1$2<redacted>`},
+	// JWTs and JWEs anywhere: base64url JSON header, dot-separated parts.
+	{regexp.MustCompile(`eyJ[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*){1,4}`), `<redacted jwt>`},
+	// URL user information: scheme://user:password@host.
+	{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]+@`), `$1<redacted>@`},
+	// JSON members that carry secrets.
+	{regexp.MustCompile(`(?i)("(?:access_token|refresh_token|id_token|client_secret|password|secret|token|api_key|apikey|cookie_secret|code)"\s*:\s*)"(?:[^"\\]|\\.)*"`), `$1"<redacted>"`},
+	// Query-string or key=value pairs that carry secrets.
+	{regexp.MustCompile(`(?i)\b(access_token|refresh_token|id_token|client_secret|password|passwd|secret|token|api_key|apikey|cookie_secret|code|session|sig|signature|x-amz-signature)=(?:"[^"]*"|[^&\s"',;]*)`), `$1=<redacted>`},
+}
+
+// Redact replaces what looks like a credential in s with a placeholder:
+// bearer and basic credentials, JWTs, credential headers (Authorization,
+// Cookie, X-Id-Token, ...), URL user information, secret-named query
+// parameters and JSON members (access_token, client_secret, password, code,
+// ...) and PEM private keys. Writer applies it to Record.Error. It is a second
+// line of defence, not a licence to put secrets into errors: it cannot know
+// every shape a secret takes.
+func Redact(s string) string {
+	for _, r := range redactions {
+		s = r.re.ReplaceAllString(s, r.repl)
+	}
+	return schemeCredential.ReplaceAllStringFunc(s, func(m string) string {
+		sub := schemeCredential.FindStringSubmatch(m)
+		if lowerWord.MatchString(sub[3]) {
+			return m // "bearer token expired": prose, not a credential
+		}
+		return sub[1] + sub[2] + "<redacted>"
+	})
+}
+
+// schemeCredential is an HTTP authentication scheme followed by a credential.
+// A credential made of lowercase letters only is taken for prose, so that
+// messages such as "bearer token expired" stay readable; real credentials are
+// random and mix cases, digits or symbols.
+var (
+	schemeCredential = regexp.MustCompile(`(?i)\b(bearer|basic|negotiate|digest)(\s+)([A-Za-z0-9\-._~+/]+=*)`)
+	lowerWord        = regexp.MustCompile(`^[a-z]+$`)
+)
