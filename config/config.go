@@ -40,7 +40,7 @@ type Config struct {
 	// Limits bounds what one request or one identity may cost.
 	Limits Limits `yaml:"limits"`
 	// Detectors configures the built-in security detectors (not supported yet).
-	Detectors *yaml.Node `yaml:"detectors"`
+	Detectors yaml.Node `yaml:"detectors"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -97,7 +97,7 @@ type UpstreamTLS struct {
 type Authn struct {
 	MTLS  MTLS        `yaml:"mtls"`
 	OIDC  []yaml.Node `yaml:"oidc"`
-	Login *yaml.Node  `yaml:"login"`
+	Login yaml.Node   `yaml:"login"`
 }
 
 // MTLS maps a verified client certificate to an identity.
@@ -360,7 +360,7 @@ func (c *Config) Validate() error {
 	if len(c.Authn.OIDC) > 0 {
 		notYet("authn.oidc", "bearer JWTs come with the OIDC issue")
 	}
-	if c.Authn.Login != nil {
+	if c.Authn.Login.Kind != 0 {
 		notYet("authn.login", "the browser login comes with the OIDC issue")
 	}
 	if c.TLS.ClientAuthType == NoClientCert {
@@ -408,7 +408,7 @@ func (c *Config) Validate() error {
 		add("limits", "durations must not be negative")
 	}
 
-	if c.Detectors != nil {
+	if c.Detectors.Kind != 0 {
 		notYet("detectors", "detectors come with their own issue")
 	}
 	return errors.Join(errs...)
