@@ -1,0 +1,60 @@
+// Package enforce confines PromQL queries and series selectors to the label
+// values a policy decision allows, the way prom-label-proxy does, but with
+// intersection instead of replacement.
+//
+// # Guarantees
+//
+// An [Enforcement] maps a label name to its allowed values. [Rewrite] returns
+// the text of a query in which every vector selector, wherever it stands
+// (range selectors, subqueries, aggregations and their parameters, both sides
+// of binary and set operators, function arguments, parentheses, unary
+// operators, with any offset or @ modifier), carries a matcher that can only
+// match allowed values. [Matchers] does the same for the match[] parameters
+// of the series, labels, label values and federate routes, and gives a
+// request without match[] the one selector that confines every enforced
+// label.
+//
+// The rewriter builds a new syntax tree and prints it with the stock
+// printer; it never concatenates strings, so a value such as
+// `a"} or up{namespace="b` stays one escaped string. The output parses again
+// with the stock parser, and rewriting it once more gives the same text. The
+// parsed [Query] is never modified. Expressions without selectors, such as
+// Grafana's health check `1+1`, pass unchanged.
+//
+// # Intersection rules
+//
+// For each enforced label L with allowed values A, S is the set of values of A
+// that satisfy every matcher the selector has on L (label names compare
+// exactly, so the quoted name {"namespace"="b"} is the label namespace).
+// Prometheus regular expressions are anchored. The caller's matchers are
+// always kept; one matcher is added:
+//
+//	caller's matchers on L      A = {a, c}      result
+//	(none)                      S = {a, c}      L=~"a|c" added
+//	L="a"                       S = {a}         unchanged (L="a" is already there)
+//	L="b"                       S = {}          refused: label L="b" is not allowed
+//	L=""                        S = {}          refused (matches series without L)
+//	L!="a"                      S = {c}         L="c" added
+//	L=~".+"                     S = {a, c}      L=~"a|c" added
+//	L=~"a|b"                    S = {a}         L="a" added
+//	L!~"a|c"                    S = {}          refused
+//	L="a", L="c"                S = {}          refused (matches nothing)
+//
+// Several enforced labels are ANDed: each adds its own matcher. A label
+// allowed no values at all refuses every selector. Added regular expressions
+// list the values of S sorted and quoted with regexp.QuoteMeta, and a single
+// value becomes an equality matcher.
+//
+// # Refusals
+//
+// Every error is an [*Error]. A query or match[] that does not parse, and any
+// expression node the rewriter does not know (for example the experimental
+// duration expressions), is [BadData]: unknown nodes are an error, never
+// skipped. A selector that can only match values outside the allowed set is
+// [Forbidden], and the message names the label. A malformed enforcement
+// from policy is [Invalid]; the caller must deny the request.
+//
+// The package imports no HTTP, policy or gateway package of its own, so that
+// it can be tested and fuzzed alone. (The Prometheus parser it relies on pulls
+// in net/http transitively, through storage, tsdb/chunks and client_golang.)
+package enforce

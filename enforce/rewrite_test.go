@@ -1,0 +1,189 @@
+package enforce
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/tools/txtar"
+)
+
+var update = flag.Bool("update", false, "rewrite the want sections of testdata/rewrite/*.txtar")
+
+// goldenCase is one testdata/rewrite/*.txtar file.
+type goldenCase struct {
+	path    string
+	archive *txtar.Archive
+	query   string
+	enforce Enforcement
+	want    string
+}
+
+func loadGolden(tb testing.TB) []goldenCase {
+	tb.Helper()
+	paths, err := filepath.Glob(filepath.Join("testdata", "rewrite", "*.txtar"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var cases []goldenCase
+	for _, p := range paths {
+		ar, err := txtar.ParseFile(p)
+		if err != nil {
+			tb.Fatalf("%s: %v", p, err)
+		}
+		c := goldenCase{path: p, archive: ar}
+		seen := map[string]bool{}
+		for _, f := range ar.Files {
+			seen[f.Name] = true
+			data := strings.TrimSuffix(string(f.Data), "\n")
+			switch f.Name {
+			case "query":
+				c.query = data
+			case "enforce":
+				dec := json.NewDecoder(strings.NewReader(data))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&c.enforce); err != nil {
+					tb.Fatalf("%s: enforce: %v", p, err)
+				}
+			case "want":
+				c.want = data
+			default:
+				tb.Fatalf("%s: unknown section %q", p, f.Name)
+			}
+		}
+		for _, s := range []string{"query", "enforce", "want"} {
+			if !seen[s] {
+				tb.Fatalf("%s: missing section %q", p, s)
+			}
+		}
+		cases = append(cases, c)
+	}
+	return cases
+}
+
+// rewriteText runs ParseQuery and Rewrite and renders the outcome as a want
+// section: the enforced query or "error: <msg>".
+func rewriteText(query string, e Enforcement) (string, error) {
+	q, err := ParseQuery(query)
+	if err == nil {
+		var out string
+		if out, err = Rewrite(q, e); err == nil {
+			return out, nil
+		}
+	}
+	if _, aerr := asError(err); aerr != nil {
+		return "", aerr
+	}
+	return "error: " + err.Error(), nil
+}
+
+func TestRewriteGolden(t *testing.T) {
+	cases := loadGolden(t)
+	if len(cases) < 40 {
+		t.Fatalf("found %d golden cases, want at least 40", len(cases))
+	}
+	for _, c := range cases {
+		name := strings.TrimSuffix(filepath.Base(c.path), ".txtar")
+		t.Run(name, func(t *testing.T) {
+			got, err := rewriteText(c.query, c.enforce)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				for i := range c.archive.Files {
+					if c.archive.Files[i].Name == "want" {
+						c.archive.Files[i].Data = []byte(got + "\n")
+					}
+				}
+				if err := os.WriteFile(c.path, txtar.Format(c.archive), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("Rewrite(%q, %v) mismatch (-want +got):\n%s", c.query, c.enforce, diff)
+			}
+			if strings.HasPrefix(got, "error: ") {
+				return
+			}
+			if err := checkRewritten(got, c.enforce); err != nil {
+				t.Error(err)
+			}
+			again, err := rewriteText(got, c.enforce)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again != got {
+				t.Errorf("Rewrite is not idempotent: %q, then %q", got, again)
+			}
+		})
+	}
+}
+
+// TestGoldenFilesAreTidy keeps the golden files free of stray whitespace, so
+// that a diff after -update shows only real changes.
+func TestGoldenFilesAreTidy(t *testing.T) {
+	for _, c := range loadGolden(t) {
+		if !bytes.Equal(txtar.Format(c.archive), mustRead(t, c.path)) {
+			t.Errorf("%s is not in txtar canonical form", c.path)
+		}
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// grafanaQuery is a typical Grafana panel query: two aggregated selectors, a
+// range selector and a template variable expanded to a regex.
+const grafanaQuery = `sum by (pod) (rate(container_cpu_usage_seconds_total{namespace=~"team-a|team-a-staging",container!="",image!=""}[5m])) / sum by (pod) (kube_pod_container_resource_requests{namespace=~"team-a|team-a-staging",resource="cpu"})`
+
+func BenchmarkRewrite(b *testing.B) {
+	e := Enforcement{"namespace": {"team-a", "team-a-staging", "team-b"}}
+	b.Run("parse+rewrite", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			q, err := ParseQuery(grafanaQuery)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := Rewrite(q, e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rewrite", func(b *testing.B) {
+		q, err := ParseQuery(grafanaQuery)
+		if err != nil {
+			b.Fatal(err)
+		}
+		en, err := NewEnforcer(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := en.Rewrite(q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("enforcer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := NewEnforcer(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
