@@ -1,0 +1,185 @@
+package authz
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/promgate/promgate/authn"
+)
+
+// defaultPolicy is the folder of the shipped default policy.
+const defaultPolicy = "../policies"
+
+// TestDefaultPolicy loads the shipped policy and data as the gateway does and
+// checks its decisions through Decide.
+func TestDefaultPolicy(t *testing.T) {
+	a := newAuthorizer(t, defaultPolicy, nil)
+	id := func(subject string, groups ...string) *authn.Identity {
+		return &authn.Identity{Method: authn.MethodMTLS, Subject: subject, Groups: groups}
+	}
+	tests := []struct {
+		name string
+		in   Input
+		want Decision
+	}{
+		{
+			name: "admin",
+			in:   queryInput(id("root@example.com", "admins")),
+			want: Decision{Allow: true, Reason: "root@example.com is in admin group admins: unrestricted"},
+		},
+		{
+			name: "admin and team member",
+			in:   queryInput(id("root@example.com", "team-a", "admins")),
+			want: Decision{Allow: true, Reason: "root@example.com is in admin group admins: unrestricted"},
+		},
+		{
+			name: "team member",
+			in:   queryInput(id("alice@example.com", "team-a")),
+			want: Decision{
+				Allow:   true,
+				Reason:  "alice@example.com may read namespaces team-a, team-a-staging through group team-a",
+				Enforce: map[string][]string{"namespace": {"team-a", "team-a-staging"}},
+			},
+		},
+		{
+			name: "member of two teams gets the union",
+			in:   queryInput(id("carol@example.com", "team-b", "team-a")),
+			want: Decision{
+				Allow:   true,
+				Reason:  "carol@example.com may read namespaces team-a, team-a-staging, team-b through group team-a, team-b",
+				Enforce: map[string][]string{"namespace": {"team-a", "team-a-staging", "team-b"}},
+			},
+		},
+		{
+			name: "unknown group",
+			in:   queryInput(id("mallory@example.com", "team-z")),
+			want: Decision{Reason: "denied: mallory@example.com (groups: team-z) is in no group with access; known groups: admins, team-a, team-b"},
+		},
+		{
+			name: "no groups",
+			in:   queryInput(id("bob@example.com")),
+			want: Decision{Reason: "denied: bob@example.com (groups: none) is in no group with access; known groups: admins, team-a, team-b"},
+		},
+		{
+			name: "unauthenticated",
+			in:   queryInput(nil),
+			want: Decision{Reason: "denied: the request is not authenticated"},
+		},
+		{
+			name: "route without a query",
+			in:   Input{Identity: id("alice@example.com", "team-a"), Request: Request{Method: "GET", Path: "/api/v1/labels", Route: "labels"}},
+			want: Decision{
+				Allow:   true,
+				Reason:  "alice@example.com may read namespaces team-a, team-a-staging through group team-a",
+				Enforce: map[string][]string{"namespace": {"team-a", "team-a-staging"}},
+			},
+		},
+		{
+			// attacks.md 7: the enforced values come from the policy's data,
+			// never from what the caller sent.
+			name: "query matchers cannot change enforce",
+			in: Input{
+				Identity: &authn.Identity{Method: authn.MethodOIDC, Subject: "alice@example.com", Groups: []string{"team-a"},
+					Claims: map[string]any{"namespace": "kube-system", "enforce": map[string]any{"namespace": []any{"kube-system"}}}},
+				Request: Request{Method: "GET", Path: "/api/v1/query", Route: "query"},
+				Query: &Query{
+					Expressions: []string{`up{namespace=~"kube-system|team-b"}`},
+					Selectors: []Selector{{Metric: "up", Matchers: []Matcher{
+						{Name: "namespace", Type: "=~", Value: "kube-system|team-b"},
+						{Name: "namespace", Type: "=", Value: "team-b"},
+					}}},
+				},
+			},
+			want: Decision{
+				Allow:   true,
+				Reason:  "alice@example.com may read namespaces team-a, team-a-staging through group team-a",
+				Enforce: map[string][]string{"namespace": {"team-a", "team-a-staging"}},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := a.Decide(t.Context(), tc.in)
+			if err != nil {
+				t.Fatalf("Decide() error = %v", err)
+			}
+			if diff := cmp.Diff(tc.want, d); diff != "" {
+				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// BenchmarkDecide measures one decision of the default policy for a team
+// member, input building included: the per-request cost of authz.
+func BenchmarkDecide(b *testing.B) {
+	a, err := New(configFor(defaultPolicy), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := queryInput(&authn.Identity{Method: authn.MethodMTLS, Subject: "carol@example.com", Groups: []string{"team-a", "team-b"}})
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := a.Decide(ctx, in)
+		if err != nil || !d.Allow {
+			b.Fatalf("Decide() = %+v, %v", d, err)
+		}
+	}
+}
+
+// BenchmarkInputValue measures building the input document alone.
+func BenchmarkInputValue(b *testing.B) {
+	in := queryInput(&authn.Identity{Method: authn.MethodMTLS, Subject: "carol@example.com", Groups: []string{"team-a", "team-b"}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := in.value(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecideJSONInput measures the same decision with the input
+// marshalled to JSON and parsed back, the round trip Decide avoids.
+func BenchmarkDecideJSONInput(b *testing.B) {
+	a, err := New(configFor(defaultPolicy), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := queryInput(&authn.Identity{Method: authn.MethodMTLS, Subject: "carol@example.com", Groups: []string{"team-a", "team-b"}})
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		raw, err := in.MarshalJSON()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d, err := a.DecideJSON(ctx, raw); err != nil || !d.Allow {
+			b.Fatalf("DecideJSON() = %+v, %v", d, err)
+		}
+	}
+}
+
+// TestDefaultPolicyOddInputs feeds the default policy inputs of the wrong
+// shape, as serving evaluates them (strict built-in errors on): each must
+// give a defined denial, not an error.
+func TestDefaultPolicyOddInputs(t *testing.T) {
+	a := newAuthorizer(t, defaultPolicy, nil)
+	for _, in := range []string{
+		`{}`,
+		`{"identity": null}`,
+		`{"identity": {"authenticated": true}}`,
+		`{"identity": {"authenticated": true, "subject": 1, "groups": "admins"}}`,
+		`{"identity": {"authenticated": true, "subject": "x", "groups": {"admins": true}}}`,
+		`{"identity": {"authenticated": true, "subject": "x", "groups": [["admins"], null, 1]}}`,
+		`{"identity": {"authenticated": "true", "subject": "x", "groups": ["admins"]}}`,
+		`[]`,
+		`"admins"`,
+	} {
+		d, err := a.DecideJSON(t.Context(), []byte(in))
+		if err != nil || d.Allow {
+			t.Errorf("DecideJSON(%s) = %+v, %v; want a denial without error", in, d, err)
+		}
+	}
+}

@@ -1,0 +1,53 @@
+// Package authz asks a Rego policy whether a request may go on, and under
+// which label confinement, tenant and limits.
+//
+// An Authorizer compiles one policy folder (config authz.policies) once and
+// prepares the decision query (authz.decision) once; Decide then evaluates it
+// per request with an input document built directly as a Rego value. Reload
+// and Watch replace the compiled policy as a whole through an atomic pointer,
+// so every decision comes from exactly one revision, and a change that does
+// not load leaves the previous policy in use.
+//
+// # Guarantees
+//
+//   - Fail closed. An undefined decision, an evaluation error (a rule
+//     conflict, a built-in error, a cancelled context), more than one result,
+//     or a decision of the wrong shape is a denial with a short, safe reason
+//     and an error wrapping ErrUndefined, ErrEvaluation or ErrMalformed.
+//   - Strict decisions. "allow" must be a boolean; "enforce" an object of
+//     string arrays or sets; "reason" and "tenant" strings; "limits" an object
+//     of Prometheus duration strings. Any other key is refused, so that a
+//     misspelt "enforce" denies rather than grants everything. A tenant must
+//     be printable ASCII without spaces (it becomes an HTTP header), and a
+//     label allowed no value at all turns the decision into a denial.
+//   - No network and no secrets. Policies are compiled with http.send, every
+//     net.* built-in and opa.runtime removed, and with no host allowed for
+//     JSON-schema references; using one is a load error naming file and line.
+//   - Strict evaluation. Modules are Rego v1 compiled in strict mode, and
+//     built-in errors abort the evaluation (a denial) instead of making an
+//     expression undefined, which under `not` or before an `else` could turn
+//     a failed check into an allow.
+//   - Problems surface at load time, prefixed "authz.policies: " (with file
+//     and line) or "authz.decision: ", so that `promgate check` lists them.
+//
+// # Policy folder
+//
+// Every *.rego file is a module except *_test.rego, which only Test loads.
+// Every *.json, *.yaml and *.yml file is data: in the folder itself it is
+// merged at the data root, in a sub-folder a/b at data.a.b (as `opa run`
+// loads plain files). Data files must hold objects; one key set by two files
+// is an error. Names starting with a dot are skipped, which also skips the
+// "..data" folders of a Kubernetes ConfigMap mount while its symlinked files
+// are read. Revision is a short SHA-256 over the names and contents of the
+// loaded files, for the audit record.
+//
+// # Metrics
+//
+//	promgate_policy_eval_duration_seconds            histogram of Decide evaluations
+//	promgate_authz_decisions_total{route,result}     result is allow, deny or error
+//	promgate_policy_reloads_total{result}            success or failure, initial load included
+//	promgate_policy_last_reload_timestamp_seconds    when the policy in use was loaded
+//
+// Test runs a folder's Rego unit tests like `opa test`, with the same
+// restrictions as serving.
+package authz

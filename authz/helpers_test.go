@@ -1,0 +1,7 @@
+package authz
+
+import "github.com/promgate/promgate/config"
+
+func configFor(dir string) config.Authz {
+	return config.Authz{Policies: dir, Decision: decisionRef}
+}

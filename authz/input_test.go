@@ -1,0 +1,119 @@
+package authz
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/promgate/promgate/authn"
+)
+
+// TestInputDocument checks that the input document has exactly the DESIGN.md
+// shape, built without a JSON round trip.
+func TestInputDocument(t *testing.T) {
+	request := Request{Method: "GET", Path: "/api/v1/query", Route: "query", RemoteAddr: "10.0.0.7"}
+	requestDoc := `{"method": "GET", "path": "/api/v1/query", "route": "query", "remote_addr": "10.0.0.7"}`
+	tests := []struct {
+		name string
+		in   Input
+		want string
+	}{
+		{
+			name: "oidc identity with query",
+			in: Input{
+				Identity: &authn.Identity{
+					Method:  authn.MethodOIDC,
+					Subject: "alice@example.com",
+					Groups:  []string{"team-a", "team-b"},
+					Issuer:  "https://idp.example",
+					Claims:  map[string]any{"email": "alice@example.com", "n": json.Number("3"), "f": 1.5, "nested": map[string]any{"x": []any{true, nil}}},
+				},
+				Request: request,
+				Query: &Query{
+					Expressions: []string{"sum(rate(http_requests_total[5m]))"},
+					Selectors: []Selector{{Metric: "http_requests_total", Matchers: []Matcher{
+						{Name: "__name__", Type: "=", Value: "http_requests_total"},
+					}}},
+				},
+			},
+			want: `{
+				"identity": {
+					"authenticated": true, "method": "oidc", "subject": "alice@example.com",
+					"groups": ["team-a", "team-b"], "issuer": "https://idp.example",
+					"claims": {"email": "alice@example.com", "n": 3, "f": 1.5, "nested": {"x": [true, null]}},
+					"certificate": {"subject": "", "sans": [], "spiffe_id": "", "fingerprint_sha256": ""}
+				},
+				"request": ` + requestDoc + `,
+				"query": {
+					"expressions": ["sum(rate(http_requests_total[5m]))"],
+					"selectors": [{"metric": "http_requests_total", "matchers": [{"name": "__name__", "type": "=", "value": "http_requests_total"}]}]
+				}
+			}`,
+		},
+		{
+			name: "mtls identity without query",
+			in: Input{
+				Identity: &authn.Identity{
+					Method:  authn.MethodMTLS,
+					Subject: "prometheus",
+					Issuer:  "CN=clients CA",
+					Certificate: &authn.Certificate{
+						Subject:           "CN=prometheus,OU=scrapers",
+						SANs:              []string{"spiffe://example/prometheus"},
+						SPIFFEID:          "spiffe://example/prometheus",
+						FingerprintSHA256: "abcd",
+					},
+				},
+				Request: request,
+			},
+			want: `{
+				"identity": {
+					"authenticated": true, "method": "mtls", "subject": "prometheus",
+					"groups": [], "issuer": "CN=clients CA", "claims": {},
+					"certificate": {"subject": "CN=prometheus,OU=scrapers", "sans": ["spiffe://example/prometheus"], "spiffe_id": "spiffe://example/prometheus", "fingerprint_sha256": "abcd"}
+				},
+				"request": ` + requestDoc + `
+			}`,
+		},
+		{
+			name: "unauthenticated",
+			in:   Input{Request: request, Query: &Query{}},
+			want: `{
+				"identity": {
+					"authenticated": false, "method": "", "subject": "", "groups": [], "issuer": "", "claims": {},
+					"certificate": {"subject": "", "sans": [], "spiffe_id": "", "fingerprint_sha256": ""}
+				},
+				"request": ` + requestDoc + `,
+				"query": {"expressions": [], "selectors": []}
+			}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(tc.in)
+			if err != nil {
+				t.Fatalf("MarshalJSON() error = %v", err)
+			}
+			var got, want any
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal([]byte(tc.want), &want); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("input document mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestInputBadClaims(t *testing.T) {
+	a := newAuthorizer(t, writeFolder(t, policy(`decision := {"allow": true}`)), nil)
+	in := queryInput(&authn.Identity{Method: authn.MethodOIDC, Subject: "x", Claims: map[string]any{"c": make(chan int)}})
+	d, err := a.Decide(t.Context(), in)
+	if err == nil || d.Allow {
+		t.Errorf("Decide(unconvertible claims) = %+v, %v; want a denial and an error", d, err)
+	}
+}

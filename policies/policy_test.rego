@@ -1,0 +1,156 @@
+package promgate.authz_test
+
+import data.promgate.authz
+
+identity(subject, groups) := {
+	"authenticated": true,
+	"method": "mtls",
+	"subject": subject,
+	"groups": groups,
+	"issuer": "CN=promgate dev CA",
+	"claims": {},
+	"certificate": {"subject": sprintf("CN=%s", [subject]), "sans": [], "spiffe_id": "", "fingerprint_sha256": "ab"},
+}
+
+request := {"method": "GET", "path": "/api/v1/query", "route": "query", "remote_addr": "10.0.0.7"}
+
+query_for(namespace) := {
+	"expressions": [sprintf(`up{namespace="%s"}`, [namespace])],
+	"selectors": [{"metric": "up", "matchers": [
+		{"name": "__name__", "type": "=", "value": "up"},
+		{"name": "namespace", "type": "=", "value": namespace},
+	]}],
+}
+
+test_admin_is_unrestricted if {
+	d := authz.decision with input as {"identity": identity("root@example.com", ["admins"]), "request": request}
+	d.allow == true
+	not d.enforce
+	contains(d.reason, "root@example.com")
+	contains(d.reason, "unrestricted")
+}
+
+test_admin_who_is_also_a_team_member_is_unrestricted if {
+	d := authz.decision with input as {"identity": identity("root@example.com", ["team-a", "admins"]), "request": request}
+	d.allow == true
+	not d.enforce
+}
+
+test_team_member_is_confined_to_its_namespaces if {
+	d := authz.decision with input as {"identity": identity("alice@example.com", ["team-a"]), "request": request}
+	d == {
+		"allow": true,
+		"reason": "alice@example.com may read namespaces team-a, team-a-staging through group team-a",
+		"enforce": {"namespace": ["team-a", "team-a-staging"]},
+	}
+}
+
+test_member_of_two_teams_gets_the_union if {
+	d := authz.decision with input as {"identity": identity("carol@example.com", ["team-b", "team-a"]), "request": request}
+	d.allow == true
+	d.enforce == {"namespace": ["team-a", "team-a-staging", "team-b"]}
+	contains(d.reason, "carol@example.com")
+}
+
+test_overlapping_groups_do_not_duplicate_namespaces if {
+	d := authz.decision with input as {"identity": identity("dan@example.com", ["x", "y"]), "request": request}
+		with data.promgate.group_namespaces as {"x": ["shared", "x"], "y": ["shared"]}
+	d.enforce == {"namespace": ["shared", "x"]}
+}
+
+test_unknown_group_is_denied_and_told_the_known_groups if {
+	d := authz.decision with input as {"identity": identity("mallory@example.com", ["team-z"]), "request": request}
+	d.allow == false
+	not d.enforce
+	d.reason == "denied: mallory@example.com (groups: team-z) is in no group with access; known groups: admins, team-a, team-b"
+}
+
+test_no_groups_is_denied if {
+	d := authz.decision with input as {"identity": identity("bob@example.com", []), "request": request}
+	d.allow == false
+	contains(d.reason, "bob@example.com (groups: none)")
+}
+
+test_missing_groups_is_denied if {
+	id := object.remove(identity("bob@example.com", []), ["groups"])
+	d := authz.decision with input as {"identity": id, "request": request}
+	d.allow == false
+}
+
+test_non_string_groups_are_ignored if {
+	d := authz.decision with input as {"identity": identity("eve@example.com", [["admins"], {"admins": true}, 1]), "request": request}
+	d.allow == false
+}
+
+test_group_names_match_exactly if {
+	every g in ["Admins", "admins ", " admins", "team-a/", "team-", "TEAM-A"] {
+		d := authz.decision with input as {"identity": identity("eve@example.com", [g]), "request": request}
+		d.allow == false
+	}
+}
+
+test_unauthenticated_is_denied if {
+	d := authz.decision with input as {"identity": {"authenticated": false, "groups": ["admins"]}, "request": request}
+	d == {"allow": false, "reason": "denied: the request is not authenticated"}
+}
+
+test_authenticated_must_be_exactly_true if {
+	every flag in ["true", 1, null] {
+		id := object.union(identity("eve@example.com", ["admins"]), {"authenticated": flag})
+		d := authz.decision with input as {"identity": id, "request": request}
+		d.allow == false
+	}
+}
+
+test_empty_input_is_denied if {
+	d := authz.decision with input as {}
+	d.allow == false
+}
+
+test_query_cannot_change_enforced_namespaces if {
+	d := authz.decision with input as {
+		"identity": identity("alice@example.com", ["team-a"]),
+		"request": request,
+		"query": query_for("team-b"),
+	}
+	d.enforce == {"namespace": ["team-a", "team-a-staging"]}
+}
+
+test_input_cannot_smuggle_enforce_or_data if {
+	d := authz.decision with input as {
+		"identity": object.union(identity("alice@example.com", ["team-a"]), {"enforce": {"namespace": ["kube-system"]}}),
+		"request": request,
+		"enforce": {"namespace": ["kube-system"]},
+		"promgate": {"group_namespaces": {"team-a": ["kube-system"]}},
+		"query": query_for("kube-system"),
+	}
+	d.enforce == {"namespace": ["team-a", "team-a-staging"]}
+}
+
+test_group_with_no_namespaces_is_denied if {
+	d := authz.decision with input as {"identity": identity("fay@example.com", ["team-c"]), "request": request}
+		with data.promgate.group_namespaces as {"team-c": []}
+	d.allow == false
+}
+
+test_empty_namespace_values_are_ignored if {
+	d := authz.decision with input as {"identity": identity("fay@example.com", ["team-c"]), "request": request}
+		with data.promgate.group_namespaces as {"team-c": ["", "c"]}
+	d.enforce == {"namespace": ["c"]}
+}
+
+test_without_data_everyone_authenticated_is_denied if {
+	d := authz.decision with input as {"identity": identity("root@example.com", ["admins"]), "request": request}
+		with data.promgate.admin_groups as []
+		with data.promgate.group_namespaces as {}
+	d.allow == false
+	contains(d.reason, "known groups: none")
+}
+
+test_decision_is_always_defined if {
+	every in_ in [{}, {"identity": null}, {"identity": {"authenticated": true}}, {"identity": {"authenticated": true, "groups": "admins"}}] {
+		d := authz.decision with input as in_
+		is_boolean(d.allow)
+		is_string(d.reason)
+	}
+}
