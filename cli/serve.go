@@ -1,0 +1,327 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/promgate/promgate/audit"
+	"github.com/promgate/promgate/authn"
+	"github.com/promgate/promgate/authz"
+	"github.com/promgate/promgate/config"
+	"github.com/promgate/promgate/proxy"
+	"github.com/promgate/promgate/tlsutil"
+)
+
+// reloadInterval is how often watched files are checked for changes.
+const reloadInterval = 10 * time.Second
+
+// gateway is everything serve runs, built before anything listens.
+type gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	tls     *tlsutil.Server
+	authz   *authz.Authorizer
+	audit   *audit.Writer
+	token   *proxy.TokenFile
+	handler *proxy.Handler
+
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
+}
+
+// build constructs every component of cfg. With check set, it touches
+// nothing outside (the audit file is not opened) and collects every error.
+func build(cfg *config.Config, logger *slog.Logger, check bool) (*gateway, error) {
+	g := &gateway{cfg: cfg, log: logger, reg: prometheus.NewRegistry()}
+	var errs []error
+	var err error
+	if g.tls, err = tlsutil.NewServer(cfg.TLS, logger, tlsutil.NewMetrics(g.reg)); err != nil {
+		errs = append(errs, err)
+	}
+	if g.authz, err = authz.New(cfg.Authz, logger, g.reg); err != nil {
+		errs = append(errs, err)
+	}
+	mtls, err := authn.NewMTLS(cfg.Authn.MTLS)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if g.token, err = proxy.NewTokenFile(cfg.Upstream.BearerTokenFile); err != nil {
+		errs = append(errs, err)
+	}
+	transport, err := proxy.NewTransport(cfg)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if check {
+		if err := checkAuditPath(cfg.Audit.Path); err != nil {
+			errs = append(errs, err)
+		}
+	} else if len(errs) == 0 {
+		if g.audit, err = audit.NewWriter(cfg.Audit, logger, g.reg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var auditor proxy.Auditor = g.audit
+	if check {
+		auditor = discardAuditor{}
+	}
+	g.handler, err = proxy.New(proxy.Options{
+		Config:        cfg,
+		Authn:         authn.Chain{mtls},
+		Authz:         g.authz,
+		Audit:         auditor,
+		Logger:        logger,
+		Registerer:    g.reg,
+		Transport:     transport,
+		UpstreamToken: g.token.Token,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.authz.InitRoutes(proxy.Routes)
+	g.registerOwnMetrics()
+	return g, nil
+}
+
+type discardAuditor struct{}
+
+func (discardAuditor) Write(*audit.Record) error { return nil }
+func (discardAuditor) Healthy() bool             { return true }
+
+func checkAuditPath(path string) error {
+	if path == "-" {
+		return nil
+	}
+	fi, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("audit.path: folder %s: %w", filepath.Dir(path), err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("audit.path: %s is not a folder", filepath.Dir(path))
+	}
+	return nil
+}
+
+func (g *gateway) registerOwnMetrics() {
+	b := readBuildInfo()
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "promgate_build_info",
+		Help: "A metric with a constant 1 value labeled by promgate's version, revision and Go version.",
+	}, []string{"version", "revision", "goversion"})
+	info.WithLabelValues(b.version, b.revision, b.goVersion).Set(1)
+	g.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "promgate_config_last_reload_successful",
+		Help: "Whether the last reload of certificates, policies and token files succeeded (1) or kept the old ones (0).",
+	})
+	g.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "promgate_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful reload.",
+	})
+	g.reloadOK.Set(1)
+	g.reloadTime.SetToCurrentTime()
+	g.reg.MustRegister(info, g.reloadOK, g.reloadTime,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
+
+// watched returns the files and folders whose change triggers a reload.
+func (g *gateway) watched() []string {
+	var out []string
+	out = append(out, g.tls.Files()...)
+	out = append(out, g.cfg.Authz.Policies)
+	out = append(out, g.token.Files()...)
+	return out
+}
+
+// reload rebuilds every reloadable part. Each part builds its whole new
+// snapshot before swapping, and keeps the old one on failure.
+func (g *gateway) reload() {
+	errs := errors.Join(g.tls.Reload(), g.authz.Reload(), g.token.Reload())
+	if errs != nil {
+		g.reloadOK.Set(0)
+		g.log.Error("reload kept the previous configuration", "err", errs)
+		return
+	}
+	g.reloadOK.Set(1)
+	g.reloadTime.SetToCurrentTime()
+	g.log.Info("reloaded certificates, policies and token files", "policy_revision", g.authz.Revision())
+}
+
+// fingerprint hashes the names and contents of paths (folders recursively).
+// Unreadable entries are hashed as their error, so they count as changes too.
+func fingerprint(paths []string) [32]byte {
+	h := sha256.New()
+	for _, p := range paths {
+		var files []string
+		_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				fmt.Fprintf(h, "err %s %v\n", path, err)
+				return nil
+			}
+			if !d.IsDir() {
+				files = append(files, path)
+			}
+			return nil
+		})
+		sort.Strings(files)
+		for _, f := range files {
+			fmt.Fprintf(h, "file %s\n", f)
+			if fh, err := os.Open(f); err != nil {
+				fmt.Fprintf(h, "err %v\n", err)
+			} else {
+				_, _ = io.Copy(h, fh)
+				fh.Close()
+			}
+		}
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}
+
+// watch reloads on SIGHUP and when a watched file changes.
+func (g *gateway) watch(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	last := fingerprint(g.watched())
+	t := time.NewTicker(reloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			g.log.Info("reload requested by SIGHUP")
+			last = fingerprint(g.watched())
+			g.reload()
+		case <-t.C:
+			if sum := fingerprint(g.watched()); sum != last {
+				last = sum
+				g.reload()
+			}
+		}
+	}
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	configFile := fs.String("config", "promgate.yml", "configuration file")
+	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		return err
+	}
+	g, err := build(cfg, logger, false)
+	if err != nil {
+		return err
+	}
+	return g.serve(ctx)
+}
+
+// serve listens on both addresses and runs until ctx is done, then shuts
+// down gracefully and flushes the audit trail.
+func (g *gateway) serve(ctx context.Context) error {
+	defer g.audit.Close()
+	pub, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	errLog := slog.NewLogLogger(g.log.With("component", "http").Handler(), slog.LevelDebug)
+	qt := time.Duration(g.cfg.Limits.QueryTimeout)
+	public := &http.Server{
+		Handler:           g.handler,
+		TLSConfig:         g.tls.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      qt + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errLog,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 100,
+			MaxReadFrameSize:     1 << 20,
+		},
+	}
+	var internal *http.Server
+	var intLn net.Listener
+	if g.cfg.InternalListen != "" {
+		if intLn, err = net.Listen("tcp", g.cfg.InternalListen); err != nil {
+			pub.Close()
+			return fmt.Errorf("internal_listen: %w", err)
+		}
+		internal = &http.Server{
+			Handler:           proxy.Internal(g.reg, g.ready),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          errLog,
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go g.watch(ctx)
+
+	errc := make(chan error, 2)
+	go func() { errc <- public.Serve(tls.NewListener(pub, public.TLSConfig)) }()
+	g.log.Info("public listener started", "addr", pub.Addr().String(), "upstream_kind", g.cfg.Upstream.Kind, "policy_revision", g.authz.Revision())
+	if internal != nil {
+		go func() { errc <- internal.Serve(intLn) }()
+		g.log.Info("internal listener started", "addr", intLn.Addr().String())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	g.log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	_ = public.Shutdown(sctx)
+	if internal != nil {
+		_ = internal.Shutdown(sctx)
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+func (g *gateway) ready() error {
+	if g.cfg.Audit.OnFailure == config.OnFailureDeny && !g.audit.Healthy() {
+		return errors.New("the audit trail cannot be written")
+	}
+	return nil
+}

@@ -1,0 +1,454 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/promgate/promgate/audit"
+	"github.com/promgate/promgate/authn"
+	"github.com/promgate/promgate/authz"
+	"github.com/promgate/promgate/config"
+	"github.com/promgate/promgate/enforce"
+	"github.com/promgate/promgate/promapi"
+)
+
+// Decider is the policy decision point. *authz.Authorizer implements it.
+type Decider interface {
+	Decide(ctx context.Context, in authz.Input) (authz.Decision, error)
+	Revision() string
+}
+
+// Auditor receives one record per request. *audit.Writer implements it.
+type Auditor interface {
+	Write(r *audit.Record) error
+	Healthy() bool
+}
+
+// Options are what New needs. Config, Authn, Authz, Audit, Logger and
+// Registerer are required.
+type Options struct {
+	Config     *config.Config
+	Authn      authn.Chain
+	Authz      Decider
+	Audit      Auditor
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Transport reaches the upstream; nil builds one from Config.
+	Transport http.RoundTripper
+	// UpstreamToken returns the bearer token sent upstream, or "" for none.
+	UpstreamToken func() string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler is the public http.Handler: it authenticates, authorizes,
+// enforces, forwards and audits every request.
+type Handler struct {
+	cfg     *config.Config
+	authn   authn.Chain
+	authz   Decider
+	audit   Auditor
+	log     *slog.Logger
+	m       *metrics
+	ip      *clientIP
+	limiter *limiter
+	up      *upstream
+	token   func() string
+	now     func() time.Time
+
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New builds the handler. It fails when the options are incomplete or the
+// upstream cannot be configured.
+func New(o Options) (*Handler, error) {
+	if o.Config == nil || o.Authz == nil || o.Audit == nil || o.Logger == nil || o.Registerer == nil || len(o.Authn) == 0 {
+		return nil, errors.New("proxy: incomplete options")
+	}
+	ip, err := newClientIP(o.Config.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		cfg:     o.Config,
+		authn:   o.Authn,
+		authz:   o.Authz,
+		audit:   o.Audit,
+		log:     o.Logger.With("component", "proxy"),
+		m:       newMetrics(o.Registerer),
+		ip:      ip,
+		limiter: newLimiter(o.Config.Limits.RequestsPerSecond, o.Config.Limits.Burst),
+		token:   o.UpstreamToken,
+		now:     o.Now,
+	}
+	if h.token == nil {
+		h.token = func() string { return "" }
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("request id prefix: %w", err)
+	}
+	h.idPrefix = hex.EncodeToString(b[:])
+	if h.up, err = newUpstream(o.Config, o.Transport, h); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// ServeHTTP serves one request and writes its audit record.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &state{
+		id:         h.idPrefix + "-" + strconv.FormatUint(h.idSeq.Add(1), 36),
+		start:      h.now(),
+		remoteAddr: h.ip.of(r),
+		route:      RouteUnknown,
+	}
+	rec := &recorder{ResponseWriter: w}
+	r = r.WithContext(withState(r.Context(), st))
+	defer func() {
+		p := recover()
+		if p != nil && p != http.ErrAbortHandler {
+			h.log.Error("panic serving request", "request_id", st.id, "route", st.route, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			st.err = fmt.Errorf("panic: %v", p)
+			if rec.status == 0 {
+				promapi.WriteError(rec, promapi.As(st.err, st.id))
+			}
+		}
+		h.finish(rec, r, st)
+		if p == http.ErrAbortHandler {
+			panic(p)
+		}
+	}()
+	if err := h.serve(rec, r, st); err != nil {
+		e := promapi.As(err, st.id)
+		st.err = e
+		if rec.status == 0 {
+			promapi.WriteError(rec, e)
+		}
+	}
+}
+
+// serve runs the request through the chain: audit health, route, method,
+// deadline, authn, rate limit, parse, authz, enforce, limits, upstream. Any
+// error ends the request before the upstream is reached.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error {
+	if h.cfg.Audit.OnFailure == config.OnFailureDeny && !h.audit.Healthy() {
+		return &promapi.Error{Type: promapi.ErrUnavailable, Status: http.StatusServiceUnavailable,
+			Msg: "the audit trail cannot be written; requests are refused until it can"}
+	}
+	rt, labelName := classify(r.URL.RawPath, r.URL.Path)
+	if rt == nil {
+		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
+	}
+	st.route = rt.name
+	if !rt.allows(r.Method) {
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
+		return &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusMethodNotAllowed,
+			Msg: fmt.Sprintf("method %s is not allowed on this route; use %s", r.Method, strings.Join(rt.methods, " or "))}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.cfg.Limits.QueryTimeout))
+	defer cancel()
+	r = r.WithContext(ctx)
+
+	id, err := h.authn.Authenticate(r)
+	if err != nil {
+		return h.authnError(err)
+	}
+	st.identity = id
+	if !h.limiter.allow(string(id.Method)+"\x00"+id.Subject, h.now()) {
+		return promapi.Errorf(promapi.ErrTooManyRequests, "rate limit exceeded for %s; slow down", id.Subject)
+	}
+
+	params, err := parseParams(r, rt, int64(h.cfg.Limits.MaxRequestBody))
+	if err != nil {
+		return err
+	}
+	in := authz.Input{
+		Identity: id,
+		Request:  authz.Request{Method: r.Method, Path: r.URL.Path, Route: rt.name, RemoteAddr: st.remoteAddr},
+	}
+	var q *enforce.Query
+	switch rt.kind {
+	case kindQuery:
+		text := params.Get("query")
+		if text == "" {
+			return promapi.Errorf(promapi.ErrBadData, `missing parameter "query"`)
+		}
+		st.query = []string{text}
+		if q, err = enforce.ParseQuery(text); err != nil {
+			return enforceError(err, id)
+		}
+		in.Query = &authz.Query{Expressions: q.Expressions(), Selectors: selectorsOf(q.Selectors())}
+	case kindMatch:
+		match := params["match[]"]
+		st.query = match
+		if _, err := enforce.Matchers(match, nil); err != nil {
+			return enforceError(err, id)
+		}
+		aq := &authz.Query{Expressions: match}
+		for _, m := range match {
+			mq, err := enforce.ParseQuery(m)
+			if err != nil {
+				return enforceError(err, id)
+			}
+			aq.Selectors = append(aq.Selectors, selectorsOf(mq.Selectors())...)
+		}
+		in.Query = aq
+	}
+
+	dec, err := h.decide(ctx, in, q, st)
+	if err != nil {
+		return err
+	}
+	en, err := enforce.NewEnforcer(enforce.Enforcement(dec.Enforce))
+	if err != nil {
+		return &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
+	}
+	if rt.kind == kindFiltered && !en.Unrestricted() {
+		return promapi.Errorf(promapi.ErrForbidden,
+			"%s are served only to callers with unrestricted access; %s is restricted by label", rt.name, id.Subject)
+	}
+	if err := h.checkLimits(rt, params, q, dec.Limits); err != nil {
+		return err
+	}
+
+	switch rt.kind {
+	case kindQuery:
+		out, err := en.Rewrite(q)
+		if err != nil {
+			return enforceError(err, id)
+		}
+		params.Set("query", out)
+		st.enforced = []string{out}
+	case kindMatch:
+		out, err := en.Matchers(params["match[]"])
+		if err != nil {
+			return enforceError(err, id)
+		}
+		if len(out) == 0 {
+			delete(params, "match[]")
+		} else {
+			params["match[]"] = out
+		}
+		st.enforced = out
+	}
+	_ = labelName // the label name is part of the canonical path, forwarded as is
+
+	st.upstreamPath = r.URL.Path
+	st.upstreamQuery = params.Encode()
+	st.post = r.Method == http.MethodPost
+	h.up.rp.ServeHTTP(w, r)
+	return nil
+}
+
+// decide asks the policy. An expression without selectors reads no data and
+// needs no decision, so that Grafana's health check (1+1) works for every
+// authenticated caller.
+func (h *Handler) decide(ctx context.Context, in authz.Input, q *enforce.Query, st *state) (authz.Decision, error) {
+	if q != nil && len(in.Query.Selectors) == 0 {
+		dec := authz.Decision{Allow: true, Reason: "the expression has no selectors and reads no data"}
+		st.decision = &dec
+		return dec, nil
+	}
+	st.revision = h.authz.Revision()
+	dec, err := h.authz.Decide(ctx, in)
+	st.decision = &dec
+	if err != nil {
+		return dec, &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy could not decide", Err: err}
+	}
+	if !dec.Allow {
+		reason := dec.Reason
+		if reason == "" {
+			reason = "no policy rule allows this request"
+		}
+		return dec, &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied for " + in.Identity.Subject + ": " + reason}
+	}
+	return dec, nil
+}
+
+func (h *Handler) authnError(err error) error {
+	if errors.Is(err, authn.ErrNoCredentials) {
+		h.m.authnFailures.WithLabelValues("none", "no_credentials").Inc()
+		return promapi.Wrap(promapi.ErrUnauthorized, "authentication required: present a client certificate signed by the gateway's client CA", err)
+	}
+	if ae, ok := errors.AsType[*authn.Error](err); ok {
+		h.m.authnFailures.WithLabelValues(string(ae.Method), ae.Reason).Inc()
+		return promapi.Wrap(promapi.ErrUnauthorized, "authentication failed: "+ae.Msg, err)
+	}
+	h.m.authnFailures.WithLabelValues("unknown", "error").Inc()
+	return promapi.Wrap(promapi.ErrUnauthorized, "authentication failed", err)
+}
+
+// enforceError maps a rewriter error to the API error shape.
+func enforceError(err error, id *authn.Identity) error {
+	ee, ok := errors.AsType[*enforce.Error](err)
+	if !ok {
+		return err
+	}
+	switch ee.Kind {
+	case enforce.Forbidden:
+		msg := ee.Msg
+		if id != nil {
+			msg += " for " + id.Subject
+		}
+		return &promapi.Error{Type: promapi.ErrForbidden, Msg: msg, Err: err}
+	case enforce.BadData:
+		return &promapi.Error{Type: promapi.ErrBadData, Msg: ee.Msg, Err: err}
+	default:
+		return &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
+	}
+}
+
+func selectorsOf(ss []enforce.Selector) []authz.Selector {
+	out := make([]authz.Selector, len(ss))
+	for i, s := range ss {
+		ms := make([]authz.Matcher, len(s.Matchers))
+		for j, m := range s.Matchers {
+			ms[j] = authz.Matcher{Name: m.Name, Type: m.Type, Value: m.Value}
+		}
+		out[i] = authz.Selector{Metric: s.Metric, Matchers: ms}
+	}
+	return out
+}
+
+// finish writes the audit record and the request metrics.
+func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	elapsed := h.now().Sub(st.start)
+	h.m.requests.WithLabelValues(st.route, strconv.Itoa(status)).Inc()
+	h.m.duration.WithLabelValues(st.route).Observe(elapsed.Seconds())
+
+	ar := &audit.Record{
+		Time:            st.start,
+		ID:              st.id,
+		ClientRequestID: r.Header.Get("X-Request-Id"),
+		RemoteAddr:      st.remoteAddr,
+		Method:          r.Method,
+		Route:           st.route,
+		Path:            truncate(r.URL.Path, 512),
+		Query:           st.query,
+		EnforcedQuery:   st.enforced,
+		Status:          status,
+		Bytes:           rec.bytes,
+		DurationMS:      float64(elapsed.Microseconds()) / 1000,
+	}
+	if id := st.identity; id != nil {
+		ar.Identity = &audit.Identity{Method: string(id.Method), Subject: id.Subject, Groups: id.Groups, Issuer: id.Issuer}
+		if id.Certificate != nil {
+			ar.Identity.CertFingerprint = id.Certificate.FingerprintSHA256
+		}
+	}
+	if d := st.decision; d != nil {
+		ar.Decision = &audit.Decision{Allow: d.Allow, Reason: d.Reason, PolicyRevision: st.revision}
+	}
+	if st.err != nil {
+		ar.Error = st.err.Error()
+	}
+	if err := h.audit.Write(ar); err != nil {
+		h.log.Error("audit write", "request_id", st.id, "err", err)
+	}
+}
+
+// checkLimits applies the strictest of the global limits and the decision's.
+func (h *Handler) checkLimits(rt *route, params url.Values, q *enforce.Query, dl authz.Limits) error {
+	l := h.cfg.Limits
+	maxRange := strictest(time.Duration(l.MaxRange), dl.MaxRange)
+	maxLookback := strictest(time.Duration(l.MaxLookback), dl.MaxLookback)
+	minStep := max(time.Duration(l.MinStep), dl.MinStep)
+	now := h.now()
+
+	evalTime := now
+	var start, end time.Time
+	var err error
+	if s := params.Get("time"); s != "" {
+		if evalTime, err = promapi.ParseTime(s); err != nil {
+			return promapi.Errorf(promapi.ErrBadData, `invalid parameter "time": %v`, err)
+		}
+	}
+	hasStart, hasEnd := params.Get("start") != "", params.Get("end") != ""
+	if hasStart {
+		if start, err = promapi.ParseTime(params.Get("start")); err != nil {
+			return promapi.Errorf(promapi.ErrBadData, `invalid parameter "start": %v`, err)
+		}
+	}
+	if hasEnd {
+		if end, err = promapi.ParseTime(params.Get("end")); err != nil {
+			return promapi.Errorf(promapi.ErrBadData, `invalid parameter "end": %v`, err)
+		}
+		evalTime = end
+	}
+	if rt.name == RouteQueryRange {
+		if !hasStart || !hasEnd {
+			return promapi.Errorf(promapi.ErrBadData, `query_range needs "start" and "end"`)
+		}
+		s := params.Get("step")
+		if s == "" {
+			return promapi.Errorf(promapi.ErrBadData, `missing parameter "step"`)
+		}
+		step, err := promapi.ParseDuration(s)
+		if err != nil {
+			return promapi.Errorf(promapi.ErrBadData, `invalid parameter "step": %v`, err)
+		}
+		if step <= 0 {
+			return promapi.Errorf(promapi.ErrBadData, `invalid parameter "step": zero or negative query resolution step widths are not accepted`)
+		}
+		if minStep > 0 && step < minStep {
+			return promapi.Errorf(promapi.ErrBadData, "step %s is below the minimum of %s", step, minStep)
+		}
+	}
+	if hasStart && hasEnd {
+		if end.Before(start) {
+			return promapi.Errorf(promapi.ErrBadData, `invalid parameter "end": end timestamp must not be before start time`)
+		}
+		if maxRange > 0 && end.Sub(start) > maxRange {
+			return promapi.Errorf(promapi.ErrBadData, "time range %s exceeds the maximum of %s", end.Sub(start), maxRange)
+		}
+	}
+	if q != nil && maxLookback > 0 && len(q.Selectors()) > 0 {
+		// An expression without selectors reads no data, whenever it is
+		// evaluated. One with selectors reaches back from its earliest evaluation time by its
+		// ranges, offsets and @ modifiers.
+		earliest := evalTime
+		if hasStart && start.Before(earliest) {
+			earliest = start
+		}
+		reach := max(now.Sub(earliest), 0) + q.Lookback(earliest)
+		if reach > maxLookback {
+			return promapi.Errorf(promapi.ErrBadData, "query reaches %s into the past, beyond the maximum lookback of %s",
+				reach.Round(time.Second), maxLookback)
+		}
+	}
+	return nil
+}
+
+// strictest returns the smaller positive limit; zero means unset.
+func strictest(a, b time.Duration) time.Duration {
+	switch {
+	case a <= 0:
+		return b
+	case b <= 0:
+		return a
+	default:
+		return min(a, b)
+	}
+}

@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/promgate/promgate/promapi"
+)
+
+// maxParamBytes bounds one parameter value, such as a query. It is checked
+// before any PromQL parsing.
+const maxParamBytes = 32 << 10
+
+// methodOverrides are headers some frameworks read to change the method. The
+// gateway does not honour them and refuses requests that carry them, so that
+// no component behind it can be tricked into another method.
+var methodOverrides = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
+// parseParams reads a request's parameters from the URL and, for POST, from
+// a form body, and returns the ones the route forwards. It refuses what could
+// be read two ways: a parameter in both the URL and the body (Prometheus reads
+// the body first), a repeated single-valued parameter, a body on GET, and body
+// encodings it does not parse.
+func parseParams(r *http.Request, rt *route, maxBody int64) (url.Values, error) {
+	for _, h := range methodOverrides {
+		if _, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
+			return nil, promapi.Errorf(promapi.ErrBadData, "method override header %s is not accepted", h)
+		}
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, promapi.Wrap(promapi.ErrBadData, "invalid URL query string", err)
+	}
+	var body url.Values
+	switch r.Method {
+	case http.MethodPost:
+		if body, err = parseForm(r, maxBody); err != nil {
+			return nil, err
+		}
+	default:
+		if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+			return nil, promapi.Errorf(promapi.ErrBadData, "a %s request must not have a body", r.Method)
+		}
+	}
+	for k := range body {
+		if _, ok := q[k]; ok {
+			return nil, promapi.Errorf(promapi.ErrBadData, "parameter %q is given in both the URL and the body; send it once", k)
+		}
+	}
+	out := make(url.Values, len(q)+len(body))
+	for _, src := range []url.Values{q, body} {
+		for k, vs := range src {
+			if len(vs) > 1 && !rt.repeats(k) {
+				return nil, promapi.Errorf(promapi.ErrBadData, "parameter %q is repeated; send it once", k)
+			}
+			for _, v := range vs {
+				if len(v) > maxParamBytes {
+					return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestEntityTooLarge,
+						Msg: fmt.Sprintf("parameter %q is longer than %d bytes", k, maxParamBytes)}
+				}
+			}
+			if rt.forwards(k) {
+				out[k] = vs
+			}
+		}
+	}
+	return out, nil
+}
+
+// parseForm reads an application/x-www-form-urlencoded body of at most
+// maxBody bytes.
+func parseForm(r *http.Request, maxBody int64) (url.Values, error) {
+	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !(len(ce) == 1 && strings.EqualFold(ce[0], "identity")) {
+		return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusUnsupportedMediaType,
+			Msg: "compressed request bodies are not accepted; send an uncompressed form"}
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		if r.ContentLength == 0 {
+			return nil, nil
+		}
+		return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusUnsupportedMediaType,
+			Msg: "a POST body needs Content-Type: application/x-www-form-urlencoded"}
+	}
+	if len(r.Header.Values("Content-Type")) > 1 {
+		return nil, promapi.Errorf(promapi.ErrBadData, "Content-Type is repeated")
+	}
+	mt, ps, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusUnsupportedMediaType,
+			Msg: fmt.Sprintf("unsupported Content-Type %q; use application/x-www-form-urlencoded", truncate(ct, 64))}
+	}
+	for k, v := range ps {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusUnsupportedMediaType,
+				Msg: "unsupported Content-Type parameter; only charset=utf-8 is accepted"}
+		}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestEntityTooLarge,
+				Msg: fmt.Sprintf("request body is larger than %d bytes", maxBody)}
+		}
+		return nil, promapi.Wrap(promapi.ErrBadData, "cannot read request body", err)
+	}
+	v, err := url.ParseQuery(string(b))
+	if err != nil {
+		return nil, promapi.Wrap(promapi.ErrBadData, "invalid form body", err)
+	}
+	return v, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,177 @@
+package proxy
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+// Route names. They are shared by routing, metric labels, the audit record and
+// the policy input (input.request.route).
+const (
+	RouteQuery          = "query"
+	RouteQueryRange     = "query_range"
+	RouteQueryExemplars = "query_exemplars"
+	RouteSeries         = "series"
+	RouteLabels         = "labels"
+	RouteLabelValues    = "label_values"
+	RouteFederate       = "federate"
+	RouteRules          = "rules"
+	RouteAlerts         = "alerts"
+	RouteMetadata       = "metadata"
+	RouteBuildInfo      = "buildinfo"
+	// RouteUnknown labels requests to paths the gateway does not serve.
+	RouteUnknown = "unknown"
+)
+
+// Routes lists every route name, for metrics that start at zero.
+var Routes = []string{
+	RouteQuery, RouteQueryRange, RouteQueryExemplars, RouteSeries, RouteLabels,
+	RouteLabelValues, RouteFederate, RouteRules, RouteAlerts, RouteMetadata,
+	RouteBuildInfo, RouteUnknown,
+}
+
+// kind says how a route's request is enforced.
+type kind int
+
+const (
+	kindQuery    kind = iota // a PromQL expression in `query`
+	kindMatch                // series selectors in `match[]`
+	kindPlain                // no selectors: the decision alone
+	kindFiltered             // a response that needs filtering for restricted callers
+)
+
+// route is one row of the route table.
+type route struct {
+	name    string
+	kind    kind
+	methods []string
+	// params are forwarded upstream; everything else is dropped.
+	params []string
+	// multi are params that may repeat.
+	multi []string
+	// needsQuery: `query` is required.
+	needsQuery bool
+}
+
+var (
+	getPost = []string{http.MethodGet, http.MethodPost}
+	getOnly = []string{http.MethodGet}
+)
+
+// routes is the route table of DESIGN.md, keyed by canonical path.
+var routes = map[string]*route{
+	"/api/v1/query": {
+		name: RouteQuery, kind: kindQuery, methods: getPost, needsQuery: true,
+		params: []string{"query", "time", "timeout", "limit", "lookback_delta", "stats"},
+	},
+	"/api/v1/query_range": {
+		name: RouteQueryRange, kind: kindQuery, methods: getPost, needsQuery: true,
+		params: []string{"query", "start", "end", "step", "timeout", "limit", "lookback_delta", "stats"},
+	},
+	"/api/v1/query_exemplars": {
+		name: RouteQueryExemplars, kind: kindQuery, methods: getPost, needsQuery: true,
+		params: []string{"query", "start", "end"},
+	},
+	"/api/v1/series": {
+		name: RouteSeries, kind: kindMatch, methods: getPost,
+		params: []string{"match[]", "start", "end", "limit"}, multi: []string{"match[]"},
+	},
+	"/api/v1/labels": {
+		name: RouteLabels, kind: kindMatch, methods: getPost,
+		params: []string{"match[]", "start", "end", "limit"}, multi: []string{"match[]"},
+	},
+	"/federate": {
+		name: RouteFederate, kind: kindMatch, methods: getOnly,
+		params: []string{"match[]"}, multi: []string{"match[]"},
+	},
+	"/api/v1/rules": {
+		name: RouteRules, kind: kindFiltered, methods: getOnly,
+		params: []string{"type", "rule_name[]", "rule_group[]", "file[]", "exclude_alerts", "match[]", "group_limit", "group_next_token"},
+		multi:  []string{"rule_name[]", "rule_group[]", "file[]", "match[]"},
+	},
+	"/api/v1/alerts": {name: RouteAlerts, kind: kindFiltered, methods: getOnly},
+	"/api/v1/metadata": {
+		name: RouteMetadata, kind: kindPlain, methods: getOnly,
+		params: []string{"metric", "limit", "limit_per_metric"},
+	},
+	"/api/v1/status/buildinfo": {name: RouteBuildInfo, kind: kindPlain, methods: getOnly},
+}
+
+var labelValues = &route{
+	name: RouteLabelValues, kind: kindMatch, methods: getOnly,
+	params: []string{"match[]", "start", "end", "limit"}, multi: []string{"match[]"},
+}
+
+// labelNameRE is the classic label name alphabet. UTF-8 names reach this
+// route in Prometheus' U__ escaping, which uses the same alphabet.
+var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// classify maps a request path to its route. It accepts only canonical paths:
+// the raw path must be exactly the decoded one (no percent-encoding), with no
+// empty, dot or dot-dot segments and no trailing slash, so that what is
+// classified is byte for byte what is forwarded. labelName is set for the
+// label values route.
+func classify(rawPath, path string) (rt *route, labelName string) {
+	if rawPath != "" && rawPath != path {
+		return nil, ""
+	}
+	if !canonical(path) {
+		return nil, ""
+	}
+	if rt, ok := routes[path]; ok {
+		return rt, ""
+	}
+	if rest, ok := strings.CutPrefix(path, "/api/v1/label/"); ok {
+		if name, ok := strings.CutSuffix(rest, "/values"); ok && labelNameRE.MatchString(name) {
+			return labelValues, name
+		}
+	}
+	return nil, ""
+}
+
+// canonical reports whether p is an absolute path without empty, "." or ".."
+// segments, a trailing slash, or bytes outside printable ASCII.
+func canonical(p string) bool {
+	if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '\\' || c == ';' || c == '%' {
+			return false
+		}
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func (rt *route) allows(method string) bool {
+	for _, m := range rt.methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+func (rt *route) forwards(param string) bool {
+	for _, p := range rt.params {
+		if p == param {
+			return true
+		}
+	}
+	return false
+}
+
+func (rt *route) repeats(param string) bool {
+	for _, p := range rt.multi {
+		if p == param {
+			return true
+		}
+	}
+	return false
+}
