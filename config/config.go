@@ -225,8 +225,14 @@ func Parse(b []byte, dir string) (*Config, error) {
 	c := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
+	var decodeErr error
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("decode: %w", err)
+		// A type error (unknown key, bad value) still decodes the rest, so
+		// validation can report its problems too; a syntax error cannot.
+		if _, ok := errors.AsType[*yaml.TypeError](err); !ok {
+			return nil, fmt.Errorf("decode: %w", err)
+		}
+		decodeErr = fmt.Errorf("decode: %w", err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -234,7 +240,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 	}
 	c.Dir = dir
 	c.resolvePaths()
-	if err := c.Validate(); err != nil {
+	if err := errors.Join(decodeErr, c.Validate()); err != nil {
 		return nil, err
 	}
 	return c, nil

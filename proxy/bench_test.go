@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/promgate/promgate/audit"
+	"github.com/promgate/promgate/authz"
+	"github.com/promgate/promgate/config"
+)
+
+const benchQuery = `sum by (pod) (rate(container_cpu_usage_seconds_total{namespace="team-a",container!=""}[5m]))`
+
+func benchUpstream(b *testing.B) *httptest.Server {
+	body := []byte(`{"status":"success","data":{"resultType":"vector","result":[]}}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+func benchRequest(c *x509.Certificate) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/query?"+url.Values{"query": {benchQuery}}.Encode(), nil)
+	if c != nil {
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c}}}
+	}
+	return r
+}
+
+// BenchmarkBareReverseProxy is the baseline: a ReverseProxy with the same
+// tuned Transport and nothing else.
+func BenchmarkBareReverseProxy(b *testing.B) {
+	up := benchUpstream(b)
+	target, _ := url.Parse(up.URL)
+	cfg := config.Default()
+	cfg.Upstream.URL = up.URL
+	tr, err := NewTransport(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }, Transport: tr}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			rp.ServeHTTP(w, benchRequest(nil))
+			if w.Code != 200 {
+				b.Fatal(w.Code)
+			}
+		}
+	})
+}
+
+// BenchmarkGateway runs the whole chain with the default Rego policy: mTLS
+// identity, parse, decision, rewrite, forward and audit (to a discarding
+// auditor).
+func BenchmarkGateway(b *testing.B) {
+	f := newFixture(b)
+	up := benchUpstream(b)
+	az, err := authz.New(config.Authz{Policies: "../policies", Decision: "data.promgate.authz.decision"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := *f.h.cfg
+	cfg.Upstream.URL = up.URL
+	h, err := New(Options{Config: &cfg, Authn: f.h.authn, Authz: az, Audit: discard{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cert := f.certs["alice"]
+	cert.Subject.OrganizationalUnit = []string{"team-a"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, benchRequest(cert))
+			if w.Code != 200 {
+				b.Fatal(w.Code, w.Body.String())
+			}
+		}
+	})
+}
+
+type discard struct{}
+
+func (discard) Write(*audit.Record) error { return nil }
+func (discard) Healthy() bool            { return true }
