@@ -52,6 +52,11 @@ type Options struct {
 	UpstreamToken func() string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Pages are handlers served at exact paths outside the API chain, such as
+	// the browser login's /oauth2/* routes. They authenticate callers
+	// themselves; the gateway still gives them a request ID, panic recovery
+	// and an audit record. Their errors are theirs to render.
+	Pages map[string]http.Handler
 }
 
 // Handler is the public http.Handler: it authenticates, authorizes,
@@ -68,6 +73,7 @@ type Handler struct {
 	up      *upstream
 	token   func() string
 	now     func() time.Time
+	pages   map[string]http.Handler
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -94,6 +100,7 @@ func New(o Options) (*Handler, error) {
 		limiter: newLimiter(o.Config.Limits.RequestsPerSecond, o.Config.Limits.Burst),
 		token:   o.UpstreamToken,
 		now:     o.Now,
+		pages:   o.Pages,
 	}
 	if h.token == nil {
 		h.token = func() string { return "" }
@@ -153,6 +160,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		return &promapi.Error{Type: promapi.ErrUnavailable, Status: http.StatusServiceUnavailable,
 			Msg: "the audit trail cannot be written; requests are refused until it can"}
 	}
+	if page, ok := h.pages[r.URL.Path]; ok && (r.URL.RawPath == "" || r.URL.RawPath == r.URL.Path) {
+		st.route = RoutePage
+		page.ServeHTTP(w, r)
+		return nil
+	}
 	rt, labelName := classify(r.URL.RawPath, r.URL.Path)
 	if rt == nil {
 		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
@@ -172,6 +184,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		return h.authnError(err)
 	}
 	st.identity = id
+	if id.Method == authn.MethodSession && r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
+		// A session cookie rides along on cross-site form posts; only a
+		// same-origin request may use it to change what the API reads.
+		return promapi.Errorf(promapi.ErrForbidden, "cross-site request refused: a session-authenticated %s needs a same-origin Origin or Sec-Fetch-Site header", r.Method)
+	}
 	if !h.limiter.allow(string(id.Method)+"\x00"+id.Subject, h.now()) {
 		return promapi.Errorf(promapi.ErrTooManyRequests, "rate limit exceeded for %s; slow down", id.Subject)
 	}
@@ -256,6 +273,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	st.post = r.Method == http.MethodPost
 	h.up.rp.ServeHTTP(w, r)
 	return nil
+}
+
+// sameOrigin reports whether a browser says the request comes from the
+// gateway's own origin. Sec-Fetch-Site is set by every current browser and
+// cannot be forged by a page; Origin is the fallback.
+func sameOrigin(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
+		return s == "same-origin"
+	}
+	o := r.Header.Get("Origin")
+	if o == "" || o == "null" {
+		return false
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Scheme == "https" && u.Host == r.Host && u.Path == "" && u.User == nil
 }
 
 // decide asks the policy. An expression without selectors reads no data and

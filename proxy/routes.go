@@ -20,6 +20,8 @@ const (
 	RouteAlerts         = "alerts"
 	RouteMetadata       = "metadata"
 	RouteBuildInfo      = "buildinfo"
+	// RoutePage labels the gateway's own pages (login, UI).
+	RoutePage = "page"
 	// RouteUnknown labels requests to paths the gateway does not serve.
 	RouteUnknown = "unknown"
 )
@@ -28,7 +30,7 @@ const (
 var Routes = []string{
 	RouteQuery, RouteQueryRange, RouteQueryExemplars, RouteSeries, RouteLabels,
 	RouteLabelValues, RouteFederate, RouteRules, RouteAlerts, RouteMetadata,
-	RouteBuildInfo, RouteUnknown,
+	RouteBuildInfo, RoutePage, RouteUnknown,
 }
 
 // kind says how a route's request is enforced.
