@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,11 +20,11 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg, err := config.Load(*configFile)
 	if err != nil {
-		return listProblems(stdout, err)
+		return listProblems(stdout, *configFile, err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if _, err := build(cfg, logger, true); err != nil {
-		return listProblems(stdout, err)
+		return listProblems(stdout, *configFile, err)
 	}
 	fmt.Fprintf(stdout, "%s: OK\n", *configFile)
 	fmt.Fprintln(stdout, "note: certificates, policies and the upstream token file reload while serving; listen, internal_listen and upstream.url need a restart")
@@ -33,7 +32,7 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // listProblems prints one problem per line and returns a summary error.
-func listProblems(w io.Writer, err error) error {
+func listProblems(w io.Writer, file string, err error) error {
 	var lines []string
 	var walk func(error)
 	walk = func(e error) {
@@ -50,8 +49,9 @@ func listProblems(w io.Writer, err error) error {
 		}
 	}
 	walk(err)
+	fmt.Fprintf(w, "%s:\n", file)
 	for _, l := range lines {
 		fmt.Fprintln(w, "  -", l)
 	}
-	return errors.New(fmt.Sprint(len(lines), " problem(s) found"))
+	return fmt.Errorf("%d problem(s) found in %s", len(lines), file)
 }

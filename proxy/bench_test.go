@@ -98,4 +98,4 @@ func BenchmarkGateway(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(*audit.Record) error { return nil }
-func (discard) Healthy() bool            { return true }
+func (discard) Healthy() bool             { return true }

@@ -71,3 +71,21 @@ func (c *clientIP) of(r *http.Request) string {
 	}
 	return peer.String()
 }
+
+// clientNetwork returns the /24 (IPv4) or /56 (IPv6) network of an address,
+// the unit in which unauthenticated clients are counted and limited.
+func clientNetwork(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return "other"
+	}
+	bits := 56
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return "other"
+	}
+	return p.String()
+}

@@ -3,8 +3,9 @@
 //
 // Every request runs through one fixed chain:
 //
-//	recover -> state + audit -> audit health -> route -> method -> deadline
-//	  -> authn -> rate limit -> parse -> authz -> limits -> enforce -> upstream
+//	recover -> state + audit -> audit health -> pages -> deadline -> authn
+//	  -> rate limit -> route -> method -> parse -> authz -> limits -> enforce
+//	  -> upstream
 //
 // Each step that fails ends the request with an error in Prometheus' API
 // shape, and nothing is forwarded. In particular the package guarantees:

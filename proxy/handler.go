@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/promgate/promgate/audit"
 	"github.com/promgate/promgate/authn"
@@ -70,10 +71,12 @@ type Handler struct {
 	m       *metrics
 	ip      *clientIP
 	limiter *limiter
-	up      *upstream
-	token   func() string
-	now     func() time.Time
-	pages   map[string]http.Handler
+	// failures limits authentication failures per client network.
+	failures *limiter
+	up       *upstream
+	token    func() string
+	now      func() time.Time
+	pages    map[string]http.Handler
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -98,9 +101,13 @@ func New(o Options) (*Handler, error) {
 		m:       newMetrics(o.Registerer),
 		ip:      ip,
 		limiter: newLimiter(o.Config.Limits.RequestsPerSecond, o.Config.Limits.Burst),
-		token:   o.UpstreamToken,
-		now:     o.Now,
-		pages:   o.Pages,
+		// Authentication failures per client network: a sustained 5/s with
+		// bursts of 50, generous for humans and misconfigured clients,
+		// tight for a spray.
+		failures: newLimiter(5, 50),
+		token:    o.UpstreamToken,
+		now:      o.Now,
+		pages:    o.Pages,
 	}
 	if h.token == nil {
 		h.token = func() string { return "" }
@@ -152,9 +159,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serve runs the request through the chain: audit health, route, method,
-// deadline, authn, rate limit, parse, authz, enforce, limits, upstream. Any
-// error ends the request before the upstream is reached.
+// serve runs the request through the chain: audit health, pages, deadline,
+// authn, rate limit, route, method, parse, authz, limits, enforce, upstream.
+// Authentication comes before routing so that nothing, not even which paths
+// exist, is revealed to an anonymous caller, and so that probes of unserved
+// paths are audited with the caller's identity. Any error ends the request
+// before the upstream is reached.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error {
 	if h.cfg.Audit.OnFailure == config.OnFailureDeny && !h.audit.Healthy() {
 		return &promapi.Error{Type: promapi.ErrUnavailable, Status: http.StatusServiceUnavailable,
@@ -165,6 +175,33 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		page.ServeHTTP(w, r)
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.cfg.Limits.QueryTimeout))
+	defer cancel()
+	r = r.WithContext(ctx)
+
+	network := clientNetwork(st.remoteAddr)
+	if h.failures.exhausted(network, h.now()) {
+		// This network keeps failing authentication: refuse before spending
+		// any work on its credentials.
+		w.Header().Set("Retry-After", "10")
+		return promapi.Errorf(promapi.ErrTooManyRequests, "too many failed authentications from your network; retry later")
+	}
+	id, err := h.authn.Authenticate(r)
+	if err != nil {
+		h.failures.allow(network, h.now())
+		return h.authnError(err)
+	}
+	st.identity = id
+	if id.Method == authn.MethodSession && r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
+		// A session cookie rides along on cross-site form posts; only a
+		// same-origin request may use it to change what the API reads.
+		return promapi.Errorf(promapi.ErrForbidden, "cross-site request refused: a session-authenticated %s needs a same-origin Origin or Sec-Fetch-Site header", r.Method)
+	}
+	if !h.limiter.allow(string(id.Method)+"\x00"+id.Subject, h.now()) {
+		w.Header().Set("Retry-After", "1")
+		return promapi.Errorf(promapi.ErrTooManyRequests, "rate limit exceeded for %s; slow down", id.Subject)
+	}
+
 	rt, labelName := classify(r.URL.RawPath, r.URL.Path)
 	if rt == nil {
 		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
@@ -175,24 +212,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		return &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusMethodNotAllowed,
 			Msg: fmt.Sprintf("method %s is not allowed on this route; use %s", r.Method, strings.Join(rt.methods, " or "))}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.cfg.Limits.QueryTimeout))
-	defer cancel()
-	r = r.WithContext(ctx)
-
-	id, err := h.authn.Authenticate(r)
-	if err != nil {
-		return h.authnError(err)
-	}
-	st.identity = id
-	if id.Method == authn.MethodSession && r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
-		// A session cookie rides along on cross-site form posts; only a
-		// same-origin request may use it to change what the API reads.
-		return promapi.Errorf(promapi.ErrForbidden, "cross-site request refused: a session-authenticated %s needs a same-origin Origin or Sec-Fetch-Site header", r.Method)
-	}
-	if !h.limiter.allow(string(id.Method)+"\x00"+id.Subject, h.now()) {
-		return promapi.Errorf(promapi.ErrTooManyRequests, "rate limit exceeded for %s; slow down", id.Subject)
-	}
-
 	params, err := parseParams(r, rt, int64(h.cfg.Limits.MaxRequestBody))
 	if err != nil {
 		return err
@@ -244,6 +263,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	}
 	if err := h.checkLimits(rt, params, q, dec.Limits); err != nil {
 		return err
+	}
+	if h.cfg.Upstream.TenantHeader != "" {
+		if dec.Tenant == "" {
+			return promapi.Errorf(promapi.ErrForbidden, "access denied for %s: the policy names no tenant, and the upstream needs one", id.Subject)
+		}
+		st.tenant = dec.Tenant
 	}
 
 	switch rt.kind {
@@ -415,6 +440,15 @@ func (h *Handler) checkLimits(rt *route, params url.Values, q *enforce.Query, dl
 	if s := params.Get("time"); s != "" {
 		if evalTime, err = promapi.ParseTime(s); err != nil {
 			return promapi.Errorf(promapi.ErrBadData, `invalid parameter "time": %v`, err)
+		}
+	}
+	if s := params.Get("timeout"); s != "" {
+		d, err := promapi.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return promapi.Errorf(promapi.ErrBadData, `invalid parameter "timeout": %q is not a positive duration`, truncate(s, 32))
+		}
+		if qt := time.Duration(l.QueryTimeout); d > qt {
+			params.Set("timeout", model.Duration(qt).String())
 		}
 	}
 	hasStart, hasEnd := params.Get("start") != "", params.Get("end") != ""

@@ -59,7 +59,7 @@ func (f *fakeDecider) Decide(_ context.Context, in authz.Input) (authz.Decision,
 		case "admins":
 			return authz.Decision{Allow: true, Reason: "admin"}, nil
 		case "team-a":
-			return authz.Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}}, nil
+			return authz.Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a"}, nil
 		}
 	}
 	return authz.Decision{Allow: false, Reason: "no group of " + in.Identity.Subject + " is known"}, nil
@@ -172,8 +172,7 @@ func (f *fixture) do(t testing.TB, rq request) *httptest.ResponseRecorder {
 		r.Header.Set(k, v)
 	}
 	if rq.user != "" {
-		c := f.certs[rq.user]
-		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c}}}
+		r.TLS = verifiedState(f.certs[rq.user])
 	} else {
 		r.TLS = &tls.ConnectionState{}
 	}
@@ -219,7 +218,7 @@ func TestHandler(t *testing.T) {
 		{name: "A6 URL and body", req: request{user: "alice", method: "POST", target: "/api/v1/query?query=up", body: "query=up", contentType: form}, status: 400},
 		{name: "A6 duplicated query", req: request{user: "alice", target: "/api/v1/query?query=up&query=up"}, status: 400},
 		{name: "A6 match in URL and body", req: request{user: "alice", method: "POST", target: "/api/v1/series?match[]=up", body: "match[]=up", contentType: form}, status: 400},
-		{name: "A7 label parameter dropped", req: request{user: "alice", target: "/api/v1/query?query=up&namespace=b"}, status: 200, forwarded: `up{namespace="a"}`},
+		{name: "A7 label parameter refused", req: request{user: "alice", target: "/api/v1/query?query=up&namespace=b"}, status: 400, msg: "namespace"},
 		{name: "A8 series without match", req: request{user: "alice", target: "/api/v1/series"}, status: 200, forwarded: `{namespace="a"}`},
 		{name: "A8 labels without match", req: request{user: "alice", target: "/api/v1/labels"}, status: 200, forwarded: `{namespace="a"}`},
 		{name: "A8 label values", req: request{user: "alice", target: "/api/v1/label/job/values"}, status: 200, forwarded: `{namespace="a"}`},
@@ -432,4 +431,8 @@ type panicker struct{}
 func (panicker) Method() authn.Method { return "test" }
 func (panicker) Authenticate(*http.Request) (*authn.Identity, error) {
 	panic("boom")
+}
+
+func verifiedState(c *x509.Certificate) *tls.ConnectionState {
+	return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c}}}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +93,96 @@ func TestClientIP(t *testing.T) {
 				t.Errorf("of() = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestTenantHeader(t *testing.T) {
+	f := newFixture(t)
+	f.h.cfg.Upstream.TenantHeader = "X-Scope-OrgID"
+	w := f.do(t, request{user: "alice", target: "/api/v1/query?query=up", header: map[string]string{
+		"X-Scope-OrgID": "b", "x-scope-orgid": "b", "X_Scope_OrgID": "b", "Connection": "X-Scope-OrgID",
+	}})
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body.String())
+	}
+	r, _ := f.up.last()
+	if got := r.Header.Values("X-Scope-OrgID"); len(got) != 1 || got[0] != "tenant-a" {
+		t.Errorf("X-Scope-OrgID upstream = %q, want exactly the decision's tenant", got)
+	}
+	if v := r.Header.Values("X_Scope_OrgID"); len(v) > 0 {
+		t.Errorf("look-alike header reached the upstream: %q", v)
+	}
+	// A decision without a tenant cannot reach a tenant-keyed upstream.
+	w = f.do(t, request{user: "root", target: "/api/v1/query?query=up"})
+	if w.Code != http.StatusForbidden {
+		t.Errorf("admin without tenant: status %d, want 403", w.Code)
+	}
+	if f.up.count() != 1 {
+		t.Errorf("upstream saw %d requests, want 1", f.up.count())
+	}
+}
+
+func TestAuthnFailuresLimitedPerNetwork(t *testing.T) {
+	f := newFixture(t)
+	var last *httptest.ResponseRecorder
+	n401 := 0
+	for i := 0; i < 60; i++ {
+		last = f.do(t, request{target: "/api/v1/query?query=up"})
+		if last.Code == 401 {
+			n401++
+		}
+	}
+	if last.Code != http.StatusTooManyRequests || last.Header().Get("Retry-After") == "" {
+		t.Fatalf("after a burst of failures: status %d, Retry-After %q; want 429 with Retry-After", last.Code, last.Header().Get("Retry-After"))
+	}
+	if n401 != 50 {
+		t.Errorf("%d requests got 401 before the network was limited, want the burst of 50", n401)
+	}
+	// Authenticated callers from elsewhere are unaffected.
+	r := httptest.NewRequest("GET", "/api/v1/query?query=up", nil)
+	r.RemoteAddr = "198.51.100.9:1"
+	c := f.certs["root"]
+	r.TLS = verifiedState(c)
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Errorf("another network: status %d, want 200", w.Code)
+	}
+}
+
+func TestSizeCaps(t *testing.T) {
+	f := newFixture(t)
+	long := "/api/v1/query?query=up&x=" + strings.Repeat("a", maxURIBytes)
+	if w := f.do(t, request{user: "root", target: long}); w.Code != http.StatusRequestURITooLong {
+		t.Errorf("long URI: status %d, want 414", w.Code)
+	}
+	many := "/api/v1/query?query=up" + strings.Repeat("&a=1", maxParams)
+	if w := f.do(t, request{user: "root", target: many}); w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("many params: status %d, want 413", w.Code)
+	}
+	body := "query=up" + strings.Repeat("&a=1", maxParams)
+	if w := f.do(t, request{user: "root", method: "POST", target: "/api/v1/query", body: body, contentType: "application/x-www-form-urlencoded"}); w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("many params in body: status %d, want 413", w.Code)
+	}
+	big := "query=" + strings.Repeat("a", 2<<20)
+	if w := f.do(t, request{user: "root", method: "POST", target: "/api/v1/query", body: big, contentType: "application/x-www-form-urlencoded"}); w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("big body: status %d, want 413", w.Code)
+	}
+	if f.up.count() != 0 {
+		t.Errorf("%d oversized requests reached the upstream", f.up.count())
+	}
+}
+
+func TestTimeoutParamCapped(t *testing.T) {
+	f := newFixture(t)
+	if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up&timeout=1h"}); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	r, _ := f.up.last()
+	if got := r.URL.Query().Get("timeout"); got != "2m" {
+		t.Errorf("timeout upstream = %q, want capped to query_timeout 2m", got)
+	}
+	if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up&timeout=-1"}); w.Code != 400 {
+		t.Errorf("negative timeout: status %d, want 400", w.Code)
 	}
 }

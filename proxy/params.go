@@ -12,9 +12,15 @@ import (
 	"github.com/promgate/promgate/promapi"
 )
 
-// maxParamBytes bounds one parameter value, such as a query. It is checked
-// before any PromQL parsing.
-const maxParamBytes = 32 << 10
+// Size caps, checked before any parsing.
+const (
+	// maxParamBytes bounds one parameter value, such as a query.
+	maxParamBytes = 32 << 10
+	// maxURIBytes bounds the request target (414).
+	maxURIBytes = 48 << 10
+	// maxParams bounds the number of parameters in the URL and body together.
+	maxParams = 1000
+)
 
 // methodOverrides are headers some frameworks read to change the method. The
 // gateway does not honour them and refuses requests that carry them, so that
@@ -31,6 +37,13 @@ func parseParams(r *http.Request, rt *route, maxBody int64) (url.Values, error) 
 		if _, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
 			return nil, promapi.Errorf(promapi.ErrBadData, "method override header %s is not accepted", h)
 		}
+	}
+	if len(r.RequestURI) > maxURIBytes || len(r.URL.RawQuery) > maxURIBytes {
+		return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestURITooLong,
+			Msg: fmt.Sprintf("request URI is longer than %d bytes; send the parameters as a POST form", maxURIBytes)}
+	}
+	if strings.Count(r.URL.RawQuery, "&") >= maxParams {
+		return nil, tooManyParams()
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -64,9 +77,11 @@ func parseParams(r *http.Request, rt *route, maxBody int64) (url.Values, error) 
 						Msg: fmt.Sprintf("parameter %q is longer than %d bytes", k, maxParamBytes)}
 				}
 			}
-			if rt.forwards(k) {
-				out[k] = vs
+			if !rt.forwards(k) {
+				return nil, promapi.Errorf(promapi.ErrBadData, "parameter %q is not accepted on %s; accepted: %s",
+					truncate(k, 64), rt.name, strings.Join(rt.params, ", "))
 			}
+			out[k] = vs
 		}
 	}
 	return out, nil
@@ -109,11 +124,19 @@ func parseForm(r *http.Request, maxBody int64) (url.Values, error) {
 		}
 		return nil, promapi.Wrap(promapi.ErrBadData, "cannot read request body", err)
 	}
+	if n := strings.Count(string(b), "&"); n >= maxParams {
+		return nil, tooManyParams()
+	}
 	v, err := url.ParseQuery(string(b))
 	if err != nil {
 		return nil, promapi.Wrap(promapi.ErrBadData, "invalid form body", err)
 	}
 	return v, nil
+}
+
+func tooManyParams() error {
+	return &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestEntityTooLarge,
+		Msg: fmt.Sprintf("more than %d parameters", maxParams)}
 }
 
 func truncate(s string, n int) string {

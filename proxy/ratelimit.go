@@ -55,3 +55,15 @@ func (l *limiter) allow(key string, now time.Time) bool {
 	l.items[key] = l.order.PushFront(ent)
 	return ent.lim.AllowN(now, 1)
 }
+
+// exhausted reports whether key has no token left, without taking one. A
+// nil limiter is never exhausted.
+func (l *limiter) exhausted(key string, now time.Time) bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.items[key]
+	return ok && e.Value.(*limiterEntry).lim.TokensAt(now) < 1
+}

@@ -20,6 +20,7 @@ const (
 	RouteAlerts         = "alerts"
 	RouteMetadata       = "metadata"
 	RouteBuildInfo      = "buildinfo"
+	RouteFormatQuery    = "format_query"
 	// RoutePage labels the gateway's own pages (login, UI).
 	RoutePage = "page"
 	// RouteUnknown labels requests to paths the gateway does not serve.
@@ -30,7 +31,7 @@ const (
 var Routes = []string{
 	RouteQuery, RouteQueryRange, RouteQueryExemplars, RouteSeries, RouteLabels,
 	RouteLabelValues, RouteFederate, RouteRules, RouteAlerts, RouteMetadata,
-	RouteBuildInfo, RoutePage, RouteUnknown,
+	RouteBuildInfo, RouteFormatQuery, RoutePage, RouteUnknown,
 }
 
 // kind says how a route's request is enforced.
@@ -65,23 +66,24 @@ var (
 var routes = map[string]*route{
 	"/api/v1/query": {
 		name: RouteQuery, kind: kindQuery, methods: getPost, needsQuery: true,
-		params: []string{"query", "time", "timeout", "limit", "lookback_delta", "stats"},
+		params: []string{"query", "time", "timeout", "limit", "lookback_delta", "stats", "dedup", "partial_response", "max_source_resolution"},
 	},
 	"/api/v1/query_range": {
 		name: RouteQueryRange, kind: kindQuery, methods: getPost, needsQuery: true,
-		params: []string{"query", "start", "end", "step", "timeout", "limit", "lookback_delta", "stats"},
+		params: []string{"query", "start", "end", "step", "timeout", "limit", "lookback_delta", "stats", "dedup", "partial_response", "max_source_resolution"},
 	},
 	"/api/v1/query_exemplars": {
 		name: RouteQueryExemplars, kind: kindQuery, methods: getPost, needsQuery: true,
-		params: []string{"query", "start", "end"},
+		// Grafana sends step with exemplar queries; Prometheus ignores it.
+		params: []string{"query", "start", "end", "step"},
 	},
 	"/api/v1/series": {
 		name: RouteSeries, kind: kindMatch, methods: getPost,
-		params: []string{"match[]", "start", "end", "limit"}, multi: []string{"match[]"},
+		params: []string{"match[]", "start", "end", "limit", "dedup", "partial_response"}, multi: []string{"match[]"},
 	},
 	"/api/v1/labels": {
 		name: RouteLabels, kind: kindMatch, methods: getPost,
-		params: []string{"match[]", "start", "end", "limit"}, multi: []string{"match[]"},
+		params: []string{"match[]", "start", "end", "limit", "dedup", "partial_response"}, multi: []string{"match[]"},
 	},
 	"/federate": {
 		name: RouteFederate, kind: kindMatch, methods: getOnly,
@@ -98,11 +100,13 @@ var routes = map[string]*route{
 		params: []string{"metric", "limit", "limit_per_metric"},
 	},
 	"/api/v1/status/buildinfo": {name: RouteBuildInfo, kind: kindPlain, methods: getOnly},
+	// format_query only pretty-prints the expression; it reads no data.
+	"/api/v1/format_query": {name: RouteFormatQuery, kind: kindPlain, methods: getPost, params: []string{"query"}, needsQuery: true},
 }
 
 var labelValues = &route{
 	name: RouteLabelValues, kind: kindMatch, methods: getOnly,
-	params: []string{"match[]", "start", "end", "limit"}, multi: []string{"match[]"},
+	params: []string{"match[]", "start", "end", "limit", "dedup", "partial_response"}, multi: []string{"match[]"},
 }
 
 // labelNameRE is the classic label name alphabet. UTF-8 names reach this

@@ -30,6 +30,7 @@ type state struct {
 	// Set before the upstream call, read by Rewrite.
 	upstreamPath  string
 	upstreamQuery string // encoded parameters
+	tenant        string // for upstream.tenant_header
 	post          bool
 }
 

@@ -43,7 +43,7 @@ func newUpstream(cfg *config.Config, rt http.RoundTripper, h *Handler) (*upstrea
 	}
 	u := &upstream{target: target}
 	u.rp = &httputil.ReverseProxy{
-		Rewrite:      func(pr *httputil.ProxyRequest) { u.rewrite(pr, h.token()) },
+		Rewrite:      func(pr *httputil.ProxyRequest) { u.rewrite(pr, h.token(), cfg.Upstream.TenantHeader) },
 		Transport:    rt,
 		BufferPool:   bufferPool{},
 		ErrorLog:     slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
@@ -86,7 +86,7 @@ func NewTransport(cfg *config.Config) (*http.Transport, error) {
 }
 
 // rewrite builds the upstream request from the enforced parameters only.
-func (u *upstream) rewrite(pr *httputil.ProxyRequest, token string) {
+func (u *upstream) rewrite(pr *httputil.ProxyRequest, token, tenantHeader string) {
 	st := stateOf(pr.In.Context())
 	out := pr.Out
 	hdr := make(http.Header, len(forwardHeaders)+3)
@@ -101,6 +101,11 @@ func (u *upstream) rewrite(pr *httputil.ProxyRequest, token string) {
 	out.Header.Set("X-Request-Id", st.id)
 	if token != "" {
 		out.Header.Set("Authorization", "Bearer "+token)
+	}
+	if tenantHeader != "" && st.tenant != "" {
+		// Set after hop-by-hop removal, from the decision only: a client's
+		// copy never got past the allow-list above.
+		out.Header.Set(tenantHeader, st.tenant)
 	}
 	out.TransferEncoding = nil
 	out.Trailer = nil
