@@ -251,9 +251,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // down gracefully and flushes the audit trail.
 func (g *gateway) serve(ctx context.Context) error {
 	defer g.audit.Close()
-	pub, err := net.Listen("tcp", g.cfg.Listen)
+	rawPub, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	pub, err := proxy.LimitListener(rawPub, g.cfg.Limits.MaxConnectionsPerNetwork, g.cfg.TrustedProxies, g.reg)
+	if err != nil {
+		rawPub.Close()
+		return err
 	}
 	errLog := slog.NewLogLogger(g.log.With("component", "http").Handler(), slog.LevelDebug)
 	qt := time.Duration(g.cfg.Limits.QueryTimeout)

@@ -334,7 +334,31 @@ func (c *client) try(req request) (*result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read body: %w", err)
 	}
+	if resp.StatusCode >= 400 {
+		errorBodies.add(b)
+	}
 	return &result{req: req, status: resp.StatusCode, header: resp.Header, body: b, fwd: env.rec.since(before)}, nil
+}
+
+// errorBodies keeps every error body the suite received, for the leak check
+// after the suite.
+var errorBodies bodyLog
+
+type bodyLog struct {
+	mu   sync.Mutex
+	list [][]byte
+}
+
+func (l *bodyLog) add(b []byte) {
+	l.mu.Lock()
+	l.list = append(l.list, slices.Clone(b))
+	l.mu.Unlock()
+}
+
+func (l *bodyLog) all() [][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.list)
 }
 
 func (r *result) String() string {

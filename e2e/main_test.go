@@ -612,7 +612,7 @@ func (s *stack) afterSuite() []string {
 	}
 
 	// Nothing secret, and no upstream address, in any audit log or log.
-	needles := []string{"PRIVATE KEY", "BEGIN CERTIFICATE", "Bearer ", "Cookie", "e2e-secret", s.promAddr}
+	needles := []string{"PRIVATE KEY", "BEGIN CERTIFICATE", "Bearer ", "Cookie", "e2e-secret", s.promAddr, "goroutine ", "panic:"}
 	for _, g := range gws {
 		if u, err := url.Parse(g.upstream); err == nil {
 			needles = append(needles, u.Host)
@@ -635,6 +635,17 @@ func (s *stack) afterSuite() []string {
 			}
 		}
 	}
+
+	// No error body carries a secret, an upstream address or a stack.
+	bodies := errorBodies.all()
+	for _, b := range bodies {
+		for _, n := range needles {
+			if bytes.Contains(b, []byte(n)) {
+				problems = append(problems, fmt.Sprintf("an error body contains %q: %s", n, b))
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "e2e: %d error bodies checked for leaks\n", len(bodies))
 
 	// No identity, session or tenant header ever reached the upstream.
 	for _, f := range s.rec.all() {

@@ -20,17 +20,7 @@ func TestTLSGrade(t *testing.T) {
 	if err != nil {
 		t.Fatal("testssl not found in PATH: run scripts/install-deps.sh (Debian package testssl.sh)")
 	}
-	g := &gateway{name: "tls", authType: "VerifyClientCertIfGiven", upstream: env.promURL}
-	if err := env.writeGateway(g); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.startGateway(g); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.proc.stop() })
-	if err := env.waitGateway(g); err != nil {
-		t.Fatal(err)
-	}
+	g := startOwnGateway(t, "tls", "VerifyClientCertIfGiven")
 
 	out := filepath.Join(t.TempDir(), "testssl.json")
 	cmd := exec.Command(testssl, "--quiet", "--color", "0", "--nodns", "none", "--warnings", "off",

@@ -186,3 +186,17 @@ func TestTimeoutParamCapped(t *testing.T) {
 		t.Errorf("negative timeout: status %d, want 400", w.Code)
 	}
 }
+
+func TestChunkedBodyRefused(t *testing.T) {
+	f := newFixture(t)
+	r := httptest.NewRequest("POST", "/api/v1/query", strings.NewReader("query=up"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.TransferEncoding = []string{"chunked"}
+	r.ContentLength = -1
+	r.TLS = verifiedState(f.certs["root"])
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	if w.Code != http.StatusLengthRequired || f.up.count() != 0 {
+		t.Errorf("chunked body: status %d, forwarded %d; want 411 and nothing forwarded", w.Code, f.up.count())
+	}
+}

@@ -90,6 +90,15 @@ func parseParams(r *http.Request, rt *route, maxBody int64) (url.Values, error) 
 // parseForm reads an application/x-www-form-urlencoded body of at most
 // maxBody bytes.
 func parseForm(r *http.Request, maxBody int64) (url.Values, error) {
+	if len(r.TransferEncoding) > 0 {
+		// Content-Length together with Transfer-Encoding is the classic
+		// smuggling framing, and net/http drops the Content-Length before a
+		// handler can see both. Requests this gateway serves are small forms
+		// that clients send with a length, so a chunked body is refused
+		// outright (CVE-2025-22871 and its relatives).
+		return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusLengthRequired,
+			Msg: "chunked request bodies are not accepted; send the form with Content-Length"}
+	}
 	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !(len(ce) == 1 && strings.EqualFold(ce[0], "identity")) {
 		return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusUnsupportedMediaType,
 			Msg: "compressed request bodies are not accepted; send an uncompressed form"}

@@ -1,0 +1,190 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startOwnGateway starts a gateway of the test's own, so that its traffic
+// does not disturb the main gateways' audit accounting.
+func startOwnGateway(t *testing.T, name, authType string) *gateway {
+	t.Helper()
+	g := &gateway{name: name, authType: authType, upstream: env.rec.url}
+	if err := env.writeGateway(g); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.startGateway(g); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.proc.stop() })
+	if err := env.waitGateway(g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func tlsConfigFor(t *testing.T, name string) *tls.Config {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(env.pki, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tc := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	if name != "" {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(env.pki, "client-"+name+".crt"), filepath.Join(env.pki, "client-"+name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc
+}
+
+// TestSlowloris holds 1,000 connections from another loopback network that
+// trickle a TLS record byte by byte, and checks that legitimate queries keep
+// being served meanwhile, that the per-network bound closed the excess, and
+// that the trickling connections are cut by the server's timeouts.
+func TestSlowloris(t *testing.T) {
+	g := startOwnGateway(t, "dos", "RequireAndVerifyClientCert")
+	const attackers = 1000
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	closedByServer := 0
+	for i := 0; i < attackers; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%200))}}
+			c, err := d.Dial("tcp", g.addr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			// A TLS handshake record header, then one byte a second.
+			if _, err := c.Write([]byte{0x16, 0x03, 0x01}); err != nil {
+				return
+			}
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					if _, err := c.Write([]byte{0x00}); err != nil {
+						mu.Lock()
+						closedByServer++
+						mu.Unlock()
+						return
+					}
+				}
+			}
+		}(i)
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, "team-a")}, Timeout: 5 * time.Second}
+	ok, failed := 0, 0
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := c.Get("https://" + g.addr + "/api/v1/query?" + url.Values{"query": {"up"}}.Encode())
+		if err != nil || resp.StatusCode != 200 {
+			failed++
+			if err == nil {
+				resp.Body.Close()
+			}
+			continue
+		}
+		resp.Body.Close()
+		ok++
+		time.Sleep(50 * time.Millisecond)
+	}
+	if failed > 0 || ok < 10 {
+		t.Errorf("legitimate queries during the attack: %d ok, %d failed", ok, failed)
+	}
+	resp, err := http.Get("http://" + g.internal + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	refused := ""
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "promgate_connections_refused_total ") {
+			refused = strings.TrimPrefix(sc.Text(), "promgate_connections_refused_total ")
+		}
+	}
+	if refused == "" || refused == "0" {
+		t.Errorf("promgate_connections_refused_total = %q, want the excess over the per-network bound counted", refused)
+	}
+	t.Logf("slowloris: %d legitimate queries served, %s attacker connections refused at accept", ok, refused)
+}
+
+// TestSmuggling sends ambiguous framings over TLS and checks that each is
+// refused and nothing reaches the upstream (attacks.md case 41), and that
+// plain HTTP on the TLS port is refused (case 27).
+func TestSmuggling(t *testing.T) {
+	g := startOwnGateway(t, "smuggle", "RequireAndVerifyClientCert")
+	before := env.rec.count()
+	cases := map[string]string{
+		"CL and TE":     "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 8\r\nTransfer-Encoding: chunked\r\n\r\n8\r\nquery=up\r\n0\r\n\r\n",
+		"two CL":        "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 8\r\nContent-Length: 9\r\n\r\nquery=up",
+		"bare LF chunk": "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n8\nquery=up\r\n0\r\n\r\n",
+	}
+	for name, raw := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := tls.Dial("tcp", g.addr, tlsConfigFor(t, "admin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write([]byte(raw)); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				return // the server closed the connection: refused
+			}
+			resp.Body.Close()
+			if resp.StatusCode < 400 {
+				t.Errorf("status %d, want a refusal", resp.StatusCode)
+			}
+		})
+	}
+	t.Run("plain HTTP on the TLS port", func(t *testing.T) {
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET /api/v1/query?query=up HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("plain HTTP: status %d, want 400", resp.StatusCode)
+			}
+		}
+	})
+	if n := env.rec.count() - before; n != 0 {
+		t.Errorf("%d smuggled requests reached the upstream", n)
+	}
+}
