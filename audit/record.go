@@ -52,6 +52,23 @@ type Record struct {
 	// secret; that is the caller's job, and Writer also passes it through
 	// Redact as a second line of defence.
 	Error string `json:"error,omitempty"`
+
+	// The last three fields belong to the hash chain. Writer sets them and
+	// ignores what the caller put there; they must stay last, in this order,
+	// because the chain hashes the line as written (see doc.go, "Hash chain").
+
+	// ChainStart is set only on a record that starts a chain instead of
+	// linking to an earlier record: it says why (a new audit trail, output to
+	// stdout, or a previous record that could not be read). Its PrevHash is
+	// ZeroHash.
+	ChainStart string `json:"chain_start,omitempty"`
+	// PrevHash is the Hash of the record before this one, in this file or,
+	// for the first record of a file, in the file before it.
+	PrevHash string `json:"prev_hash,omitempty"`
+	// Hash is the lowercase hex SHA-256 of PrevHash (as its 64 hex
+	// characters) followed by the canonical JSON of this record: the line as
+	// written, without its `,"hash":"..."` member.
+	Hash string `json:"hash,omitempty"`
 }
 
 // Identity is the audited part of an authenticated caller. It deliberately has
@@ -94,6 +111,7 @@ func normalize(r *Record, now time.Time) Record {
 	}
 	c.Time = c.Time.UTC()
 	c.ClientRequestID = SanitizeClientRequestID(c.ClientRequestID)
+	c.ChainStart, c.PrevHash, c.Hash = "", "", ""
 	if c.Error != "" {
 		c.Error = Redact(c.Error)
 	}

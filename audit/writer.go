@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,11 +57,15 @@ type file interface {
 }
 
 // Writer appends audit records to a file or to stdout, one JSON object per
-// line, in the order Write is called. It is safe for concurrent use.
+// line, in the order Write is called, each linked to the one before it by a
+// hash chain. It is safe for concurrent use.
 //
-// Everything that touches the output happens under one mutex: encoding,
-// rotation, reopening and writing. A hash chain over the records therefore
-// needs only state beside pending, updated in encodeLocked.
+// A record is encoded to JSON before the writer's mutex is taken. Under the
+// mutex, Write only links the record into the chain (one SHA-256 over the
+// line) and appends it to a 64 KiB buffer; the buffer is written to the
+// operating system when it fills, at the flush tick, on Flush and on Close,
+// and synced to disk outside the mutex. Rotation and reopening happen under
+// the mutex, so that the chain and the files agree on the order of records.
 type Writer struct {
 	path     string // "" means stdout
 	maxSize  int64  // 0 means never rotate
@@ -86,8 +91,7 @@ type Writer struct {
 	midLine    bool      // a partial write left pending starting inside a record
 	size       int64     // bytes in the current file plus pending
 	dirty      bool      // bytes written to f since the last sync
-	enc        *json.Encoder
-	encBuf     bytes.Buffer
+	chain      chain
 	failed     bool // the last write, flush, rotation or open failed
 	closed     bool
 	lastErrLog time.Time
@@ -123,8 +127,6 @@ func NewWriter(cfg config.Audit, logger *slog.Logger, reg prometheus.Registerer,
 	for _, o := range opts {
 		o(w)
 	}
-	w.enc = json.NewEncoder(&w.encBuf)
-	w.enc.SetEscapeHTML(false)
 
 	switch {
 	case w.interval <= 0:
@@ -137,6 +139,7 @@ func NewWriter(cfg config.Audit, logger *slog.Logger, reg prometheus.Registerer,
 		return nil, errors.New(`audit.path: required: a file, or "-" for stdout`)
 	case cfg.Path == "-":
 		w.out = w.stdout
+		w.chain.start = StartStdout
 	default:
 		w.path = filepath.Clean(cfg.Path)
 		dir := filepath.Dir(w.path)
@@ -148,6 +151,17 @@ func NewWriter(cfg config.Audit, logger *slog.Logger, reg prometheus.Registerer,
 			return nil, fmt.Errorf("audit.path: %w", err)
 		case !st.IsDir():
 			return nil, fmt.Errorf("audit.path: %s is not a folder", dir)
+		}
+		var broken bool
+		w.chain.last, w.chain.start, broken = resume(w.path)
+		switch {
+		case broken:
+			w.log.Warn("audit hash chain restarted: the last record cannot be linked to; audit verify will report the restart",
+				"path", w.path, "chain_start", w.chain.start)
+		case w.chain.start == "":
+			w.log.Info("audit hash chain resumed", "path", w.path, "last_hash", w.lastHashLocked())
+		default:
+			w.log.Info("audit hash chain started", "path", w.path, "chain_start", w.chain.start)
 		}
 		if err := w.openLocked(); err != nil {
 			return nil, fmt.Errorf("audit.path: %w", err)
@@ -162,6 +176,17 @@ func NewWriter(cfg config.Audit, logger *slog.Logger, reg prometheus.Registerer,
 		"Audit records accepted by the writer."); err == nil {
 		w.failures, err = counter(reg, "promgate_audit_failures_total",
 			"Audit write, flush, sync, rotation and open failures; each may have lost records.")
+	}
+	if err == nil && reg != nil {
+		// A second Writer on the same registry replaces the first one's
+		// last hash: the newest writer is the one writing.
+		c := lastHashCollector{w}
+		if err = reg.Register(c); err != nil {
+			if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+				reg.Unregister(are.ExistingCollector)
+				err = reg.Register(c)
+			}
+		}
 	}
 	if err != nil {
 		if w.f != nil {
@@ -224,6 +249,22 @@ func openFile(path string) (file, error) {
 // that its tail is still pending); the failure is counted and logged, and
 // Healthy reports false until a later write succeeds.
 func (w *Writer) Write(r *Record) error {
+	var body *encoder
+	var err error
+	if r != nil {
+		// Encoding needs no lock: only linking and appending do.
+		rec := normalize(r, w.now())
+		if math.IsNaN(rec.DurationMS) || math.IsInf(rec.DurationMS, 0) {
+			rec.DurationMS = 0
+		}
+		if y := rec.Time.Year(); y < 0 || y > 9999 {
+			rec.Time = w.now().UTC()
+		}
+		body = encoders.Get().(*encoder)
+		defer encoders.Put(body)
+		err = body.encode(&rec)
+	}
+
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -232,64 +273,99 @@ func (w *Writer) Write(r *Record) error {
 	if r == nil {
 		return w.failLocked("write", errors.New("nil record"))
 	}
-	rec := normalize(r, w.now())
-	if math.IsNaN(rec.DurationMS) || math.IsInf(rec.DurationMS, 0) {
-		rec.DurationMS = 0
-	}
-	if y := rec.Time.Year(); y < 0 || y > 9999 {
-		rec.Time = w.now().UTC()
-	}
-	line, err := w.encodeLocked(&rec)
 	if err != nil {
 		return w.failLocked("encode", err)
 	}
-	if err := w.appendLocked(line); err != nil {
+	saved := w.chain.last
+	savedStart := w.chain.start
+	line, err := w.chain.link(body.bytes())
+	if err != nil {
+		return w.failLocked("encode", err)
+	}
+	if kept, err := w.appendLocked(line); err != nil {
+		if !kept {
+			// The record is not in the log: the next one links to the
+			// record before it.
+			w.chain.last, w.chain.start = saved, savedStart
+		}
 		return err
 	}
 	w.records.Inc()
 	return nil
 }
 
-// encodeLocked returns rec as one JSON line. The slice is valid until the next
-// call. This is where a hash chain links each record to the one before it.
-func (w *Writer) encodeLocked(rec *Record) ([]byte, error) {
-	w.encBuf.Reset()
-	if err := w.enc.Encode(rec); err != nil {
-		return nil, err
-	}
-	return w.encBuf.Bytes(), nil
+// encoder encodes a record without its chain fields. Encoders are pooled, so
+// that concurrent Writes encode in parallel without allocating.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+func (e *encoder) encode(rec *Record) error {
+	e.buf.Reset()
+	return e.enc.Encode(rec)
+}
+
+// bytes returns the JSON object without the encoder's newline.
+func (e *encoder) bytes() []byte {
+	return bytes.TrimSuffix(e.buf.Bytes(), []byte("\n"))
+}
+
+// LastHash returns the hex hash of the last record written (or, before the
+// first Write, the hash the next record links to: the last record of the
+// earlier file, or ZeroHash when a new chain starts). Publish it, as the
+// metric promgate_audit_last_hash_info and the log do, so that a truncated
+// tail can be detected: see the threat model in the package documentation.
+func (w *Writer) LastHash() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastHashLocked()
+}
+
+func (w *Writer) lastHashLocked() string {
+	return hex.EncodeToString(w.chain.last[:])
 }
 
 // appendLocked adds line to the output, rotating first when the file would
-// grow beyond maxSize.
-func (w *Writer) appendLocked(line []byte) error {
+// grow beyond maxSize. kept reports whether the line is in the output or
+// still pending; it is false when the record was dropped.
+func (w *Writer) appendLocked(line []byte) (kept bool, err error) {
 	through := w.failed
 	if w.out == nil {
 		if err := w.openLocked(); err != nil {
-			return w.failLocked("open", err)
+			return false, w.failLocked("open", err)
 		}
 	}
 	if w.path != "" && w.maxSize > 0 && w.size > 0 && w.size+int64(len(line)) > w.maxSize {
 		if err := w.rotateLocked(); err != nil {
-			return w.failLocked("rotate", err)
+			return false, w.failLocked("rotate", err)
 		}
 	}
 	w.pending = append(w.pending, line...)
 	w.size += int64(len(line))
 	if !through && len(w.pending) < bufferSize {
-		return nil
+		return true, nil
 	}
 	if err := w.flushPendingLocked(); err != nil {
+		kept = true
 		if len(w.pending) >= len(line) {
 			// Nothing of this record was written: drop it, so that an
 			// error means the record is not in the log.
 			w.pending = w.pending[:len(w.pending)-len(line)]
 			w.size -= int64(len(line))
+			kept = false
 		}
-		return w.failLocked("write", err)
+		return kept, w.failLocked("write", err)
 	}
 	w.okLocked()
-	return nil
+	return true, nil
 }
 
 // flushPendingLocked writes pending to out. On error, pending keeps what was
@@ -344,8 +420,32 @@ func (w *Writer) openLocked() error {
 		w.midLine = false
 		w.log.Warn("dropped the tail of an audit record whose head went to the previous file", "path", w.path)
 	}
+	if st.Size() > 0 && !endsWithNewline(w.path, st.Size()) {
+		// A record cut short (a crash, a full disk, an editor): end its
+		// line, so that the next record is not glued to it. audit verify
+		// reports the cut record.
+		w.pending = append(w.pending, 0)
+		copy(w.pending[1:], w.pending)
+		w.pending[0] = '\n'
+		w.log.Warn("audit file did not end with a newline; ended the cut record's line", "path", w.path)
+	}
 	w.size = st.Size() + int64(len(w.pending))
 	return nil
+}
+
+// endsWithNewline reports whether the file at path ends with a newline. A
+// file that cannot be read is taken to: the writer only appends.
+func endsWithNewline(path string, size int64) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	var b [1]byte
+	if _, err := f.ReadAt(b[:], size-1); err != nil {
+		return true
+	}
+	return b[0] == '\n'
 }
 
 // closeFileLocked syncs and closes the open file, if any.
@@ -383,9 +483,9 @@ func (w *Writer) checkFileLocked() error {
 		if os.SameFile(onDisk, open) {
 			return nil
 		}
-		w.log.Warn("audit file was replaced; reopening", "path", w.path)
+		w.log.Warn("audit file was replaced; reopening", "path", w.path, "last_hash", w.lastHashLocked())
 	} else {
-		w.log.Warn("audit file was removed; recreating", "path", w.path)
+		w.log.Warn("audit file was removed; recreating", "path", w.path, "last_hash", w.lastHashLocked())
 	}
 	if err := w.closeFileLocked(); err != nil {
 		w.log.Warn("close replaced audit file", "path", w.path, "err", err)
@@ -434,7 +534,9 @@ func (w *Writer) rotateLocked() error {
 	if err := w.openLocked(); err != nil {
 		return err
 	}
-	w.log.Info("rotated audit file", "path", w.path)
+	// The new file's first record links to this hash. Logged, so that the
+	// end of the rotated file can be checked later (audit verify -last-hash).
+	w.log.Info("rotated audit file", "path", w.path, "rotated_to", name(1), "last_hash", w.lastHashLocked())
 	return nil
 }
 
@@ -521,6 +623,7 @@ func (w *Writer) Close() error {
 	if err := w.closeFileLocked(); err != nil {
 		return w.failLocked("close", err)
 	}
+	w.log.Info("audit writer closed", "path", w.displayPath(), "last_hash", w.lastHashLocked())
 	return nil
 }
 

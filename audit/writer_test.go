@@ -215,6 +215,9 @@ func TestMetricsStartAtZero(t *testing.T) {
 # HELP promgate_audit_failures_total Audit write, flush, sync, rotation and open failures; each may have lost records.
 # TYPE promgate_audit_failures_total counter
 promgate_audit_failures_total 0
+# HELP promgate_audit_last_hash_info The first 16 hex characters of the hash of the last audit record written, in the hash label; always 1. Prometheus keeps the history, so that ` + "`promgate audit verify -last-hash`" + ` can prove no record was cut from the end.
+# TYPE promgate_audit_last_hash_info gauge
+promgate_audit_last_hash_info{hash="0000000000000000"} 1
 # HELP promgate_audit_records_total Audit records accepted by the writer.
 # TYPE promgate_audit_records_total counter
 promgate_audit_records_total 0
@@ -236,6 +239,13 @@ promgate_audit_records_total 0
 		t.Fatal(err)
 	}
 	tw.wantCounts(t, 2, 0)
+	// The last hash exported is the newest writer's.
+	want = "# HELP promgate_audit_last_hash_info The first 16 hex characters of the hash of the last audit record written, in the hash label; always 1. Prometheus keeps the history, so that `promgate audit verify -last-hash` can prove no record was cut from the end.\n" +
+		"# TYPE promgate_audit_last_hash_info gauge\n" +
+		`promgate_audit_last_hash_info{hash="` + w2.LastHash()[:LastHashPrefix] + `"} 1` + "\n"
+	if err := testutil.GatherAndCompare(tw.reg, strings.NewReader(want), "promgate_audit_last_hash_info"); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestStdout(t *testing.T) {
@@ -350,7 +360,7 @@ func TestRotation(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("r%04d", i)
 	}
-	// Each record line is about 100 bytes.
+	// Each record line is about 270 bytes, 170 of them the hash chain.
 	tests := []struct {
 		name     string
 		maxSize  units.Base2Bytes
@@ -360,10 +370,10 @@ func TestRotation(t *testing.T) {
 		minKept  int      // at least this many of the newest records survive
 		all      bool     // every record survives
 	}{
-		{name: "two rotated files", maxSize: 1024, maxFiles: 2, want: []string{"audit.log", "audit.log.1", "audit.log.2"}, minKept: 20},
-		{name: "leftovers beyond max_files deleted", maxSize: 1024, maxFiles: 2, leftover: []string{"audit.log.3", "audit.log.4"},
+		{name: "two rotated files", maxSize: 3072, maxFiles: 2, want: []string{"audit.log", "audit.log.1", "audit.log.2"}, minKept: 20},
+		{name: "leftovers beyond max_files deleted", maxSize: 3072, maxFiles: 2, leftover: []string{"audit.log.3", "audit.log.4"},
 			want: []string{"audit.log", "audit.log.1", "audit.log.2"}, minKept: 20},
-		{name: "no rotated files kept", maxSize: 1024, maxFiles: 0, want: []string{"audit.log"}, minKept: 5},
+		{name: "no rotated files kept", maxSize: 3072, maxFiles: 0, want: []string{"audit.log"}, minKept: 5},
 		{name: "never rotate", maxSize: 0, maxFiles: 2, want: []string{"audit.log"}, all: true},
 		{name: "record bigger than max_size gets its own file", maxSize: 10, maxFiles: 3,
 			want: []string{"audit.log", "audit.log.1", "audit.log.2", "audit.log.3"}, minKept: 4},

@@ -17,6 +17,7 @@ Usage:
   promgate check --config FILE       validate config, certificates and policies
   promgate certs dev --out DIR       write a development CA, server and client certificates
   promgate policy test [DIR]         run the Rego unit tests of a policy folder
+  promgate audit verify FILE...      verify an audit trail's hash chain, files oldest first
   promgate version                   print version and build information
 
 Run "promgate COMMAND -h" for a command's flags.
@@ -41,6 +42,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCerts(args, stdout, stderr)
 	case "policy":
 		err = runPolicy(ctx, args, stdout, stderr)
+	case "audit":
+		err = runAudit(args, stdout, stderr)
 	case "version":
 		err = runVersion(args, stdout, stderr)
 	case "help", "-h", "--help":

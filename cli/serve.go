@@ -75,7 +75,7 @@ func build(cfg *config.Config, logger *slog.Logger, check bool) (*gateway, error
 			errs = append(errs, err)
 		}
 	} else if len(errs) == 0 {
-		if g.audit, err = audit.NewWriter(cfg.Audit, logger, g.reg); err != nil {
+		if g.audit, err = audit.NewWriter(cfg.Audit, logger, g.reg, audit.WithFlushInterval(time.Duration(cfg.Audit.FlushInterval))); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -39,8 +41,9 @@ type Config struct {
 	Audit Audit `yaml:"audit"`
 	// Limits bounds what one request or one identity may cost.
 	Limits Limits `yaml:"limits"`
-	// Detectors configures the built-in security detectors (not supported yet).
-	Detectors yaml.Node `yaml:"detectors"`
+	// Detectors configures the background evaluation of the built-in
+	// security detectors.
+	Detectors Detectors `yaml:"detectors"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -79,8 +82,10 @@ type Upstream struct {
 	// BearerTokenFile holds a token sent upstream as Authorization: Bearer.
 	// It is reloaded when it changes.
 	BearerTokenFile string `yaml:"bearer_token_file"`
-	// TenantHeader names the header that carries the decision's tenant
-	// (not supported yet).
+	// TenantHeader names the header that carries the decision's tenant:
+	// X-Scope-OrgID for Mimir and Cortex, THANOS-TENANT for Thanos. When set,
+	// every allowed request needs a tenant from the policy; a client-sent
+	// copy of the header, in any spelling, never reaches the upstream.
 	TenantHeader string `yaml:"tenant_header"`
 }
 
@@ -95,9 +100,72 @@ type UpstreamTLS struct {
 // Authn configures authentication. The gateway tries the methods in a fixed
 // order: mTLS, then bearer tokens, then the browser session.
 type Authn struct {
-	MTLS  MTLS        `yaml:"mtls"`
-	OIDC  []yaml.Node `yaml:"oidc"`
-	Login yaml.Node   `yaml:"login"`
+	MTLS MTLS `yaml:"mtls"`
+	// OIDC lists the issuers whose bearer JWTs are accepted. A token is
+	// checked only against the issuer its exact iss names.
+	OIDC []OIDC `yaml:"oidc"`
+	// Login enables the browser login (authorization code with PKCE) and the
+	// session cookie. Nil means no browser login.
+	Login *Login `yaml:"login"`
+}
+
+// OIDC accepts bearer JWTs (access or ID tokens) of one issuer.
+type OIDC struct {
+	// Issuer is the issuer URL, byte for byte as the tokens' iss claim and the
+	// discovery document write it (https://idp.example and
+	// https://idp.example/ are different issuers). https, or http on a
+	// loopback address for tests.
+	Issuer string `yaml:"issuer"`
+	// Audiences are the accepted aud values; a token must name at least one.
+	// Add the audience of every client whose tokens may be forwarded, for
+	// example Grafana's client ID when Grafana forwards its users' tokens.
+	Audiences []string `yaml:"audiences"`
+	// UsernameClaim names the claim that becomes the subject (default sub).
+	// When the token lacks it, sub, client_id and azp are tried in order, so
+	// that client-credentials tokens, which carry no e-mail, are named by
+	// their client.
+	UsernameClaim string `yaml:"username_claim"`
+	// GroupsClaim names the claim that holds the groups, a list of strings
+	// (default groups). Any other shape is refused.
+	GroupsClaim string `yaml:"groups_claim"`
+	// RequiredScopes, when set, must all appear in the token's scope (or scp)
+	// claim.
+	RequiredScopes []string `yaml:"required_scopes"`
+	// CAFile holds the CAs that sign the issuer's HTTPS certificate, when the
+	// system roots do not.
+	CAFile string `yaml:"ca_file"`
+}
+
+// Login is the browser login: the OpenID Connect authorization code flow with
+// PKCE, state and nonce, ending in a stateless, encrypted session cookie.
+type Login struct {
+	// Issuer is the OpenID provider, written exactly as its discovery
+	// document does.
+	Issuer string `yaml:"issuer"`
+	// ClientID and ClientSecretFile are the gateway's confidential client at
+	// the provider.
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// RedirectURL is the gateway's public /oauth2/callback URL, registered at
+	// the provider.
+	RedirectURL string `yaml:"redirect_url"`
+	// CookieSecretFile holds at least 32 bytes of random data. Session
+	// cookies are encrypted with a key derived from it; replicas share it.
+	CookieSecretFile string `yaml:"cookie_secret_file"`
+	// Scopes requested at login (default openid, email, profile, groups).
+	// Add offline_access to get a refresh token, which renews an expired
+	// session without a new login.
+	Scopes []string `yaml:"scopes"`
+	// UsernameClaim and GroupsClaim map the ID token as for bearer tokens
+	// (defaults sub and groups).
+	UsernameClaim string `yaml:"username_claim"`
+	GroupsClaim   string `yaml:"groups_claim"`
+	// CookieName names the session cookie (default __Host-promgate_session).
+	// It must keep the __Host- prefix.
+	CookieName string `yaml:"cookie_name"`
+	// CAFile holds the CAs of the provider's HTTPS certificate, when the
+	// system roots do not.
+	CAFile string `yaml:"ca_file"`
 }
 
 // MTLS maps a verified client certificate to an identity.
@@ -129,6 +197,10 @@ type Audit struct {
 	// OnFailure is deny (refuse requests with 503 while records cannot be
 	// written) or log (serve and log the failure).
 	OnFailure string `yaml:"on_failure"`
+	// FlushInterval is how often buffered records are written out and
+	// fsynced. A crash loses at most this much of the trail; SIGTERM loses
+	// nothing.
+	FlushInterval model.Duration `yaml:"flush_interval"`
 }
 
 // Limits bounds the cost of requests. Zero means no limit.
@@ -147,6 +219,32 @@ type Limits struct {
 	QueryTimeout model.Duration `yaml:"query_timeout"`
 	// MaxRequestBody bounds a request body.
 	MaxRequestBody units.Base2Bytes `yaml:"max_request_body"`
+	// MaxConnectionsPerNetwork bounds the concurrent connections from one
+	// client network (an IPv4 /24 or IPv6 /56), so that one source cannot
+	// hold every connection slot (slowloris). Trusted proxies are exempt.
+	// Zero means no bound.
+	MaxConnectionsPerNetwork int `yaml:"max_connections_per_network"`
+}
+
+// Detectors configures the background evaluation of the built-in detector
+// catalog (promgate detectors list). The evaluator queries the upstream with
+// the gateway's own upstream identity, unrestricted, and never on behalf of a
+// caller.
+type Detectors struct {
+	// Enabled runs the background evaluator and exposes
+	// promgate_detector_firing{detector,severity} on internal_listen.
+	Enabled bool `yaml:"enabled"`
+	// Interval is how often every detector is evaluated, and how often
+	// firing alerts are re-sent to Alertmanager. At least 1s.
+	Interval model.Duration `yaml:"interval"`
+	// AlertmanagerURL, when set, receives firing detectors as alerts through
+	// the Alertmanager API v2 (POST <url>/api/v2/alerts), e.g.
+	// http://alertmanager:9093.
+	AlertmanagerURL string `yaml:"alertmanager_url"`
+	// ExternalURL is the URL under which callers reach the gateway. When set,
+	// alerts link back to <external_url>/api/promgate/v1/detectors/<id> as
+	// their generatorURL.
+	ExternalURL string `yaml:"external_url"`
 }
 
 // Client authentication types, named as in exporter-toolkit.
@@ -184,10 +282,15 @@ func Default() *Config {
 			Decision: "data.promgate.authz.decision",
 		},
 		Audit: Audit{
-			Path:      "-",
-			MaxSize:   100 * units.MiB,
-			MaxFiles:  10,
-			OnFailure: OnFailureDeny,
+			Path:          "-",
+			MaxSize:       100 * units.MiB,
+			MaxFiles:      10,
+			OnFailure:     OnFailureDeny,
+			FlushInterval: model.Duration(time.Second),
+		},
+		Detectors: Detectors{
+			Enabled:  true,
+			Interval: model.Duration(time.Minute),
 		},
 		Limits: Limits{
 			RequestsPerSecond: 20,
@@ -197,6 +300,9 @@ func Default() *Config {
 			MinStep:           model.Duration(time.Second),
 			QueryTimeout:      model.Duration(2 * time.Minute),
 			MaxRequestBody:    units.MiB,
+			// Generous for a NAT of Grafana users, small next to the
+			// process' file descriptor limit.
+			MaxConnectionsPerNetwork: 512,
 		},
 	}
 }
@@ -212,11 +318,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve config path: %w", err)
 	}
-	c, err := Parse(b, filepath.Dir(abs))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	return Parse(b, filepath.Dir(abs))
 }
 
 // Parse decodes b onto Default, resolves relative paths against dir and
@@ -229,10 +331,11 @@ func Parse(b []byte, dir string) (*Config, error) {
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		// A type error (unknown key, bad value) still decodes the rest, so
 		// validation can report its problems too; a syntax error cannot.
-		if _, ok := errors.AsType[*yaml.TypeError](err); !ok {
+		te, ok := errors.AsType[*yaml.TypeError](err)
+		if !ok {
 			return nil, fmt.Errorf("decode: %w", err)
 		}
-		decodeErr = fmt.Errorf("decode: %w", err)
+		decodeErr = typeErrors(b, te)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -253,6 +356,14 @@ func (c *Config) resolvePaths() {
 		&c.Upstream.BearerTokenFile, &c.Authz.Policies,
 	} {
 		*p = c.abs(*p)
+	}
+	for i := range c.Authn.OIDC {
+		c.Authn.OIDC[i].CAFile = c.abs(c.Authn.OIDC[i].CAFile)
+	}
+	if l := c.Authn.Login; l != nil {
+		l.ClientSecretFile = c.abs(l.ClientSecretFile)
+		l.CookieSecretFile = c.abs(l.CookieSecretFile)
+		l.CAFile = c.abs(l.CAFile)
 	}
 	if c.Audit.Path != "-" {
 		c.Audit.Path = c.abs(c.Audit.Path)
@@ -348,8 +459,8 @@ func (c *Config) Validate() error {
 	if (c.Upstream.TLS.CertFile == "") != (c.Upstream.TLS.KeyFile == "") {
 		add("upstream.tls", "cert_file and key_file go together")
 	}
-	if c.Upstream.TenantHeader != "" {
-		notYet("upstream.tenant_header", "tenant headers come with the policy issue")
+	if h := c.Upstream.TenantHeader; h != "" && !headerNameRE.MatchString(h) {
+		add("upstream.tenant_header", "%q is not an HTTP header name", h)
 	}
 
 	// Authn.
@@ -363,14 +474,9 @@ func (c *Config) Validate() error {
 	default:
 		add("authn.mtls.groups", "unknown value %q; use ou or none", c.Authn.MTLS.Groups)
 	}
-	if len(c.Authn.OIDC) > 0 {
-		notYet("authn.oidc", "bearer JWTs come with the OIDC issue")
-	}
-	if c.Authn.Login.Kind != 0 {
-		notYet("authn.login", "the browser login comes with the OIDC issue")
-	}
-	if c.TLS.ClientAuthType == NoClientCert {
-		add("tls.client_auth_type", "NoClientCert leaves no way to authenticate until OIDC is supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert")
+	errs = append(errs, c.Authn.validateOIDC()...)
+	if c.TLS.ClientAuthType == NoClientCert && len(c.Authn.OIDC) == 0 && c.Authn.Login == nil {
+		add("tls.client_auth_type", "NoClientCert leaves no way to authenticate without authn.oidc or authn.login; use VerifyClientCertIfGiven or RequireAndVerifyClientCert")
 	}
 
 	// Authz.
@@ -391,6 +497,9 @@ func (c *Config) Validate() error {
 	if c.Audit.MaxFiles < 0 {
 		add("audit.max_files", "must not be negative")
 	}
+	if c.Audit.FlushInterval <= 0 {
+		add("audit.flush_interval", "must be positive")
+	}
 	switch c.Audit.OnFailure {
 	case OnFailureDeny, OnFailureLog:
 	default:
@@ -410,15 +519,91 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxRequestBody <= 0 {
 		add("limits.max_request_body", "must be positive")
 	}
+	if c.Limits.MaxConnectionsPerNetwork < 0 {
+		add("limits.max_connections_per_network", "must not be negative")
+	}
 	if c.Limits.MaxRange < 0 || c.Limits.MaxLookback < 0 || c.Limits.MinStep < 0 {
 		add("limits", "durations must not be negative")
 	}
 
-	if c.Detectors.Kind != 0 {
-		notYet("detectors", "detectors come with their own issue")
+	// Detectors.
+	if c.Detectors.Interval < model.Duration(time.Second) {
+		add("detectors.interval", "must be at least 1s")
+	}
+	for _, u := range []struct{ path, v string }{
+		{"detectors.alertmanager_url", c.Detectors.AlertmanagerURL},
+		{"detectors.external_url", c.Detectors.ExternalURL},
+	} {
+		if u.v == "" {
+			continue
+		}
+		if p, err := url.Parse(u.v); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil || p.RawQuery != "" || p.Fragment != "" {
+			add(u.path, "%q is not an http or https URL such as http://alertmanager:9093 (no credentials, query or fragment)", u.v)
+		}
 	}
 	return errors.Join(errs...)
 }
+
+// typeErrors turns yaml's type errors into one error per problem. Unknown
+// keys are reported with their YAML path, found by walking the document
+// against the Config type.
+func typeErrors(b []byte, te *yaml.TypeError) error {
+	var errs []error
+	var root yaml.Node
+	if yaml.Unmarshal(b, &root) == nil && len(root.Content) == 1 {
+		errs = unknownKeys(root.Content[0], reflect.TypeFor[Config](), "")
+	}
+	for _, msg := range te.Errors {
+		if strings.Contains(msg, " not found in type ") && len(errs) > 0 {
+			continue // reported above, with its path
+		}
+		errs = append(errs, errors.New("decode: "+msg))
+	}
+	return errors.Join(errs...)
+}
+
+// unknownKeys lists the mapping keys of n that t has no yaml field for.
+func unknownKeys(n *yaml.Node, t reflect.Type, path string) []error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == reflect.TypeFor[yaml.Node]() {
+		return nil
+	}
+	var errs []error
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name != "" && name != "-" {
+				fields[name] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: unknown key (line %d)", p, k.Line))
+				continue
+			}
+			errs = append(errs, unknownKeys(v, ft, p)...)
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, v := range n.Content {
+			errs = append(errs, unknownKeys(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return errs
+}
+
+// headerNameRE is the token alphabet of RFC 9110 field names.
+var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 func checkHostPort(s string) error {
 	if s == "" {

@@ -61,8 +61,8 @@ func TestParseBad(t *testing.T) {
 		append  string
 		want    []string
 	}{
-		{name: "unknown key", append: "bogus: 1\n", want: []string{"field bogus not found"}},
-		{name: "unknown nested key", replace: [2]string{"  key_file:", "  keyfile:"}, want: []string{"field keyfile not found"}},
+		{name: "unknown key", append: "bogus: 1\n", want: []string{"bogus: unknown key (line"}},
+		{name: "unknown nested key", replace: [2]string{"  key_file:", "  keyfile:"}, want: []string{"tls.keyfile: unknown key (line 6)"}},
 		{name: "request client cert", append: "", replace: [2]string{"  client_ca_file: /etc/ca.crt", "  client_ca_file: /etc/ca.crt\n  client_auth_type: RequestClientCert"},
 			want: []string{`tls.client_auth_type: "RequestClientCert" does not verify certificates`}},
 		{name: "require any", replace: [2]string{"  client_ca_file: /etc/ca.crt", "  client_ca_file: /etc/ca.crt\n  client_auth_type: RequireAnyClientCert"},
@@ -71,10 +71,9 @@ func TestParseBad(t *testing.T) {
 		{name: "no CA", replace: [2]string{"  client_ca_file: /etc/ca.crt", ""}, want: []string{"tls.client_ca_file: required"}},
 		{name: "upstream scheme", replace: [2]string{"http://127.0.0.1:9090", "ftp://x"}, want: []string{"upstream.url"}},
 		{name: "upstream credentials", replace: [2]string{"http://127.0.0.1:9090", "http://u:p@x"}, want: []string{"upstream.url: must not carry credentials"}},
-		{name: "oidc not yet", append: "authn:\n  oidc:\n    - issuer: https://idp\n", want: []string{"authn.oidc: not supported yet"}},
-		{name: "login not yet", append: "authn:\n  login:\n    issuer: https://idp\n", want: []string{"authn.login: not supported yet"}},
-		{name: "detectors not yet", append: "detectors:\n  enabled: true\n", want: []string{"detectors: not supported yet"}},
-		{name: "tenant header not yet", replace: [2]string{"  url: http://127.0.0.1:9090", "  url: http://127.0.0.1:9090\n  tenant_header: X-Scope-OrgID"}, want: []string{"upstream.tenant_header: not supported yet"}},
+		{name: "oidc without audiences", append: "authn:\n  oidc:\n    - issuer: https://idp\n", want: []string{"authn.oidc[0].audiences: required"}},
+		{name: "login incomplete", append: "authn:\n  login:\n    issuer: https://idp\n", want: []string{"authn.login.client_id: required", "authn.login.redirect_url"}},
+		{name: "bad tenant header", replace: [2]string{"  url: http://127.0.0.1:9090", "  url: http://127.0.0.1:9090\n  tenant_header: X Scope"}, want: []string{"upstream.tenant_header"}},
 		{name: "metrics kind not yet", replace: [2]string{"  url: http://127.0.0.1:9090", "  url: http://127.0.0.1:9090\n  kind: metrics"}, want: []string{"upstream.kind: not supported yet"}},
 		{name: "bad duration", replace: [2]string{"max_range: 7d", "max_range: 7 days"}, want: []string{"decode"}},
 		{name: "bad size", replace: [2]string{"max_request_body: 2MiB", "max_request_body: lots"}, want: []string{"decode"}},

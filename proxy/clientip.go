@@ -79,6 +79,7 @@ func clientNetwork(addr string) string {
 	if err != nil {
 		return "other"
 	}
+	a = a.Unmap()
 	bits := 56
 	if a.Is4() {
 		bits = 24

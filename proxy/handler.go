@@ -71,6 +71,7 @@ type Handler struct {
 	m       *metrics
 	ip      *clientIP
 	limiter *limiter
+	tel     *telemetry
 	// failures limits authentication failures per client network.
 	failures *limiter
 	up       *upstream
@@ -115,6 +116,7 @@ func New(o Options) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.tel = newTelemetry(o.Registerer, h.now)
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("request id prefix: %w", err)
@@ -189,6 +191,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	id, err := h.authn.Authenticate(r)
 	if err != nil {
 		h.failures.allow(network, h.now())
+		method := "none"
+		if ae, ok := errors.AsType[*authn.Error](err); ok {
+			method = string(ae.Method)
+		}
+		h.tel.authnFailure(st.remoteAddr, method)
 		return h.authnError(err)
 	}
 	st.identity = id
@@ -229,20 +236,20 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		}
 		st.query = []string{text}
 		if q, err = enforce.ParseQuery(text); err != nil {
-			return enforceError(err, id)
+			return h.enforceError(err, id)
 		}
 		in.Query = &authz.Query{Expressions: q.Expressions(), Selectors: selectorsOf(q.Selectors())}
 	case kindMatch:
 		match := params["match[]"]
 		st.query = match
 		if _, err := enforce.Matchers(match, nil); err != nil {
-			return enforceError(err, id)
+			return h.enforceError(err, id)
 		}
 		aq := &authz.Query{Expressions: match}
 		for _, m := range match {
 			mq, err := enforce.ParseQuery(m)
 			if err != nil {
-				return enforceError(err, id)
+				return h.enforceError(err, id)
 			}
 			aq.Selectors = append(aq.Selectors, selectorsOf(mq.Selectors())...)
 		}
@@ -275,14 +282,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	case kindQuery:
 		out, err := en.Rewrite(q)
 		if err != nil {
-			return enforceError(err, id)
+			return h.enforceError(err, id)
 		}
 		params.Set("query", out)
 		st.enforced = []string{out}
 	case kindMatch:
 		out, err := en.Matchers(params["match[]"])
 		if err != nil {
-			return enforceError(err, id)
+			return h.enforceError(err, id)
 		}
 		if len(out) == 0 {
 			delete(params, "match[]")
@@ -353,14 +360,18 @@ func (h *Handler) authnError(err error) error {
 	return promapi.Wrap(promapi.ErrUnauthorized, "authentication failed", err)
 }
 
-// enforceError maps a rewriter error to the API error shape.
-func enforceError(err error, id *authn.Identity) error {
+// enforceError maps a rewriter error to the API error shape, and counts
+// refusals per subject and label for the cross-tenant probing detector.
+func (h *Handler) enforceError(err error, id *authn.Identity) error {
 	ee, ok := errors.AsType[*enforce.Error](err)
 	if !ok {
 		return err
 	}
 	switch ee.Kind {
 	case enforce.Forbidden:
+		if id != nil && ee.Label != "" {
+			h.tel.refusal(id.Subject, ee.Label)
+		}
 		msg := ee.Msg
 		if id != nil {
 			msg += " for " + id.Subject
@@ -394,6 +405,9 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 	elapsed := h.now().Sub(st.start)
 	h.m.requests.WithLabelValues(st.route, strconv.Itoa(status)).Inc()
 	h.m.duration.WithLabelValues(st.route).Observe(elapsed.Seconds())
+	if id := st.identity; id != nil {
+		h.tel.request(id.Subject, st.route, rec.bytes)
+	}
 
 	ar := &audit.Record{
 		Time:            st.start,

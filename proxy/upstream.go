@@ -43,12 +43,16 @@ func newUpstream(cfg *config.Config, rt http.RoundTripper, h *Handler) (*upstrea
 	}
 	u := &upstream{target: target}
 	u.rp = &httputil.ReverseProxy{
-		Rewrite:      func(pr *httputil.ProxyRequest) { u.rewrite(pr, h.token(), cfg.Upstream.TenantHeader) },
-		Transport:    rt,
-		BufferPool:   bufferPool{},
-		ErrorLog:     slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) { u.fail(w, r, err) },
+		Rewrite:    func(pr *httputil.ProxyRequest) { u.rewrite(pr, h.token(), cfg.Upstream.TenantHeader) },
+		Transport:  rt,
+		BufferPool: bufferPool{},
+		ErrorLog:   slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			h.tel.upstream(stateOf(r.Context()).route, 0)
+			u.fail(w, r, err)
+		},
 		ModifyResponse: func(resp *http.Response) error {
+			h.tel.upstream(stateOf(resp.Request.Context()).route, resp.StatusCode)
 			// The upstream's cookies are not the gateway's to hand out.
 			resp.Header.Del("Set-Cookie")
 			return nil
