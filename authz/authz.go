@@ -15,12 +15,19 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	opametrics "github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/promgate/promgate/config"
 )
+
+// noMetrics discards OPA's per-evaluation timers and counters: the gateway
+// keeps its own histogram, and building OPA's would cost every request an
+// allocation-heavy map.
+var noMetrics = opametrics.NoOp()
 
 // DefaultWatchInterval is how often Watch polls when given no interval.
 const DefaultWatchInterval = 10 * time.Second
@@ -260,7 +267,14 @@ func (a *Authorizer) eval(ctx context.Context, input ast.Value) (Decision, error
 		return Decision{Reason: reasonEvaluation}, fmt.Errorf("%w (revision %s): %w", ErrEvaluation, s.revision, err)
 	}
 	start := time.Now()
-	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(input))
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	rs, err := s.query.Eval(ctx,
+		rego.EvalParsedInput(input),
+		rego.EvalMetrics(noMetrics),
+		rego.EvalExternalCancel(cancel),
+	)
+	stop()
 	a.metrics.evalDuration.Observe(time.Since(start).Seconds())
 	switch {
 	case err != nil:

@@ -4,26 +4,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"regexp/syntax"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // Decision is the policy's answer for one request.
 //
-//	field    policy JSON                     missing means
-//	Allow    "allow": bool (required)        the decision is malformed: deny
-//	Reason   "reason": string                "allowed by policy" / "denied by policy"
-//	Enforce  "enforce": {label: [string]}    unrestricted (only with allow: true)
-//	Tenant   "tenant": string                no tenant
-//	Limits   "limits": {max_range, ...}      the configured limits only
+//	field         policy JSON                          missing means
+//	Allow         "allow": bool (required)             the decision is malformed: deny
+//	Reason        "reason": string                     "allowed by policy" / "denied by policy"
+//	Enforce       "enforce": {label: [string]}         no literal confinement
+//	EnforceRegex  "enforce_regex": {label: [string]}   no regex confinement
+//	Matchers      "matchers": [string]                 no extra constraint
+//	Tenant        "tenant": string                     no tenant
+//	Limits        "limits": {max_range, ...}           the configured limits only
 //
-// Enforce, Tenant and Limits are set only when Allow is true. A label whose
-// list is empty allows no value at all, so such a decision is turned into a
-// denial rather than handed on as an empty (unrestricted-looking) set.
+// Enforce, EnforceRegex, Matchers, Tenant and Limits are set only when Allow
+// is true; all three confinements empty means unrestricted. A label whose
+// lists (literal and regex together) are empty allows no value at all, so
+// such a decision is turned into a denial rather than handed on as an empty
+// (unrestricted-looking) set.
 type Decision struct {
 	// Allow says whether the request may go on.
 	Allow bool `json:"allow"`
@@ -33,6 +42,14 @@ type Decision struct {
 	// Enforce maps a label name to the values the caller may see, sorted and
 	// without duplicates. Empty with Allow means unrestricted.
 	Enforce map[string][]string `json:"enforce,omitempty"`
+	// EnforceRegex maps a label name to regular expressions whose matches
+	// the caller may also see, sorted and without duplicates. Each compiles
+	// on its own and does not match the empty string.
+	EnforceRegex map[string][]string `json:"enforce_regex,omitempty"`
+	// Matchers are series selectors in braces, such as {secret!="true"},
+	// ANDed into every selector of the request, sorted and without
+	// duplicates.
+	Matchers []string `json:"matchers,omitempty"`
 	// Tenant is the upstream tenant (for X-Scope-OrgID and alike), or "".
 	Tenant string `json:"tenant,omitempty"`
 	// Limits are per-decision query limits; zero fields are not set.
@@ -125,13 +142,19 @@ func parseDecision(v ast.Value) (Decision, error) {
 			}
 			d.Reason = string(s)
 		case "enforce":
-			d.Enforce, err = parseEnforce(val.Value)
+			d.Enforce, err = parseEnforce("enforce", val.Value)
+		case "enforce_regex":
+			if d.EnforceRegex, err = parseEnforce("enforce_regex", val.Value); err == nil {
+				err = checkRegexes(d.EnforceRegex)
+			}
+		case "matchers":
+			d.Matchers, err = parseMatchers(val.Value)
 		case "tenant":
 			d.Tenant, err = parseTenant(val.Value)
 		case "limits":
 			d.Limits, err = parseLimits(val.Value)
 		default:
-			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, tenant and limits", ErrMalformed, string(key))
+			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant and limits", ErrMalformed, string(key))
 		}
 	})
 	if err != nil {
@@ -141,8 +164,13 @@ func parseDecision(v ast.Value) (Decision, error) {
 		return Decision{}, fmt.Errorf(`%w: "allow" is missing`, ErrMalformed)
 	}
 	if d.Allow {
-		for label, values := range d.Enforce {
-			if len(values) == 0 {
+		for _, label := range slices.Sorted(maps.Keys(d.Enforce)) {
+			if len(d.Enforce[label]) == 0 && len(d.EnforceRegex[label]) == 0 {
+				return Decision{Reason: fmt.Sprintf("denied: the policy allows no value of label %q", label)}, nil
+			}
+		}
+		for _, label := range slices.Sorted(maps.Keys(d.EnforceRegex)) {
+			if len(d.Enforce[label]) == 0 && len(d.EnforceRegex[label]) == 0 {
 				return Decision{Reason: fmt.Sprintf("denied: the policy allows no value of label %q", label)}, nil
 			}
 		}
@@ -159,10 +187,12 @@ func parseDecision(v ast.Value) (Decision, error) {
 	return d, nil
 }
 
-func parseEnforce(v ast.Value) (map[string][]string, error) {
+// parseEnforce reads "enforce" or "enforce_regex": an object of string
+// arrays or sets keyed by label name.
+func parseEnforce(field string, v ast.Value) (map[string][]string, error) {
 	obj, ok := v.(ast.Object)
 	if !ok {
-		return nil, fmt.Errorf(`%w: "enforce" has type %s, want an object of string arrays`, ErrMalformed, ast.ValueName(v))
+		return nil, fmt.Errorf(`%w: %q has type %s, want an object of string arrays`, ErrMalformed, field, ast.ValueName(v))
 	}
 	if obj.Len() == 0 {
 		return nil, nil
@@ -174,14 +204,14 @@ func parseEnforce(v ast.Value) (map[string][]string, error) {
 			return
 		}
 		label, ok := k.Value.(ast.String)
-		if !ok || label == "" || !utf8.ValidString(string(label)) {
-			err = fmt.Errorf(`%w: "enforce" key %s is not a label name`, ErrMalformed, k)
+		if !ok || !model.UTF8Validation.IsValidLabelName(string(label)) || label == model.MetricNameLabel {
+			err = fmt.Errorf(`%w: %q key %s is not a label name that can be enforced`, ErrMalformed, field, k)
 			return
 		}
 		var values []string
 		values, err = stringList(val.Value)
 		if err != nil {
-			err = fmt.Errorf(`%w: "enforce" label %q: %w`, ErrMalformed, string(label), err)
+			err = fmt.Errorf(`%w: %q label %q: %w`, ErrMalformed, field, string(label), err)
 			return
 		}
 		enforce[string(label)] = values
@@ -220,23 +250,103 @@ func stringList(v ast.Value) ([]string, error) {
 	return slices.Compact(values), nil
 }
 
-// parseTenant accepts printable ASCII without spaces, at most 150 bytes: the
-// tenant goes into an HTTP header, so a CR, LF or other control character
-// must never reach it.
+// parseTenant accepts a tenant ID as Mimir and Cortex do: 1 to 150 bytes of
+// ASCII letters, digits and !-_.*'(), and neither "." nor "..". The tenant
+// goes into an HTTP header and, in Mimir, into object-store paths, so a CR,
+// LF, slash or other character outside that alphabet must never reach it.
 func parseTenant(v ast.Value) (string, error) {
 	s, ok := v.(ast.String)
 	if !ok {
 		return "", fmt.Errorf(`%w: "tenant" has type %s, want a string`, ErrMalformed, ast.ValueName(v))
 	}
-	if len(s) > maxTenantLength {
-		return "", fmt.Errorf(`%w: "tenant" is longer than %d bytes`, ErrMalformed, maxTenantLength)
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c > '~' {
-			return "", fmt.Errorf(`%w: "tenant" holds a character outside printable ASCII`, ErrMalformed)
-		}
+	if err := ValidateTenant(string(s)); err != nil {
+		return "", fmt.Errorf(`%w: "tenant": %w`, ErrMalformed, err)
 	}
 	return string(s), nil
+}
+
+// ValidateTenant reports whether s is a valid tenant ID: 1 to 150 bytes of
+// ASCII letters, digits and the characters !-_.*'(), and neither "." nor
+// "..", the rule Mimir and Cortex apply to X-Scope-OrgID.
+func ValidateTenant(s string) error {
+	switch {
+	case s == "":
+		return errors.New("tenant is empty; omit the key for no tenant")
+	case len(s) > maxTenantLength:
+		return fmt.Errorf("tenant is longer than %d bytes", maxTenantLength)
+	case s == "." || s == "..":
+		return fmt.Errorf("tenant %q is not allowed", s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!-_.*'()", c) >= 0:
+		default:
+			return fmt.Errorf("tenant holds %q; use letters, digits and !-_.*'()", rune(c))
+		}
+	}
+	return nil
+}
+
+// checkRegexes refuses a regular expression that does not compile on its
+// own or that matches the empty string (which would expose series lacking
+// the label).
+func checkRegexes(m map[string][]string) error {
+	for _, label := range slices.Sorted(maps.Keys(m)) {
+		for _, r := range m[label] {
+			if err := validateRegex(r); err != nil {
+				return fmt.Errorf(`%w: "enforce_regex" label %q: %w`, ErrMalformed, label, err)
+			}
+		}
+	}
+	return nil
+}
+
+// validateRegex is enforce.ValidateRegex, kept here because authz imports
+// no enforcement code: it compiles alone as RE2 and does not match "".
+func validateRegex(r string) error {
+	if _, err := syntax.Parse(r, syntax.Perl|syntax.DotNL); err != nil {
+		return fmt.Errorf("regular expression %q does not compile: %w", r, err)
+	}
+	m, err := labels.NewMatcher(labels.MatchRegexp, "l", r)
+	if err != nil {
+		return fmt.Errorf("regular expression %q does not compile: %w", r, err)
+	}
+	if m.Matches("") {
+		return fmt.Errorf("regular expression %q matches the empty string, which would expose series without the label", r)
+	}
+	return nil
+}
+
+// matcherParser parses decision matchers as a Prometheus server without
+// feature flags does.
+var matcherParser = parser.NewParser(parser.Options{})
+
+// parseMatchers reads "matchers": an array or set of series selectors in
+// braces, each with at least one matcher. A bare metric name is refused: as
+// a constraint it would confine every selector to that one metric.
+func parseMatchers(v ast.Value) ([]string, error) {
+	list, err := stringList(v)
+	if err != nil {
+		return nil, fmt.Errorf(`%w: "matchers": %w`, ErrMalformed, err)
+	}
+	for _, s := range list {
+		if !strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "{") {
+			return nil, fmt.Errorf(`%w: "matchers": %q is not a selector in braces such as {secret!="true"}`, ErrMalformed, s)
+		}
+		ms, err := matcherParser.ParseMetricSelector(s)
+		if err != nil {
+			return nil, fmt.Errorf(`%w: "matchers": %q: %w`, ErrMalformed, s, err)
+		}
+		if len(ms) == 0 || slices.Contains(ms, nil) {
+			return nil, fmt.Errorf(`%w: "matchers": %q holds no matcher`, ErrMalformed, s)
+		}
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return list, nil
 }
 
 func parseLimits(v ast.Value) (Limits, error) {

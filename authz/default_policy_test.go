@@ -1,7 +1,9 @@
 package authz
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -26,19 +28,19 @@ func TestDefaultPolicy(t *testing.T) {
 		{
 			name: "admin",
 			in:   queryInput(id("root@example.com", "admins")),
-			want: Decision{Allow: true, Reason: "root@example.com is in admin group admins: unrestricted"},
+			want: Decision{Allow: true, Reason: "allowed: member of an admin group, unrestricted"},
 		},
 		{
 			name: "admin and team member",
 			in:   queryInput(id("root@example.com", "team-a", "admins")),
-			want: Decision{Allow: true, Reason: "root@example.com is in admin group admins: unrestricted"},
+			want: Decision{Allow: true, Reason: "allowed: member of an admin group, unrestricted"},
 		},
 		{
 			name: "team member",
 			in:   queryInput(id("alice@example.com", "team-a")),
 			want: Decision{
 				Allow:   true,
-				Reason:  "alice@example.com may read namespaces team-a, team-a-staging through group team-a",
+				Reason:  "allowed: confined to the namespaces of the caller's groups",
 				Enforce: map[string][]string{"namespace": {"team-a", "team-a-staging"}},
 			},
 		},
@@ -47,7 +49,7 @@ func TestDefaultPolicy(t *testing.T) {
 			in:   queryInput(id("carol@example.com", "team-b", "team-a")),
 			want: Decision{
 				Allow:   true,
-				Reason:  "carol@example.com may read namespaces team-a, team-a-staging, team-b through group team-a, team-b",
+				Reason:  "allowed: confined to the namespaces of the caller's groups",
 				Enforce: map[string][]string{"namespace": {"team-a", "team-a-staging", "team-b"}},
 			},
 		},
@@ -71,7 +73,7 @@ func TestDefaultPolicy(t *testing.T) {
 			in:   Input{Identity: id("alice@example.com", "team-a"), Request: Request{Method: "GET", Path: "/api/v1/labels", Route: "labels"}},
 			want: Decision{
 				Allow:   true,
-				Reason:  "alice@example.com may read namespaces team-a, team-a-staging through group team-a",
+				Reason:  "allowed: confined to the namespaces of the caller's groups",
 				Enforce: map[string][]string{"namespace": {"team-a", "team-a-staging"}},
 			},
 		},
@@ -93,7 +95,7 @@ func TestDefaultPolicy(t *testing.T) {
 			},
 			want: Decision{
 				Allow:   true,
-				Reason:  "alice@example.com may read namespaces team-a, team-a-staging through group team-a",
+				Reason:  "allowed: confined to the namespaces of the caller's groups",
 				Enforce: map[string][]string{"namespace": {"team-a", "team-a-staging"}},
 			},
 		},
@@ -121,12 +123,23 @@ func BenchmarkDecide(b *testing.B) {
 	in := queryInput(&authn.Identity{Method: authn.MethodMTLS, Subject: "carol@example.com", Groups: []string{"team-a", "team-b"}})
 	ctx := b.Context()
 	b.ReportAllocs()
+	var ds []time.Duration
 	for b.Loop() {
+		start := time.Now()
 		d, err := a.Decide(ctx, in)
+		ds = append(ds, time.Since(start))
 		if err != nil || !d.Allow {
 			b.Fatalf("Decide() = %+v, %v", d, err)
 		}
 	}
+	reportP50(b, ds)
+}
+
+// reportP50 reports the median of the per-iteration durations: on a shared
+// machine it is steadier than the mean, which GC and preemption skew.
+func reportP50(b *testing.B, ds []time.Duration) {
+	slices.Sort(ds)
+	b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "p50-ns")
 }
 
 // BenchmarkInputValue measures building the input document alone.

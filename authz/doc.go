@@ -14,12 +14,20 @@
 //     conflict, a built-in error, a cancelled context), more than one result,
 //     or a decision of the wrong shape is a denial with a short, safe reason
 //     and an error wrapping ErrUndefined, ErrEvaluation or ErrMalformed.
-//   - Strict decisions. "allow" must be a boolean; "enforce" an object of
-//     string arrays or sets; "reason" and "tenant" strings; "limits" an object
+//   - Strict decisions. "allow" must be a boolean; "enforce" and
+//     "enforce_regex" objects of string arrays or sets keyed by a label
+//     name other than __name__; "matchers" an array or set of series
+//     selectors in braces; "reason" and "tenant" strings; "limits" an object
 //     of Prometheus duration strings. Any other key is refused, so that a
-//     misspelt "enforce" denies rather than grants everything. A tenant must
-//     be printable ASCII without spaces (it becomes an HTTP header), and a
-//     label allowed no value at all turns the decision into a denial.
+//     misspelt "enforce" denies rather than grants everything. A regex of
+//     "enforce_regex" must compile on its own and must not match the empty
+//     string (which would expose series lacking the label); a matcher must
+//     parse with the Prometheus parser and not be a bare metric name. A
+//     tenant must be 1 to 150 bytes of the Mimir and Cortex tenant alphabet
+//     (letters, digits and !-_.*'()) and neither "." nor "..", since it
+//     becomes an HTTP header and, upstream, a storage path. A label allowed
+//     no value at all (neither literal nor regex) turns the decision into a
+//     denial.
 //   - No network and no secrets. Policies are compiled with http.send, every
 //     net.* built-in and opa.runtime removed, and with no host allowed for
 //     JSON-schema references; using one is a load error naming file and line.

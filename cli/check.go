@@ -12,7 +12,7 @@ import (
 
 // runCheck validates a configuration the way serve would build it, without
 // listening, and lists every problem.
-func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", stderr)
 	configFile := fs.String("config", "promgate.yml", "configuration file")
 	if err := parseFlags(fs, args); err != nil {
@@ -23,7 +23,7 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return listProblems(stdout, *configFile, err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := build(cfg, logger, true); err != nil {
+	if _, err := build(ctx, cfg, logger, true); err != nil {
 		return listProblems(stdout, *configFile, err)
 	}
 	fmt.Fprintf(stdout, "%s: OK\n", *configFile)

@@ -49,7 +49,7 @@ type gateway struct {
 
 // build constructs every component of cfg. With check set, it touches
 // nothing outside (the audit file is not opened) and collects every error.
-func build(cfg *config.Config, logger *slog.Logger, check bool) (*gateway, error) {
+func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check bool) (*gateway, error) {
 	g := &gateway{cfg: cfg, log: logger, reg: prometheus.NewRegistry()}
 	var errs []error
 	var err error
@@ -59,7 +59,13 @@ func build(cfg *config.Config, logger *slog.Logger, check bool) (*gateway, error
 	if g.authz, err = authz.New(cfg.Authz, logger, g.reg); err != nil {
 		errs = append(errs, err)
 	}
-	mtls, err := authn.NewMTLS(cfg.Authn.MTLS)
+	if check {
+		// check contacts no issuer: a cancelled context stops discovery.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		ctx = cctx
+	}
+	chain, login, err := authn.NewChain(ctx, cfg.Authn, logger, g.reg)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -88,7 +94,8 @@ func build(cfg *config.Config, logger *slog.Logger, check bool) (*gateway, error
 	}
 	g.handler, err = proxy.New(proxy.Options{
 		Config:        cfg,
-		Authn:         authn.Chain{mtls},
+		Authn:         chain,
+		Login:         login,
 		Authz:         g.authz,
 		Audit:         auditor,
 		Logger:        logger,
@@ -240,7 +247,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	g, err := build(cfg, logger, false)
+	g, err := build(ctx, cfg, logger, false)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -143,8 +142,7 @@ func checkClaimName(add func(string, string, ...any), path, name string) {
 }
 
 // validCookieName reports whether name is an RFC 6265 token, which is what
-// net/http accepts as a cookie name.
+// net/http accepts as a cookie name (the same alphabet as header names).
 func validCookieName(name string) bool {
-	c := http.Cookie{Name: name, Value: "x"}
-	return c.Valid() == nil
+	return headerNameRE.MatchString(name)
 }

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -130,12 +131,19 @@ func TestHealthCheckQuery(t *testing.T) {
 	}
 }
 
-// TestRulesAndAlerts: rules and alerts are for unrestricted callers only; a
-// team gets 403 and nothing reaches the upstream.
+// TestRulesAndAlerts: the admin sees every rule and alert; a team sees only
+// the groups, rules and alerts whose labels are its own. The real Prometheus
+// has an always-firing alert in team-b.
 func TestRulesAndAlerts(t *testing.T) {
-	for _, path := range []string{"/api/v1/rules", "/api/v1/alerts"} {
+	for _, path := range []string{"/api/v1/rules", "/api/v1/alerts", "/api/v1/alerts/"} {
 		t.Run("admin"+path, func(t *testing.T) {
 			res := callerAdmin.client(t).do(t, request{path: path})
+			if path == "/api/v1/alerts/" {
+				// By route, not by path string: a trailing slash is no route.
+				res.wantError(t, http.StatusNotFound, "not_found")
+				res.wantNotForwarded(t)
+				return
+			}
 			if res.status != http.StatusOK {
 				t.Fatalf("%s: want 200", res)
 			}
@@ -146,10 +154,26 @@ func TestRulesAndAlerts(t *testing.T) {
 			if len(res.fwd) != 1 || res.fwd[0].Path != path {
 				t.Errorf("%s: want one upstream request to %s, got %d", res, path, len(res.fwd))
 			}
+			if !bytes.Contains(res.body, []byte("E2ETeamBAlwaysFiring")) {
+				t.Errorf("%s: the admin should see team-b's alert", res)
+			}
 		})
+		if path == "/api/v1/alerts/" {
+			continue
+		}
 		for _, who := range []caller{callerTeamA, callerTeamB} {
 			t.Run(who.name+path, func(t *testing.T) {
-				who.client(t).do(t, request{path: path}).wantError(t, http.StatusForbidden, "forbidden")
+				res := who.client(t).do(t, request{path: path})
+				if res.status != http.StatusOK {
+					t.Fatalf("%s: want 200", res)
+				}
+				sawB := bytes.Contains(res.body, []byte("E2ETeamBAlwaysFiring"))
+				if who.own == nsTeamB && !sawB {
+					t.Errorf("%s: team-b should see its own alert", res)
+				}
+				if who.own != nsTeamB && (sawB || bytes.Contains(res.body, []byte(`"team-b"`))) {
+					t.Errorf("%s: team-b's rule or alert leaked to %s", res, who.name)
+				}
 			})
 		}
 	}

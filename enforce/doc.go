@@ -4,7 +4,9 @@
 //
 // # Guarantees
 //
-// An [Enforcement] maps a label name to its allowed values. [Rewrite] returns
+// An [Enforcement] maps a label name to its allowed values; a [Policy] adds
+// allowed regular expressions per label and decision matchers, and
+// [NewPolicyEnforcer] prepares it as an [Enforcer]. [Rewrite] returns
 // the text of a query in which every vector selector, wherever it stands
 // (range selectors, subqueries, aggregations and their parameters, both sides
 // of binary and set operators, function arguments, parentheses, unary
@@ -44,6 +46,46 @@
 // allowed no values at all refuses every selector. Added regular expressions
 // list the values of S sorted and quoted with regexp.QuoteMeta, and a single
 // value becomes an equality matcher.
+//
+// # Regular expressions and decision matchers
+//
+// A label may also be allowed regular expressions R (Policy.EnforceRegex).
+// Each must compile on its own (so `a)|(b` cannot escape Prometheus'
+// anchoring group) and must not match the empty string, so that a series
+// without the label is never exposed; otherwise the policy is Invalid. The
+// intersection of two regular expressions cannot be computed, so:
+//
+//	caller's matchers on L      A = {s}, R = {team-.*}     result
+//	(none)                      -                          L=~"s|(?:team-.*)" added
+//	L="team-x"                  allowed by R               unchanged
+//	L="s"                       allowed by A               unchanged
+//	L="kube-system"             not allowed                refused: label L="kube-system" is not allowed
+//	L="team-x", L!="team-x"     matches nothing            refused
+//	L=~".+"                     -                          L=~"s|(?:team-.*)" added
+//	L!="s"                      A narrowed to {}           L=~"team-.*" added
+//
+// The literals are narrowed as above, the regular expressions are always
+// kept, and a lone regular expression is added as written.
+//
+// Decision matchers (Policy.Matchers, such as {secret!="true"}) are ANDed
+// into every selector unless the selector already carries the same matcher,
+// or an equality on the same label that the matcher accepts (so up keeps its
+// single name under {__name__!~"kube_secret_.*"}). A selector whose equality
+// the matcher refuses, such as kube_secret_info, can only match excluded
+// series and is Forbidden. The enforced labels are intersected with the
+// caller's and the decision's matchers together, which keeps the rewrite
+// idempotent. Without match[], [Enforcer.Matchers] gives the confinement of
+// the empty selector, plus __name__=~".+" when every matcher of it would
+// match the empty string (Prometheus refuses such a selector).
+//
+// # Response filters
+//
+// [Enforcer.FilterRules], [Enforcer.FilterAlerts] and
+// [Enforcer.FilterMetadata] confine the JSON bodies of /api/v1/rules,
+// /api/v1/alerts and /api/v1/metadata. They keep what the decision allows
+// and every field they do not judge; a body that is not the route's shape is
+// an error wrapping [ErrUpstream], and nothing of it may be sent on. An
+// unrestricted Enforcer returns the body unchanged.
 //
 // # Refusals
 //

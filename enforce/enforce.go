@@ -1,12 +1,15 @@
 package enforce
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
@@ -94,33 +97,94 @@ type Error struct {
 // Error returns e.Msg.
 func (e *Error) Error() string { return e.Msg }
 
-// Enforcer is an Enforcement validated and prepared once, so that several
-// queries or match[] parameters of one request are confined without
+// Policy is everything a decision confines a caller to: the literal values
+// and regular expressions allowed per label, and extra selector constraints.
+// The zero Policy is unrestricted.
+type Policy struct {
+	// Enforce maps a label name to the literal values the caller may see.
+	Enforce Enforcement
+	// EnforceRegex maps a label name to regular expressions (RE2, anchored
+	// as Prometheus anchors them) whose matches the caller may see, in
+	// addition to Enforce's values for the same label. A regular expression
+	// that matches the empty string is refused, so that a series lacking the
+	// label is never exposed.
+	EnforceRegex map[string][]string
+	// Matchers are series selectors in braces, such as {secret!="true"},
+	// whose matchers are ANDed into every selector (exclusion policies).
+	Matchers []string
+}
+
+// Validate reports whether p is well-formed. The error is an *Error of kind
+// Invalid.
+func (p Policy) Validate() error {
+	_, err := NewPolicyEnforcer(p)
+	return err
+}
+
+// Enforcer is a Policy validated and prepared once, so that several queries,
+// match[] parameters or responses of one request are confined without
 // repeating the work. An Enforcer is immutable and safe for concurrent use.
 type Enforcer struct {
-	labels []enforcedLabel // sorted by name
+	labels []enforcedLabel   // sorted by name
+	extra  []*labels.Matcher // decision matchers, in policy order, without repeats
+
+	// memo holds the narrowed matchers built so far (key: label name,
+	// type and value), so that a query repeating one selector compiles its
+	// regular expression once. It only grows with what queries narrow to.
+	memo sync.Map
 }
 
 type enforcedLabel struct {
-	name   string
-	values []string        // sorted, unique, non-empty
-	all    *labels.Matcher // selects exactly values; nil when values is empty
+	name    string
+	values  []string          // sorted, unique, non-empty
+	regexes []string          // sorted, unique, never match ""
+	res     []*labels.Matcher // one per regex, for membership tests
+	all     *labels.Matcher   // selects exactly the allowed set; nil when nothing is allowed
 }
 
 // NewEnforcer validates e and prepares it for Rewrite and Matchers. A nil or
-// empty e gives an unrestricted Enforcer.
+// empty e gives an unrestricted Enforcer. It is NewPolicyEnforcer for a
+// policy of literal values only.
 func NewEnforcer(e Enforcement) (*Enforcer, error) {
-	if err := e.Validate(); err != nil {
+	return NewPolicyEnforcer(Policy{Enforce: e})
+}
+
+// NewPolicyEnforcer validates p and prepares it. The error is an *Error of
+// kind Invalid: a label name that is not valid or is __name__, an empty,
+// invalid or repeated value, a regular expression that does not compile on
+// its own, is repeated, or matches the empty string, or a matcher that is
+// not a braced series selector with at least one matcher. The caller must
+// deny the request.
+func NewPolicyEnforcer(p Policy) (*Enforcer, error) {
+	if err := p.Enforce.Validate(); err != nil {
 		return nil, err
 	}
-	en := &Enforcer{labels: make([]enforcedLabel, 0, len(e))}
-	for _, name := range slices.Sorted(maps.Keys(e)) {
-		values := slices.Clone(e[name])
+	if err := validateRegexes(p.EnforceRegex); err != nil {
+		return nil, err
+	}
+	names := slices.Sorted(maps.Keys(p.Enforce))
+	for name := range p.EnforceRegex {
+		if _, ok := p.Enforce[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	en := &Enforcer{labels: make([]enforcedLabel, 0, len(names))}
+	for _, name := range names {
+		values := slices.Clone(p.Enforce[name])
 		slices.Sort(values)
-		values = slices.Compact(values)
-		l := enforcedLabel{name: name, values: values}
-		if len(values) > 0 {
-			m, err := valuesMatcher(name, values)
+		regexes := slices.Clone(p.EnforceRegex[name])
+		slices.Sort(regexes)
+		l := enforcedLabel{name: name, values: values, regexes: regexes}
+		for _, r := range regexes {
+			m, err := labels.NewMatcher(labels.MatchRegexp, name, r)
+			if err != nil {
+				return nil, &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label %s: regular expression %q: %v", quoteName(name), r, err)}
+			}
+			l.res = append(l.res, m)
+		}
+		if len(values)+len(regexes) > 0 {
+			m, err := valuesMatcher(name, values, regexes)
 			if err != nil {
 				return nil, err
 			}
@@ -128,16 +192,118 @@ func NewEnforcer(e Enforcement) (*Enforcer, error) {
 		}
 		en.labels = append(en.labels, l)
 	}
+	for _, s := range p.Matchers {
+		ms, err := ParseDecisionMatcher(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if !containsMatcher(en.extra, m) {
+				en.extra = append(en.extra, m)
+			}
+		}
+	}
 	return en, nil
 }
 
-// Unrestricted reports whether en lets every selector through unchanged.
-func (en *Enforcer) Unrestricted() bool { return len(en.labels) == 0 }
+// validateRegexes checks the regular expressions of a policy.
+func validateRegexes(rs map[string][]string) error {
+	for _, name := range slices.Sorted(maps.Keys(rs)) {
+		if !model.UTF8Validation.IsValidLabelName(name) {
+			return &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label name %q is not valid", name)}
+		}
+		if name == model.MetricNameLabel {
+			return &Error{Kind: Invalid, Label: name, Msg: "label __name__ cannot be enforced"}
+		}
+		seen := make(map[string]struct{}, len(rs[name]))
+		for _, r := range rs[name] {
+			if err := ValidateRegex(r); err != nil {
+				return &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label %s: %v", quoteName(name), err)}
+			}
+			if _, dup := seen[r]; dup {
+				return &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label %s lists regular expression %q twice", quoteName(name), r)}
+			}
+			seen[r] = struct{}{}
+		}
+	}
+	return nil
+}
 
-// valuesMatcher returns the matcher that selects exactly values (sorted,
-// unique, at least one).
-func valuesMatcher(name string, values []string) (*labels.Matcher, error) {
-	t, v := valuesMatch(values)
+// ValidateRegex reports whether r may be an allowed regular expression: it is
+// valid UTF-8, compiles on its own as RE2 (so that `a)|(b` cannot escape the
+// anchoring group Prometheus wraps around it), and does not match the empty
+// string, so that a series lacking the label is never exposed. authz uses it
+// to refuse such a decision.
+func ValidateRegex(r string) error {
+	if !utf8.ValidString(r) {
+		return errors.New("regular expression is not valid UTF-8")
+	}
+	if _, err := syntax.Parse(r, syntax.Perl|syntax.DotNL); err != nil {
+		return fmt.Errorf("regular expression %q does not compile: %w", r, err)
+	}
+	m, err := labels.NewMatcher(labels.MatchRegexp, "l", r)
+	if err != nil {
+		return fmt.Errorf("regular expression %q does not compile: %w", r, err)
+	}
+	if m.Matches("") {
+		return fmt.Errorf("regular expression %q matches the empty string, which would expose series without the label", r)
+	}
+	return nil
+}
+
+// ParseDecisionMatcher parses one entry of a decision's matchers: a series
+// selector in braces with at least one matcher, such as {secret!="true"} or
+// {__name__!~"kube_secret_.*",env="prod"}. A bare metric name (up, or
+// up{...}) is refused: as a constraint it would confine every selector to
+// that one metric, which is never what an exclusion means. The error is an
+// *Error of kind Invalid.
+func ParseDecisionMatcher(s string) ([]*labels.Matcher, error) {
+	if !strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "{") {
+		return nil, &Error{Kind: Invalid, Msg: fmt.Sprintf("decision matcher %q is not a selector in braces such as {secret!=\"true\"}", s)}
+	}
+	ms, err := promql.ParseMetricSelector(s)
+	if err != nil {
+		return nil, &Error{Kind: Invalid, Msg: fmt.Sprintf("decision matcher %q does not parse: %v", s, err)}
+	}
+	if len(ms) == 0 || slices.Contains(ms, nil) {
+		return nil, &Error{Kind: Invalid, Msg: fmt.Sprintf("decision matcher %q holds no matcher", s)}
+	}
+	return ms, nil
+}
+
+// containsMatcher reports whether ms holds a matcher identical to m.
+func containsMatcher(ms []*labels.Matcher, m *labels.Matcher) bool {
+	for _, x := range ms {
+		if x.Name == m.Name && x.Type == m.Type && x.Value == m.Value {
+			return true
+		}
+	}
+	return false
+}
+
+// Unrestricted reports whether en lets every selector through unchanged.
+func (en *Enforcer) Unrestricted() bool { return len(en.labels) == 0 && len(en.extra) == 0 }
+
+// allows reports whether v is an allowed value of l.
+func (l *enforcedLabel) allows(v string) bool {
+	if v == "" {
+		return false
+	}
+	if _, ok := slices.BinarySearch(l.values, v); ok {
+		return true
+	}
+	for _, m := range l.res {
+		if m.Matches(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// valuesMatcher returns the matcher that selects exactly values and the
+// matches of regexes (sorted, unique, at least one of them).
+func valuesMatcher(name string, values, regexes []string) (*labels.Matcher, error) {
+	t, v := valuesMatch(values, regexes)
 	m, err := labels.NewMatcher(t, name, v)
 	if err != nil {
 		return nil, &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label %s: build matcher: %v", quoteName(name), err)}
@@ -146,11 +312,16 @@ func valuesMatcher(name string, values []string) (*labels.Matcher, error) {
 }
 
 // valuesMatch returns the type and value of the matcher that selects exactly
-// values: an equality for one value, otherwise an alternation of the quoted
-// values, which Prometheus anchors.
-func valuesMatch(values []string) (labels.MatchType, string) {
-	if len(values) == 1 {
+// values and the matches of regexes: an equality for one value and no
+// regex, a lone regex as written, otherwise an alternation of the quoted
+// values followed by the regexes, each in a non-capturing group, which
+// Prometheus anchors as a whole.
+func valuesMatch(values, regexes []string) (labels.MatchType, string) {
+	switch {
+	case len(values) == 1 && len(regexes) == 0:
 		return labels.MatchEqual, values[0]
+	case len(values) == 0 && len(regexes) == 1:
+		return labels.MatchRegexp, regexes[0]
 	}
 	var b strings.Builder
 	for i, v := range values {
@@ -159,43 +330,96 @@ func valuesMatch(values []string) (labels.MatchType, string) {
 		}
 		b.WriteString(regexp.QuoteMeta(v))
 	}
+	for i, r := range regexes {
+		if i > 0 || len(values) > 0 {
+			b.WriteByte('|')
+		}
+		b.WriteString("(?:")
+		b.WriteString(r)
+		b.WriteByte(')')
+	}
 	return labels.MatchRegexp, b.String()
 }
 
-// confine returns ms restricted to the enforcement. ms itself is never
-// modified: when a matcher must be added, the result is a new slice that
-// shares the caller's matchers. describe names the selector in messages and
-// is called only on refusal.
+// confine returns ms restricted to the policy: the decision matchers not
+// already present are appended, then one matcher per enforced label that
+// needs it. ms itself is never modified: when a matcher must be added, the
+// result is a new slice that shares the caller's matchers. The enforced
+// labels are intersected with the caller's and the decision's matchers
+// together, so that a second confinement adds nothing. describe names the
+// selector in messages and is called only on refusal.
 func (en *Enforcer) confine(ms []*labels.Matcher, describe func() string) ([]*labels.Matcher, error) {
 	out := ms
 	grown := false
+	grow := func() {
+		if !grown {
+			out = make([]*labels.Matcher, len(ms), len(ms)+len(en.extra)+len(en.labels))
+			copy(out, ms)
+			grown = true
+		}
+	}
+	for _, m := range en.extra {
+		add, err := needExtra(ms, m, describe)
+		if err != nil {
+			return nil, err
+		}
+		if add && !containsMatcher(out, m) {
+			grow()
+			out = append(out, m)
+		}
+	}
+	base := out
 	for i := range en.labels {
-		add, err := en.labels[i].restrict(ms, describe)
+		add, err := en.labels[i].restrict(base, describe, &en.memo)
 		if err != nil {
 			return nil, err
 		}
 		if add == nil {
 			continue
 		}
-		if !grown {
-			out = make([]*labels.Matcher, len(ms), len(ms)+len(en.labels))
-			copy(out, ms)
-			grown = true
-		}
+		grow()
 		out = append(out, add)
 	}
 	return out, nil
 }
 
-// restrict returns the matcher to add to ms for label l, or nil when an
-// identical matcher is already present. It intersects the allowed values with
-// every matcher of ms on l and refuses an empty intersection.
-func (l *enforcedLabel) restrict(ms []*labels.Matcher, describe func() string) (*labels.Matcher, error) {
-	if len(l.values) == 0 {
+// needExtra reports whether the decision matcher dm must be added to ms. It
+// need not when ms holds an identical matcher, or an equality matcher on the
+// same label whose value dm accepts (so that up, under {__name__!~"x_.*"},
+// stays up and is not given a second name matcher, which PromQL refuses). A
+// selector with an equality matcher that dm refuses can only match excluded
+// series and is Forbidden.
+func needExtra(ms []*labels.Matcher, dm *labels.Matcher, describe func() string) (bool, error) {
+	implied := false
+	for _, m := range ms {
+		if m.Name != dm.Name {
+			continue
+		}
+		if m.Type == dm.Type && m.Value == dm.Value {
+			return false, nil
+		}
+		if m.Type == labels.MatchEqual {
+			if !dm.Matches(m.Value) {
+				return false, &Error{Kind: Forbidden, Label: dm.Name, Msg: fmt.Sprintf("selector %s can only match series the policy excludes", describe())}
+			}
+			implied = true
+		}
+	}
+	return !implied, nil
+}
+
+// restrict returns the matcher to add to ms for label l, or nil when none
+// is needed. It intersects the allowed values with every matcher of ms on l
+// and refuses an empty intersection.
+func (l *enforcedLabel) restrict(ms []*labels.Matcher, describe func() string, memo *sync.Map) (*labels.Matcher, error) {
+	if l.all == nil {
 		return nil, l.refuse(ms, describe)
 	}
 	if !slices.ContainsFunc(ms, func(m *labels.Matcher) bool { return m.Name == l.name }) {
 		return l.all, nil
+	}
+	if len(l.regexes) > 0 {
+		return l.restrictRegex(ms, describe, memo)
 	}
 	var subset []string
 	n := 0
@@ -217,7 +441,7 @@ func (l *enforcedLabel) restrict(ms []*labels.Matcher, describe func() string) (
 	}
 	typ, val := l.all.Type, l.all.Value
 	if subset != nil {
-		typ, val = valuesMatch(subset)
+		typ, val = valuesMatch(subset, nil)
 	}
 	for _, m := range ms {
 		if m.Name == l.name && m.Type == typ && m.Value == val {
@@ -227,7 +451,59 @@ func (l *enforcedLabel) restrict(ms []*labels.Matcher, describe func() string) (
 	if subset == nil {
 		return l.all, nil
 	}
-	return valuesMatcher(l.name, subset)
+	return l.memoMatcher(memo, subset, nil)
+}
+
+// restrictRegex is restrict for a label allowed regular expressions, whose
+// intersection with the caller's regular expressions cannot be computed.
+// A caller's equality matcher decides alone: an allowed value needs nothing
+// more, any other value is refused. Otherwise the literal values are narrowed
+// by the caller's matchers as for literals, and one matcher selecting them
+// and every allowed regex is added.
+func (l *enforcedLabel) restrictRegex(ms []*labels.Matcher, describe func() string, memo *sync.Map) (*labels.Matcher, error) {
+	for _, m := range ms {
+		if m.Name != l.name || m.Type != labels.MatchEqual {
+			continue
+		}
+		if !l.allows(m.Value) {
+			return nil, &Error{Kind: Forbidden, Label: l.name, Msg: fmt.Sprintf("label %s is not allowed", m.String())}
+		}
+		if !matchesAll(ms, l.name, m.Value) {
+			return nil, &Error{Kind: Forbidden, Label: l.name, Msg: fmt.Sprintf("selector %s can only match %s values outside the allowed set", describe(), quoteName(l.name))}
+		}
+		return nil, nil
+	}
+	subset := make([]string, 0, len(l.values))
+	for _, v := range l.values {
+		if matchesAll(ms, l.name, v) {
+			subset = append(subset, v)
+		}
+	}
+	typ, val := valuesMatch(subset, l.regexes)
+	for _, m := range ms {
+		if m.Name == l.name && m.Type == typ && m.Value == val {
+			return nil, nil
+		}
+	}
+	if len(subset) == len(l.values) {
+		return l.all, nil
+	}
+	return l.memoMatcher(memo, subset, l.regexes)
+}
+
+// memoMatcher is valuesMatcher through the Enforcer's memo.
+func (l *enforcedLabel) memoMatcher(memo *sync.Map, values, regexes []string) (*labels.Matcher, error) {
+	typ, val := valuesMatch(values, regexes)
+	key := l.name + "\x00" + typ.String() + "\x00" + val
+	if m, ok := memo.Load(key); ok {
+		return m.(*labels.Matcher), nil
+	}
+	m, err := labels.NewMatcher(typ, l.name, val)
+	if err != nil {
+		return nil, &Error{Kind: Invalid, Label: l.name, Msg: fmt.Sprintf("enforced label %s: build matcher: %v", quoteName(l.name), err)}
+	}
+	memo.Store(key, m)
+	return m, nil
 }
 
 func matchesAll(ms []*labels.Matcher, name, v string) bool {
@@ -242,11 +518,11 @@ func matchesAll(ms []*labels.Matcher, name, v string) bool {
 // refuse builds the Forbidden error for a selector that cannot match any
 // allowed value of l.
 func (l *enforcedLabel) refuse(ms []*labels.Matcher, describe func() string) error {
-	if len(l.values) == 0 {
+	if l.all == nil {
 		return &Error{Kind: Forbidden, Label: l.name, Msg: fmt.Sprintf("no value of label %s is allowed", quoteName(l.name))}
 	}
 	for _, m := range ms {
-		if m.Name == l.name && m.Type == labels.MatchEqual && !slices.Contains(l.values, m.Value) {
+		if m.Name == l.name && m.Type == labels.MatchEqual && !l.allows(m.Value) {
 			return &Error{Kind: Forbidden, Label: l.name, Msg: fmt.Sprintf("label %s is not allowed", m.String())}
 		}
 	}

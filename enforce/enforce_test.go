@@ -158,7 +158,7 @@ func TestMatchers(t *testing.T) {
 				if err != nil {
 					t.Fatalf("output %q does not parse: %v", s, err)
 				}
-				if err := checkConfined(ms, tc.e); err != nil {
+				if err := checkConfined(ms, Policy{Enforce: tc.e}); err != nil {
 					t.Errorf("output %q: %v", s, err)
 				}
 			}

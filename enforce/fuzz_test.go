@@ -10,13 +10,23 @@ import (
 
 const maxFuzzInput = 10 << 10
 
-// fuzzEnforcements are the enforcements every fuzzed input is rewritten
-// under: one value, several values with regex metacharacters and an
-// injection attempt together with a second label, and a UTF-8 label.
-var fuzzEnforcements = []Enforcement{
-	{"namespace": {"a"}},
-	{"namespace": {"a", "c", `a"} or up{namespace="b`, "a.b"}, "env": {"prod"}},
-	{"k8s.namespace.name": {"a", "x|y"}},
+// fuzzPolicies are the policies every fuzzed input is rewritten under: one
+// value; several values with regex metacharacters and an injection attempt
+// together with a second label; a UTF-8 label; literal values and regular
+// expressions (one with a top-level alternation) on one label; a regex label,
+// a literal label and exclusion matchers together; and exclusion matchers
+// alone.
+var fuzzPolicies = []Policy{
+	{Enforce: Enforcement{"namespace": {"a"}}},
+	{Enforce: Enforcement{"namespace": {"a", "c", `a"} or up{namespace="b`, "a.b"}, "env": {"prod"}}},
+	{Enforce: Enforcement{"k8s.namespace.name": {"a", "x|y"}}},
+	{Enforce: Enforcement{"namespace": {"a"}}, EnforceRegex: map[string][]string{"namespace": {"team-.*", "x|y.+"}}},
+	{
+		Enforce:      Enforcement{"namespace": {"a", "b"}},
+		EnforceRegex: map[string][]string{"env": {"prod-[0-9]+"}},
+		Matchers:     []string{`{secret!="true"}`, `{__name__!~"kube_secret_.*"}`},
+	},
+	{Matchers: []string{`{secret!="true",team=~".+"}`}},
 }
 
 // FuzzQuery checks that no input panics, that every error is an *Error, and
@@ -46,8 +56,12 @@ func FuzzQuery(f *testing.F) {
 		if q.Selectors() == nil {
 			t.Fatal("Selectors() = nil")
 		}
-		for _, e := range fuzzEnforcements {
-			out, err := Rewrite(q, e)
+		for _, e := range fuzzPolicies {
+			en, err := NewPolicyEnforcer(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := en.Rewrite(q)
 			if err != nil {
 				pe, aerr := asError(err)
 				if aerr != nil {
@@ -65,7 +79,7 @@ func FuzzQuery(f *testing.F) {
 			if err != nil {
 				t.Fatalf("ParseQuery(%q) of the output: %v", out, err)
 			}
-			again, err := Rewrite(q2, e)
+			again, err := en.Rewrite(q2)
 			if err != nil {
 				t.Fatalf("Rewrite(%q) of the output: %v", out, err)
 			}
@@ -93,8 +107,12 @@ func FuzzMatchers(f *testing.F) {
 			t.Skip()
 		}
 		p := parser.NewParser(parser.Options{})
-		for _, e := range fuzzEnforcements {
-			out, err := Matchers([]string{a, b}, e)
+		for _, e := range fuzzPolicies {
+			en, err := NewPolicyEnforcer(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := en.Matchers([]string{a, b})
 			if err != nil {
 				pe, aerr := asError(err)
 				if aerr != nil {
@@ -117,7 +135,7 @@ func FuzzMatchers(f *testing.F) {
 					t.Fatalf("output %q: %v", s, err)
 				}
 			}
-			again, err := Matchers(out, e)
+			again, err := en.Matchers(out)
 			if err != nil || !slices.Equal(again, out) {
 				t.Fatalf("Matchers is not idempotent: %q, then %q, %v", out, again, err)
 			}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -151,6 +153,9 @@ func (en *Enforcer) vectorSelector(vs *parser.VectorSelector) (*parser.VectorSel
 	return &c, nil
 }
 
+// anyMetric matches every series: each has a non-empty name.
+var anyMetric = labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")
+
 // Matchers confines the match[] parameters of the series, labels, label
 // values and federate routes to e. Each selector is parsed with the stock
 // parser, confined like a selector of a query and printed again. Without
@@ -170,14 +175,19 @@ func (en *Enforcer) Matchers(match []string) ([]string, error) {
 		if en.Unrestricted() {
 			return nil, nil
 		}
+		// The one selector is the confinement of the empty selector. When
+		// only exclusions apply, every matcher may match the empty string,
+		// which Prometheus refuses; __name__=~".+" matches every series and
+		// makes the selector acceptable.
 		vs := &parser.VectorSelector{}
-		for i := range en.labels {
-			l := &en.labels[i]
-			if l.all == nil {
-				return nil, l.refuse(nil, nil)
-			}
-			vs.LabelMatchers = append(vs.LabelMatchers, l.all)
+		ms, err := en.confine(nil, func() string { return "{}" })
+		if err != nil {
+			return nil, err
 		}
+		if !slices.ContainsFunc(ms, func(m *labels.Matcher) bool { return !m.Matches("") }) {
+			ms = append(ms, anyMetric)
+		}
+		vs.LabelMatchers = ms
 		return []string{vs.String()}, nil
 	}
 	out := make([]string, 0, len(match))

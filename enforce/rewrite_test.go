@@ -20,7 +20,7 @@ type goldenCase struct {
 	path    string
 	archive *txtar.Archive
 	query   string
-	enforce Enforcement
+	policy  Policy
 	want    string
 }
 
@@ -45,11 +45,11 @@ func loadGolden(tb testing.TB) []goldenCase {
 			case "query":
 				c.query = data
 			case "enforce":
-				dec := json.NewDecoder(strings.NewReader(data))
-				dec.DisallowUnknownFields()
-				if err := dec.Decode(&c.enforce); err != nil {
-					tb.Fatalf("%s: enforce: %v", p, err)
-				}
+				decodeSection(tb, p, f.Name, data, &c.policy.Enforce)
+			case "enforce_regex":
+				decodeSection(tb, p, f.Name, data, &c.policy.EnforceRegex)
+			case "matchers":
+				decodeSection(tb, p, f.Name, data, &c.policy.Matchers)
 			case "want":
 				c.want = data
 			default:
@@ -66,14 +66,26 @@ func loadGolden(tb testing.TB) []goldenCase {
 	return cases
 }
 
-// rewriteText runs ParseQuery and Rewrite and renders the outcome as a want
-// section: the enforced query or "error: <msg>".
-func rewriteText(query string, e Enforcement) (string, error) {
+func decodeSection(tb testing.TB, path, name, data string, dst any) {
+	tb.Helper()
+	dec := json.NewDecoder(strings.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		tb.Fatalf("%s: %s: %v", path, name, err)
+	}
+}
+
+// rewriteText runs ParseQuery, NewPolicyEnforcer and Rewrite and renders the
+// outcome as a want section: the enforced query or "error: <msg>".
+func rewriteText(query string, p Policy) (string, error) {
 	q, err := ParseQuery(query)
 	if err == nil {
-		var out string
-		if out, err = Rewrite(q, e); err == nil {
-			return out, nil
+		var en *Enforcer
+		if en, err = NewPolicyEnforcer(p); err == nil {
+			var out string
+			if out, err = en.Rewrite(q); err == nil {
+				return out, nil
+			}
 		}
 	}
 	if _, aerr := asError(err); aerr != nil {
@@ -84,13 +96,13 @@ func rewriteText(query string, e Enforcement) (string, error) {
 
 func TestRewriteGolden(t *testing.T) {
 	cases := loadGolden(t)
-	if len(cases) < 40 {
-		t.Fatalf("found %d golden cases, want at least 40", len(cases))
+	if len(cases) < 100 {
+		t.Fatalf("found %d golden cases, want at least 100", len(cases))
 	}
 	for _, c := range cases {
 		name := strings.TrimSuffix(filepath.Base(c.path), ".txtar")
 		t.Run(name, func(t *testing.T) {
-			got, err := rewriteText(c.query, c.enforce)
+			got, err := rewriteText(c.query, c.policy)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,15 +118,15 @@ func TestRewriteGolden(t *testing.T) {
 				return
 			}
 			if diff := cmp.Diff(c.want, got); diff != "" {
-				t.Errorf("Rewrite(%q, %v) mismatch (-want +got):\n%s", c.query, c.enforce, diff)
+				t.Errorf("Rewrite(%q, %+v) mismatch (-want +got):\n%s", c.query, c.policy, diff)
 			}
 			if strings.HasPrefix(got, "error: ") {
 				return
 			}
-			if err := checkRewritten(got, c.enforce); err != nil {
+			if err := checkRewritten(got, c.policy); err != nil {
 				t.Error(err)
 			}
-			again, err := rewriteText(got, c.enforce)
+			again, err := rewriteText(got, c.policy)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,4 +198,55 @@ func BenchmarkRewrite(b *testing.B) {
 			}
 		}
 	})
+}
+
+// query20 builds a query of 20 selectors, half with a caller matcher on the
+// enforced label, as a large Grafana panel would send.
+func query20() string {
+	var b strings.Builder
+	for i := range 20 {
+		if i > 0 {
+			b.WriteString(" + ")
+		}
+		if i%2 == 0 {
+			b.WriteString(`sum by (pod) (rate(http_requests_total{namespace=~"team-a|team-b",code=~"5.."}[5m]))`)
+		} else {
+			b.WriteString(`sum by (pod) (kube_pod_info{node!=""})`)
+		}
+	}
+	return b.String()
+}
+
+// BenchmarkRewrite20 measures confining a parsed 20-selector query with a
+// prepared Enforcer (target: under 20 µs), for literal values only and for a
+// policy with literals, a regex and an exclusion matcher.
+func BenchmarkRewrite20(b *testing.B) {
+	q, err := ParseQuery(query20())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		p    Policy
+	}{
+		{"literal", Policy{Enforce: Enforcement{"namespace": {"team-a", "team-a-staging", "team-b"}}}},
+		{"regex+matchers", Policy{
+			Enforce:      Enforcement{"namespace": {"shared"}},
+			EnforceRegex: map[string][]string{"namespace": {"team-.*"}},
+			Matchers:     []string{`{secret!="true"}`},
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			en, err := NewPolicyEnforcer(tc.p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := en.Rewrite(q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -53,6 +53,9 @@ type Options struct {
 	UpstreamToken func() string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Login is the browser login, or nil. Its session cookie is cleared
+	// when it fails to authenticate, and its pages are served.
+	Login *authn.Login
 	// Pages are handlers served at exact paths outside the API chain, such as
 	// the browser login's /oauth2/* routes. They authenticate callers
 	// themselves; the gateway still gives them a request ID, panic recovery
@@ -78,6 +81,9 @@ type Handler struct {
 	token    func() string
 	now      func() time.Time
 	pages    map[string]http.Handler
+	login    *authn.Login
+	// noCredentials tells an anonymous caller which credentials work here.
+	noCredentials string
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -109,6 +115,16 @@ func New(o Options) (*Handler, error) {
 		token:    o.UpstreamToken,
 		now:      o.Now,
 		pages:    o.Pages,
+		login:    o.Login,
+	}
+	if o.Login != nil {
+		h.pages = map[string]http.Handler{}
+		for path, page := range o.Pages {
+			h.pages[path] = page
+		}
+		for path, page := range o.Login.Pages() {
+			h.pages[path] = page
+		}
 	}
 	if h.token == nil {
 		h.token = func() string { return "" }
@@ -117,6 +133,7 @@ func New(o Options) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.tel = newTelemetry(o.Registerer, h.now)
+	h.noCredentials = credentialsHint(o.Config)
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("request id prefix: %w", err)
@@ -194,6 +211,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		method := "none"
 		if ae, ok := errors.AsType[*authn.Error](err); ok {
 			method = string(ae.Method)
+			if ae.Method == authn.MethodSession && h.login != nil {
+				// A tampered, foreign or expired cookie is cleared, so the
+				// browser stops sending it.
+				h.login.ClearCookies(w, r)
+			}
 		}
 		h.tel.authnFailure(st.remoteAddr, method)
 		return h.authnError(err)
@@ -260,13 +282,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	if err != nil {
 		return err
 	}
-	en, err := enforce.NewEnforcer(enforce.Enforcement(dec.Enforce))
+	en, err := enforce.NewPolicyEnforcer(enforce.Policy{Enforce: dec.Enforce, EnforceRegex: dec.EnforceRegex, Matchers: dec.Matchers})
 	if err != nil {
 		return &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
 	}
-	if rt.kind == kindFiltered && !en.Unrestricted() {
-		return promapi.Errorf(promapi.ErrForbidden,
-			"%s are served only to callers with unrestricted access; %s is restricted by label", rt.name, id.Subject)
+	if !en.Unrestricted() {
+		// Responses that list what the caller may not see are filtered by
+		// route (never by path string) before they leave the gateway.
+		switch rt.name {
+		case RouteRules:
+			st.filter = en.FilterRules
+		case RouteAlerts:
+			st.filter = en.FilterAlerts
+		case RouteMetadata:
+			visible, err := h.visibleMetrics(ctx, en, st)
+			if err != nil {
+				return err
+			}
+			st.filter = func(b []byte) ([]byte, error) { return en.FilterMetadata(b, visible) }
+		}
 	}
 	if err := h.checkLimits(rt, params, q, dec.Limits); err != nil {
 		return err
@@ -305,6 +339,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	st.post = r.Method == http.MethodPost
 	h.up.rp.ServeHTTP(w, r)
 	return nil
+}
+
+// visibleMetrics asks the upstream which metric names the caller's
+// enforcement lets it see, to confine a metadata response to them.
+func (h *Handler) visibleMetrics(ctx context.Context, en *enforce.Enforcer, st *state) (map[string]bool, error) {
+	match, err := en.Matchers(nil)
+	if err != nil {
+		return nil, &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
+	}
+	names, err := h.up.labelValues(ctx, "__name__", match, st, h.token(), h.cfg.Upstream.TenantHeader)
+	if err != nil {
+		return nil, &promapi.Error{Type: promapi.ErrUnavailable, Msg: "upstream unavailable (request id " + st.id + ")", Err: err}
+	}
+	visible := make(map[string]bool, len(names))
+	for _, n := range names {
+		visible[n] = true
+	}
+	return visible, nil
 }
 
 // sameOrigin reports whether a browser says the request comes from the
@@ -350,7 +402,7 @@ func (h *Handler) decide(ctx context.Context, in authz.Input, q *enforce.Query, 
 func (h *Handler) authnError(err error) error {
 	if errors.Is(err, authn.ErrNoCredentials) {
 		h.m.authnFailures.WithLabelValues("none", "no_credentials").Inc()
-		return promapi.Wrap(promapi.ErrUnauthorized, "authentication required: present a client certificate signed by the gateway's client CA", err)
+		return promapi.Wrap(promapi.ErrUnauthorized, h.noCredentials, err)
 	}
 	if ae, ok := errors.AsType[*authn.Error](err); ok {
 		h.m.authnFailures.WithLabelValues(string(ae.Method), ae.Reason).Inc()
@@ -358,6 +410,21 @@ func (h *Handler) authnError(err error) error {
 	}
 	h.m.authnFailures.WithLabelValues("unknown", "error").Inc()
 	return promapi.Wrap(promapi.ErrUnauthorized, "authentication failed", err)
+}
+
+// credentialsHint names the credentials the configuration accepts.
+func credentialsHint(c *config.Config) string {
+	var ways []string
+	if c.TLS.ClientAuthType != config.NoClientCert {
+		ways = append(ways, "a client certificate signed by the gateway's client CA")
+	}
+	if len(c.Authn.OIDC) > 0 {
+		ways = append(ways, "a bearer token from a configured issuer")
+	}
+	if c.Authn.Login != nil {
+		ways = append(ways, "a session from signing in at /oauth2/start")
+	}
+	return "authentication required: present " + strings.Join(ways, ", or ")
 }
 
 // enforceError maps a rewriter error to the API error shape, and counts

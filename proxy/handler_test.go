@@ -107,6 +107,10 @@ func newFixture(t testing.TB) *fixture {
 		f.up.body = append(f.up.body, string(b))
 		f.up.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/api/v1/alerts" {
+			_, _ = w.Write([]byte(testAlerts))
+			return
+		}
 		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[]}}`))
 	}))
 	t.Cleanup(srv.Close)
@@ -229,7 +233,7 @@ func TestHandler(t *testing.T) {
 		{name: "A9 text/plain", req: request{user: "alice", method: "POST", target: "/api/v1/query", body: "query=up", contentType: "text/plain"}, status: 415},
 		{name: "A9 gzip", req: request{user: "alice", method: "POST", target: "/api/v1/query", body: "xx", contentType: form, header: map[string]string{"Content-Encoding": "gzip"}}, status: 415},
 		{name: "A10 alerts trailing slash", req: request{user: "alice", target: "/api/v1/alerts/"}, status: 404},
-		{name: "A10 alerts restricted", req: request{user: "alice", target: "/api/v1/alerts"}, status: 403},
+		{name: "A10 alerts restricted are filtered", req: request{user: "alice", target: "/api/v1/alerts"}, status: 200},
 		{name: "alerts admin", req: request{user: "root", target: "/api/v1/alerts"}, status: 200},
 		{name: "A11 missing query", req: request{user: "alice", target: "/api/v1/query"}, status: 400, msg: "query"},
 		{name: "A11 empty query", req: request{user: "alice", target: "/api/v1/query?query="}, status: 400},
@@ -435,4 +439,27 @@ func (panicker) Authenticate(*http.Request) (*authn.Identity, error) {
 
 func verifiedState(c *x509.Certificate) *tls.ConnectionState {
 	return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c}}}
+}
+
+const testAlerts = `{"status":"success","data":{"alerts":[` +
+	`{"labels":{"alertname":"Up","namespace":"a"},"annotations":{},"state":"firing","activeAt":"2026-01-01T00:00:00Z","value":"1e+00"},` +
+	`{"labels":{"alertname":"Up","namespace":"b"},"annotations":{"summary":"secret of b"},"state":"firing","activeAt":"2026-01-01T00:00:00Z","value":"1e+00"}]}}`
+
+func TestAlertsFilteredForRestricted(t *testing.T) {
+	f := newFixture(t)
+	w := f.do(t, request{user: "alice", target: "/api/v1/alerts"})
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body.String())
+	}
+	if strings.Contains(w.Body.String(), `"b"`) || !strings.Contains(w.Body.String(), `"namespace":"a"`) {
+		t.Errorf("alerts for alice = %s, want only namespace a", w.Body.String())
+	}
+	r, _ := f.up.last()
+	if r.Header.Get("Accept-Encoding") != "" {
+		t.Error("a filtered route asked the upstream for an encoded body")
+	}
+	w = f.do(t, request{user: "root", target: "/api/v1/alerts"})
+	if !strings.Contains(w.Body.String(), "secret of b") {
+		t.Errorf("admin alerts = %s, want everything", w.Body.String())
+	}
 }

@@ -31,7 +31,9 @@ type state struct {
 	upstreamPath  string
 	upstreamQuery string // encoded parameters
 	tenant        string // for upstream.tenant_header
-	post          bool
+	// filter rewrites a successful upstream body for a restricted caller.
+	filter func([]byte) ([]byte, error)
+	post   bool
 }
 
 type stateKey struct{}

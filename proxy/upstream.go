@@ -1,21 +1,26 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/promgate/promgate/config"
+	"github.com/promgate/promgate/enforce"
 	"github.com/promgate/promgate/promapi"
 	"github.com/promgate/promgate/tlsutil"
 )
@@ -52,9 +57,13 @@ func newUpstream(cfg *config.Config, rt http.RoundTripper, h *Handler) (*upstrea
 			u.fail(w, r, err)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			h.tel.upstream(stateOf(resp.Request.Context()).route, resp.StatusCode)
+			st := stateOf(resp.Request.Context())
+			h.tel.upstream(st.route, resp.StatusCode)
 			// The upstream's cookies are not the gateway's to hand out.
 			resp.Header.Del("Set-Cookie")
+			if st.filter != nil {
+				return filterResponse(resp, st.filter)
+			}
 			return nil
 		},
 	}
@@ -99,6 +108,10 @@ func (u *upstream) rewrite(pr *httputil.ProxyRequest, token, tenantHeader string
 			hdr[k] = v
 		}
 	}
+	if st.filter != nil {
+		// The body is read and filtered here, so ask for it uncompressed.
+		hdr.Del("Accept-Encoding")
+	}
 	out.Header = hdr
 	out.URL.Path, out.URL.RawPath = st.upstreamPath, ""
 	pr.SetURL(u.target)
@@ -130,6 +143,68 @@ func (u *upstream) rewrite(pr *httputil.ProxyRequest, token, tenantHeader string
 	out.ContentLength = 0
 }
 
+// maxFilteredBody bounds a response the gateway reads to filter it.
+const maxFilteredBody = 64 << 20
+
+// filterResponse replaces resp's body with the filtered one. Whatever cannot
+// be read or filtered fails the request (502): a restricted caller never gets
+// an unfiltered body.
+func filterResponse(resp *http.Response, filter func([]byte) ([]byte, error)) error {
+	defer resp.Body.Close()
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return fmt.Errorf("%w: encoded response (%s) cannot be filtered", enforce.ErrUpstream, truncate(ce, 32))
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxFilteredBody+1))
+	if err != nil {
+		return fmt.Errorf("%w: read: %v", enforce.ErrUpstream, err)
+	}
+	if len(b) > maxFilteredBody {
+		return fmt.Errorf("%w: response larger than %d bytes", enforce.ErrUpstream, maxFilteredBody)
+	}
+	out, err := filter(b)
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	resp.Header.Del("Content-Encoding")
+	return nil
+}
+
+// labelValues asks the upstream for the values of one label under match,
+// with the gateway's own credentials and the caller's tenant.
+func (u *upstream) labelValues(ctx context.Context, name string, match []string, st *state, token, tenantHeader string) ([]string, error) {
+	v := url.Values{"match[]": match}
+	ref := &url.URL{Path: "/api/v1/label/" + name + "/values", RawQuery: v.Encode()}
+	target := u.target.JoinPath(ref.Path)
+	target.RawQuery = ref.RawQuery
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-Request-Id", st.id)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if tenantHeader != "" && st.tenant != "" {
+		req.Header.Set(tenantHeader, st.tenant)
+	}
+	resp, err := u.rp.Transport.RoundTrip(req)
+	if err != nil {
+		return nil, errors.New(upstreamCause(err))
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Status string   `json:"status"`
+		Data   []string `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxFilteredBody)).Decode(&env); err != nil || env.Status != "success" {
+		return nil, fmt.Errorf("upstream: label values answered %d", resp.StatusCode)
+	}
+	return env.Data, nil
+}
+
 // fail answers an upstream failure without revealing the upstream.
 func (u *upstream) fail(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r.Context())
@@ -138,6 +213,8 @@ func (u *upstream) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded):
 		e = &promapi.Error{Type: promapi.ErrTimeout, Msg: "query timed out (request id " + st.id + ")", Err: errors.New(cause)}
+	case errors.Is(err, enforce.ErrUpstream):
+		e = &promapi.Error{Type: promapi.ErrUnavailable, Msg: "the upstream's response could not be filtered for this caller (request id " + st.id + ")", Err: err}
 	default:
 		e = &promapi.Error{Type: promapi.ErrUnavailable, Msg: "upstream unavailable (request id " + st.id + ")", Err: errors.New(cause)}
 	}

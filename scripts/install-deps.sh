@@ -20,11 +20,12 @@ package_for() {
 	prometheus | promtool) echo prometheus ;;
 	testssl) echo testssl.sh ;;
 	prometheus-alertmanager) echo prometheus-alertmanager ;;
+	chromium) echo chromium ;;
 	*) die "no package known for command $1" ;;
 	esac
 }
 
-commands=(prometheus promtool testssl prometheus-alertmanager)
+commands=(prometheus promtool testssl prometheus-alertmanager chromium)
 missing_pkgs=()
 for cmd in "${commands[@]}"; do
 	if path=$(command -v "$cmd"); then
@@ -38,6 +39,18 @@ for cmd in "${commands[@]}"; do
 		esac
 	fi
 done
+
+# The OIDC tests' identity provider (oidc-provider) and browser driver
+# (playwright-core), pinned in scripts/idp/package.json, installed with npm.
+idp_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/idp"
+if [ -d "$idp_dir/node_modules/oidc-provider" ] && [ -d "$idp_dir/node_modules/playwright-core" ]; then
+	log "scripts/idp: node modules already installed"
+else
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+		die "node and npm not found: install Node.js 20 or later (the OIDC e2e tests run oidc-provider)"
+	log "scripts/idp: npm install (oidc-provider, playwright-core)"
+	(cd "$idp_dir" && npm install --no-audit --no-fund) || die "npm install in $idp_dir failed"
+fi
 
 if [ "${#missing_pkgs[@]}" -eq 0 ]; then
 	log "nothing to install"

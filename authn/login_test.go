@@ -1,0 +1,600 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/promgate/promgate/config"
+)
+
+const testCallback = "https://gw.example/oauth2/callback"
+
+// loginFixture is a Login against a test provider.
+type loginFixture struct {
+	t     *testing.T
+	clock *fakeClock
+	idp   *testIssuer
+	l     *Login
+	chain Chain
+	dir   string
+}
+
+func newLoginFixture(t *testing.T) *loginFixture {
+	t.Helper()
+	f := &loginFixture{t: t, clock: newClock(), dir: t.TempDir()}
+	f.idp = newTestIssuer(t, f.clock)
+	f.idp.idClaims = func(nonce string) map[string]any {
+		now := f.clock.now()
+		return map[string]any{
+			"iss": f.idp.url, "aud": "promgate", "sub": "alice", "email": "alice@example.test", "email_verified": true,
+			"groups": []string{"team-a"}, "nonce": nonce, "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
+			"at_hash": "x",
+		}
+	}
+	f.l, f.chain = f.build("cookie secret that is long enough to derive keys from")
+	return f
+}
+
+func (f *loginFixture) build(cookieSecret string) (*Login, Chain) {
+	f.t.Helper()
+	write := func(name, content string) string {
+		p := filepath.Join(f.dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			f.t.Fatal(err)
+		}
+		return p
+	}
+	cfg := config.Authn{
+		MTLS: config.MTLS{Subject: "cn", Groups: "ou"},
+		Login: &config.Login{
+			Issuer: f.idp.url, ClientID: "promgate", RedirectURL: testCallback,
+			ClientSecretFile: write("client-secret", "client-secret\n"),
+			CookieSecretFile: write("cookie-secret-"+cookieSecret[:4], cookieSecret),
+		},
+	}
+	chain, l, err := newChain(canceled(), cfg, discardLogger(), newTestRegistry(), f.clock.now)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := l.p.discover(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	return l, chain
+}
+
+// serve runs one page request.
+func (f *loginFixture) serve(method, target string, cookies []*http.Cookie, header ...string) *httptest.ResponseRecorder {
+	f.t.Helper()
+	r := httptest.NewRequest(method, target, nil)
+	for _, c := range cookies {
+		r.AddCookie(c)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	u, _ := url.Parse(target)
+	h, ok := f.l.Pages()[u.Path]
+	if !ok {
+		f.t.Fatalf("no page %s", u.Path)
+	}
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// start begins a login and returns the CSRF cookie and the provider URL.
+func (f *loginFixture) start(rd string) (*http.Cookie, string) {
+	f.t.Helper()
+	w := f.serve("GET", PathStart+"?rd="+url.QueryEscape(rd), nil)
+	if w.Code != http.StatusFound {
+		f.t.Fatalf("start: %d %s", w.Code, w.Body)
+	}
+	c := cookieNamed(w, csrfCookie)
+	if c == nil || c.MaxAge <= 0 {
+		f.t.Fatalf("start set no CSRF cookie: %v", w.Header()["Set-Cookie"])
+	}
+	return c, w.Header().Get("Location")
+}
+
+// authorize plays the browser at the provider and returns the callback URL.
+func (f *loginFixture) authorize(authURL string) string {
+	f.t.Helper()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(authURL)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, testCallback+"?") {
+		f.t.Fatalf("provider answered %d %q", resp.StatusCode, loc)
+	}
+	return strings.TrimPrefix(loc, "https://gw.example")
+}
+
+// login runs a whole login and returns the session cookies.
+func (f *loginFixture) login() []*http.Cookie {
+	f.t.Helper()
+	csrf, authURL := f.start("/ui/")
+	w := f.serve("GET", f.authorize(authURL), []*http.Cookie{csrf})
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/" {
+		f.t.Fatalf("callback: %d %s %s", w.Code, w.Header().Get("Location"), w.Body)
+	}
+	return liveCookies(w)
+}
+
+func cookieNamed(w *httptest.ResponseRecorder, name string) *http.Cookie {
+	var out *http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if c.Name == name {
+			out = c
+		}
+	}
+	return out
+}
+
+// liveCookies returns the cookies w sets (not those it deletes).
+func liveCookies(w *httptest.ResponseRecorder) []*http.Cookie {
+	var out []*http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if c.MaxAge > 0 {
+			out = append(out, &http.Cookie{Name: c.Name, Value: c.Value})
+		}
+	}
+	return out
+}
+
+func (f *loginFixture) authenticate(cookies []*http.Cookie) (*Identity, error) {
+	r := httptest.NewRequest("GET", "/api/v1/query", nil)
+	for _, c := range cookies {
+		r.AddCookie(c)
+	}
+	return f.chain.Authenticate(r)
+}
+
+func TestLoginFlow(t *testing.T) {
+	f := newLoginFixture(t)
+	csrf, authURL := f.start("/ui/?tab=1")
+	u, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	for k, want := range map[string]string{"client_id": "promgate", "response_type": "code", "code_challenge_method": "S256", "redirect_uri": testCallback} {
+		if q.Get(k) != want {
+			t.Errorf("auth URL %s = %q, want %q", k, q.Get(k), want)
+		}
+	}
+	for _, k := range []string{"state", "nonce", "code_challenge"} {
+		if len(q.Get(k)) < 32 {
+			t.Errorf("auth URL %s = %q, want a random value", k, q.Get(k))
+		}
+	}
+	if !csrf.Secure || !csrf.HttpOnly || csrf.SameSite != http.SameSiteLaxMode || csrf.Path != "/" || csrf.Domain != "" {
+		t.Errorf("CSRF cookie attributes %+v", csrf)
+	}
+
+	w := f.serve("GET", f.authorize(authURL), []*http.Cookie{csrf})
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/?tab=1" {
+		t.Fatalf("callback: %d %q %s", w.Code, w.Header().Get("Location"), w.Body)
+	}
+	if c := cookieNamed(w, csrfCookie); c == nil || c.MaxAge >= 0 {
+		t.Errorf("the CSRF cookie was not cleared: %+v", c)
+	}
+	sess := cookieNamed(w, config.DefaultLoginCookieName)
+	if sess == nil {
+		t.Fatal("no session cookie")
+	}
+	if !strings.HasPrefix(sess.Name, "__Host-") || !sess.Secure || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Path != "/" || sess.Domain != "" {
+		t.Errorf("session cookie attributes %+v", sess)
+	}
+	// The expiry follows the ID token (10 minutes at the fake clock).
+	if want := f.clock.now().Add(10 * time.Minute).UTC(); !sess.Expires.Equal(want.Truncate(time.Second)) {
+		t.Errorf("session expires %v, want %v", sess.Expires, want)
+	}
+	for _, secret := range []string{"opaque-access-token", "eyJ"} {
+		if strings.Contains(w.Body.String(), secret) || strings.Contains(sess.Value, secret) {
+			t.Errorf("a token shows in the callback's answer")
+		}
+	}
+
+	id, err := f.authenticate(liveCookies(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Method != MethodSession || id.Subject != "alice" || id.Issuer != f.idp.url {
+		t.Errorf("identity %+v", id)
+	}
+	if diff := cmp.Diff([]string{"team-a"}, id.Groups); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+	if _, ok := id.Claims["at_hash"]; ok {
+		t.Error("session claims keep at_hash")
+	}
+
+	// The session ends with the ID token.
+	f.clock.add(10 * time.Minute)
+	_, err = f.authenticate(liveCookies(w))
+	wantReason(t, err, "session_expired")
+}
+
+// TestLoginCSRF covers attacks.md D29.
+func TestLoginCSRF(t *testing.T) {
+	f := newLoginFixture(t)
+	tests := []struct {
+		name string
+		run  func() *httptest.ResponseRecorder
+	}{
+		{name: "attacker's code and state, no state cookie", run: func() *httptest.ResponseRecorder {
+			_, authURL := f.start("/ui/")
+			return f.serve("GET", f.authorize(authURL), nil)
+		}},
+		{name: "attacker's code and state with the victim's cookie", run: func() *httptest.ResponseRecorder {
+			victim, _ := f.start("/ui/")
+			_, authURL := f.start("/ui/")
+			return f.serve("GET", f.authorize(authURL), []*http.Cookie{victim})
+		}},
+		{name: "right code, state changed", run: func() *httptest.ResponseRecorder {
+			c, authURL := f.start("/ui/")
+			cb := f.authorize(authURL)
+			u, _ := url.Parse(cb)
+			return f.serve("GET", PathCallback+"?code="+u.Query().Get("code")+"&state=attacker", []*http.Cookie{c})
+		}},
+		{name: "right code, no state", run: func() *httptest.ResponseRecorder {
+			c, authURL := f.start("/ui/")
+			u, _ := url.Parse(f.authorize(authURL))
+			return f.serve("GET", PathCallback+"?code="+u.Query().Get("code"), []*http.Cookie{c})
+		}},
+		{name: "victim's state with the attacker's code (PKCE mismatch)", run: func() *httptest.ResponseRecorder {
+			_, attackerURL := f.start("/ui/")
+			victim, victimURL := f.start("/ui/")
+			attackerCB, _ := url.Parse(f.authorize(attackerURL))
+			victimState, _ := url.Parse(victimURL)
+			return f.serve("GET", PathCallback+"?code="+attackerCB.Query().Get("code")+"&state="+victimState.Query().Get("state"), []*http.Cookie{victim})
+		}},
+		{name: "state cookie used twice", run: func() *httptest.ResponseRecorder {
+			c, authURL := f.start("/ui/")
+			cb := f.authorize(authURL)
+			if w := f.serve("GET", cb, []*http.Cookie{c}); w.Code != http.StatusSeeOther {
+				t.Fatalf("first use: %d", w.Code)
+			}
+			// Same cookie, a fresh code for the same state.
+			u, _ := url.Parse(authURL)
+			return f.serve("GET", strings.Replace(f.authorize(u.String()), "", "", 1), []*http.Cookie{c})
+		}},
+		{name: "expired state", run: func() *httptest.ResponseRecorder {
+			c, authURL := f.start("/ui/")
+			cb := f.authorize(authURL)
+			f.clock.add(loginTTL)
+			defer f.clock.add(-loginTTL)
+			return f.serve("GET", cb, []*http.Cookie{c})
+		}},
+		{name: "state cookie of another deployment", run: func() *httptest.ResponseRecorder {
+			c, authURL := f.start("/ui/")
+			other, _ := f.build("another deployment's cookie secret, long enough")
+			saved := f.l
+			f.l = other
+			defer func() { f.l = saved }()
+			return f.serve("GET", f.authorize(authURL), []*http.Cookie{c})
+		}},
+		{name: "state cookie renamed to the session cookie", run: func() *httptest.ResponseRecorder {
+			c, authURL := f.start("/ui/")
+			return f.serve("GET", f.authorize(authURL), []*http.Cookie{{Name: csrfCookie, Value: "1." + strings.TrimPrefix(c.Value, "1.") + "x"}})
+		}},
+		{name: "nonce mismatch", run: func() *httptest.ResponseRecorder {
+			saved := f.idp.idClaims
+			defer func() { f.idp.idClaims = saved }()
+			f.idp.idClaims = func(string) map[string]any { c := saved("other-nonce"); return c }
+			c, authURL := f.start("/ui/")
+			return f.serve("GET", f.authorize(authURL), []*http.Cookie{c})
+		}},
+		{name: "ID token for another client", run: func() *httptest.ResponseRecorder {
+			saved := f.idp.idClaims
+			defer func() { f.idp.idClaims = saved }()
+			f.idp.idClaims = func(n string) map[string]any { c := saved(n); c["aud"] = "grafana"; return c }
+			c, authURL := f.start("/ui/")
+			return f.serve("GET", f.authorize(authURL), []*http.Cookie{c})
+		}},
+		{name: "provider error", run: func() *httptest.ResponseRecorder {
+			c, authURL := f.start("/ui/")
+			u, _ := url.Parse(authURL)
+			return f.serve("GET", PathCallback+"?error=access_denied&state="+u.Query().Get("state"), []*http.Cookie{c})
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := tc.run()
+			if w.Code < 400 {
+				t.Fatalf("callback answered %d %s, want a refusal", w.Code, w.Header().Get("Location"))
+			}
+			if c := cookieNamed(w, config.DefaultLoginCookieName); c != nil && c.MaxAge > 0 {
+				t.Errorf("a session cookie was set")
+			}
+			if c := cookieNamed(w, csrfCookie); c == nil || c.MaxAge >= 0 {
+				t.Errorf("the state cookie was not cleared")
+			}
+		})
+	}
+}
+
+// TestSessionCookies covers attacks.md D30.
+func TestSessionCookies(t *testing.T) {
+	f := newLoginFixture(t)
+	good := f.login()
+	other, _ := f.build("another deployment's cookie secret, long enough")
+	foreign := func() []*http.Cookie {
+		w := httptest.NewRecorder()
+		b := []byte(`{"iss":"` + f.idp.url + `","claims":{"sub":"mallory","groups":["admins"]},"exp":9999999999}`)
+		if err := other.session.set(w, b, f.clock.now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		return liveCookies(w)
+	}()
+	tampered := []*http.Cookie{{Name: good[0].Name, Value: good[0].Value[:20] + flip(good[0].Value[20:])}}
+	renamedJar := cookieJar{name: "__Host-other", s: f.l.session.s}
+	renamed := func() []*http.Cookie {
+		// A value sealed for another cookie name, sent under the session's.
+		w := httptest.NewRecorder()
+		_ = renamedJar.set(w, []byte(`{"iss":"`+f.idp.url+`","claims":{"sub":"mallory"},"exp":9999999999}`), f.clock.now().Add(time.Hour))
+		c := liveCookies(w)[0]
+		return []*http.Cookie{{Name: config.DefaultLoginCookieName, Value: c.Value}}
+	}()
+	csrfAsSession := func() []*http.Cookie {
+		c, _ := f.start("/ui/")
+		return []*http.Cookie{{Name: config.DefaultLoginCookieName, Value: c.Value}}
+	}()
+	tests := []struct {
+		name    string
+		cookies []*http.Cookie
+		reason  string
+	}{
+		{name: "valid", cookies: good},
+		{name: "tampered", cookies: tampered, reason: "bad_session"},
+		{name: "sealed under another name", cookies: renamed, reason: "bad_session"},
+		{name: "login state cookie as session", cookies: csrfAsSession, reason: "bad_session"},
+		{name: "another deployment's secret", cookies: foreign, reason: "bad_session"},
+		{name: "sent twice", cookies: append(append([]*http.Cookie{}, good...), good...), reason: "bad_session"},
+		{name: "garbage", cookies: []*http.Cookie{{Name: config.DefaultLoginCookieName, Value: "1.AAAA"}}, reason: "bad_session"},
+		{name: "bad chunk count", cookies: []*http.Cookie{{Name: config.DefaultLoginCookieName, Value: "3." + strings.TrimPrefix(good[0].Value, "1.")}}, reason: "bad_session"},
+		{name: "orphan chunk", cookies: []*http.Cookie{{Name: config.DefaultLoginCookieName + "_1", Value: "x"}}, reason: "bad_session"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := f.authenticate(tc.cookies)
+			if tc.reason == "" {
+				if err != nil || id.Subject != "alice" {
+					t.Fatalf("%+v, %v", id, err)
+				}
+				return
+			}
+			wantReason(t, err, tc.reason)
+			// The gateway's error answer clears the cookie.
+			r := httptest.NewRequest("GET", "/", nil)
+			for _, c := range tc.cookies {
+				r.AddCookie(c)
+			}
+			w := httptest.NewRecorder()
+			f.l.ClearCookies(w, r)
+			if c := cookieNamed(w, config.DefaultLoginCookieName); c == nil || c.MaxAge >= 0 || !c.Secure || c.Path != "/" {
+				t.Errorf("ClearCookies did not expire the session cookie: %v", w.Header()["Set-Cookie"])
+			}
+		})
+	}
+}
+
+// TestLoginReplacesPlantedSession covers session fixation (attacks.md D30).
+func TestLoginReplacesPlantedSession(t *testing.T) {
+	f := newLoginFixture(t)
+	f.idp.idClaims = func(nonce string) map[string]any {
+		now := f.clock.now()
+		sub := "mallory"
+		if nonce == "" {
+			sub = "x"
+		}
+		return map[string]any{"iss": f.idp.url, "aud": "promgate", "sub": sub, "nonce": nonce, "exp": now.Add(time.Hour).Unix()}
+	}
+	planted := f.login()
+	f.idp.idClaims = func(nonce string) map[string]any {
+		return map[string]any{"iss": f.idp.url, "aud": "promgate", "sub": "alice", "nonce": nonce, "exp": f.clock.now().Add(time.Hour).Unix()}
+	}
+	csrf, authURL := f.start("/ui/")
+	w := f.serve("GET", f.authorize(authURL), append([]*http.Cookie{csrf}, planted...))
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("callback %d", w.Code)
+	}
+	id, err := f.authenticate(liveCookies(w))
+	if err != nil || id.Subject != "alice" {
+		t.Fatalf("after login: %+v, %v; want alice's session replacing the planted one", id, err)
+	}
+}
+
+func TestSessionChunks(t *testing.T) {
+	f := newLoginFixture(t)
+	big := make([]string, 200)
+	for i := range big {
+		big[i] = "group-with-a-rather-long-name-" + strings.Repeat("x", 10) + "-" + string(rune('a'+i%26))
+	}
+	f.idp.idClaims = func(nonce string) map[string]any {
+		return map[string]any{"iss": f.idp.url, "aud": "promgate", "sub": "alice", "nonce": nonce, "groups": big, "exp": f.clock.now().Add(time.Hour).Unix()}
+	}
+	cookies := f.login()
+	if len(cookies) < 2 {
+		t.Fatalf("a %d-group session fits one cookie? %d cookies", len(big), len(cookies))
+	}
+	for _, c := range cookies {
+		if len(c.Name)+len(c.Value) > 4000 {
+			t.Errorf("cookie %s is %d bytes", c.Name, len(c.Value))
+		}
+	}
+	id, err := f.authenticate(cookies)
+	if err != nil || len(id.Groups) != len(big) {
+		t.Fatalf("chunked session: %v groups, %v", len(id.Groups), err)
+	}
+	// Missing a chunk is a bad session, not a shorter one.
+	_, err = f.authenticate(cookies[:len(cookies)-1])
+	wantReason(t, err, "bad_session")
+
+	// Too large for maxChunks: a clear refusal at login.
+	huge := make([]string, maxGroups)
+	for i := range huge {
+		huge[i] = strings.Repeat("g", 60) + string(rune('a'+i%26))
+	}
+	f.idp.idClaims = func(nonce string) map[string]any {
+		return map[string]any{"iss": f.idp.url, "aud": "promgate", "sub": "alice", "nonce": nonce, "groups": huge, "exp": f.clock.now().Add(time.Hour).Unix()}
+	}
+	csrf, authURL := f.start("/ui/")
+	w := f.serve("GET", f.authorize(authURL), []*http.Cookie{csrf})
+	if w.Code != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(w.Body.String(), "too large") {
+		t.Errorf("huge session: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestSessionRefresh(t *testing.T) {
+	f := newLoginFixture(t)
+	f.idp.refreshToken = "refresh-token-value"
+	cookies := f.login()
+	for _, c := range cookies {
+		if strings.Contains(c.Value, "refresh-token-value") {
+			t.Fatal("the refresh token shows in the cookie")
+		}
+	}
+	f.clock.add(11 * time.Minute)
+	_, err := f.authenticate(cookies)
+	wantReason(t, err, "session_expired")
+	w := f.serve("GET", PathStart+"?rd=/ui/x", cookies)
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/x" || f.idp.refreshes.Load() != 1 {
+		t.Fatalf("refresh at start: %d %q refreshes %d", w.Code, w.Header().Get("Location"), f.idp.refreshes.Load())
+	}
+	id, err := f.authenticate(liveCookies(w))
+	if err != nil || id.Subject != "alice" {
+		t.Fatalf("refreshed session: %+v %v", id, err)
+	}
+	// Without a refresh token, an expired session starts a new login.
+	f.idp.refreshToken = ""
+	f.clock.add(11 * time.Minute)
+	w = f.serve("GET", PathStart, liveCookies(w))
+	if w.Code != http.StatusFound || !strings.HasPrefix(w.Header().Get("Location"), f.idp.url+"/auth?") {
+		t.Fatalf("expired session without refresh: %d %q", w.Code, w.Header().Get("Location"))
+	}
+}
+
+// TestLoginRedirects covers attacks.md D28 at start and sign-out.
+func TestLoginRedirects(t *testing.T) {
+	f := newLoginFixture(t)
+	for _, rd := range openRedirects {
+		for _, path := range []string{PathStart, PathSignOut} {
+			w := f.serve("GET", path+"?rd="+url.QueryEscape(rd), nil)
+			if w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" {
+				t.Errorf("%s?rd=%q: %d %q, want 400", path, rd, w.Code, w.Header().Get("Location"))
+			}
+		}
+	}
+	w := f.serve("GET", PathSignOut+"?rd=/ui/", nil)
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/" {
+		t.Errorf("sign_out with a good rd: %d %q", w.Code, w.Header().Get("Location"))
+	}
+}
+
+var openRedirects = []string{
+	"//evil.com", "/\\evil.com", "/%09/evil.com", "/%2f%2fevil.com", "/%2F%2Fevil.com", "https://evilpromgate.example/",
+	"javascript:alert(1)", "\\\\evil.com", "/\t/evil.com", "/\n/evil.com", " /ui/", "http:evil.com", "//evil.com/%2e%2e",
+	"/%5cevil.com", "evil.com", "/ui/\r\nSet-Cookie:x=y", "///evil.com", "/%0d%0a",
+}
+
+func TestSafeRedirect(t *testing.T) {
+	for _, rd := range openRedirects {
+		if SafeRedirect(rd) {
+			t.Errorf("SafeRedirect(%q) = true, want false", rd)
+		}
+	}
+	for _, rd := range []string{"/", "/ui/", "/ui/?q=up%7Bnamespace%3D%22a%22%7D", "/oauth2/userinfo", "/ui/#x", "/api/v1/query?query=up"} {
+		if !SafeRedirect(rd) {
+			t.Errorf("SafeRedirect(%q) = false, want true", rd)
+		}
+	}
+}
+
+func TestSignOut(t *testing.T) {
+	f := newLoginFixture(t)
+	cookies := f.login()
+	w := f.serve("POST", PathSignOut, cookies)
+	if w.Code != http.StatusOK {
+		t.Fatalf("sign_out: %d", w.Code)
+	}
+	if c := cookieNamed(w, config.DefaultLoginCookieName); c == nil || c.MaxAge >= 0 {
+		t.Errorf("sign_out did not clear the session: %v", w.Header()["Set-Cookie"])
+	}
+}
+
+// TestUserinfo covers attacks.md D32: userinfo shows who, never a token.
+func TestUserinfo(t *testing.T) {
+	f := newLoginFixture(t)
+	f.idp.refreshToken = "refresh-token-value"
+	cookies := f.login()
+	w := f.serve("GET", PathUserinfo, cookies)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"subject":"alice"`) || !strings.Contains(w.Body.String(), `"team-a"`) {
+		t.Fatalf("userinfo: %d %s", w.Code, w.Body)
+	}
+	for _, secret := range []string{"refresh-token-value", "opaque-access-token", "eyJ", cookies[0].Value[:16], "at_hash", "nonce"} {
+		if strings.Contains(w.Body.String(), secret) {
+			t.Errorf("userinfo shows %q: %s", secret, w.Body)
+		}
+	}
+	// No session: a browser goes to login, an API client gets 401 JSON.
+	w = f.serve("GET", PathUserinfo, nil, "Sec-Fetch-Mode", "navigate")
+	if w.Code != http.StatusFound || !strings.HasPrefix(w.Header().Get("Location"), PathStart+"?rd=") {
+		t.Errorf("browser without session: %d %q", w.Code, w.Header().Get("Location"))
+	}
+	w = f.serve("GET", PathUserinfo, nil, "Accept", "application/json")
+	if w.Code != http.StatusUnauthorized || w.Header().Get("WWW-Authenticate") != "Bearer" || !strings.Contains(w.Body.String(), `"errorType":"unauthorized"`) {
+		t.Errorf("API without session: %d %s", w.Code, w.Body)
+	}
+	// A bad cookie is cleared.
+	w = f.serve("GET", PathUserinfo, []*http.Cookie{{Name: config.DefaultLoginCookieName, Value: "1.bogus"}}, "Accept", "application/json")
+	if c := cookieNamed(w, config.DefaultLoginCookieName); w.Code != http.StatusUnauthorized || c == nil || c.MaxAge >= 0 {
+		t.Errorf("bad cookie at userinfo: %d %v", w.Code, w.Header()["Set-Cookie"])
+	}
+}
+
+func TestLoginProviderUnavailable(t *testing.T) {
+	f := newLoginFixture(t)
+	f.l.p.state.Store(nil)
+	w := f.serve("GET", PathStart, nil)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("start with the provider down: %d", w.Code)
+	}
+}
+
+func TestNewChainSecrets(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	_ = os.WriteFile(short, []byte("too short"), 0o600)
+	secret := filepath.Join(dir, "secret")
+	_ = os.WriteFile(secret, []byte("s"), 0o600)
+	for _, cfg := range []*config.Login{
+		{Issuer: "https://idp.example", ClientID: "c", ClientSecretFile: secret, CookieSecretFile: short, RedirectURL: testCallback},
+		{Issuer: "https://idp.example", ClientID: "c", ClientSecretFile: filepath.Join(dir, "missing"), CookieSecretFile: secret, RedirectURL: testCallback},
+	} {
+		_, _, err := NewChain(canceled(), config.Authn{MTLS: config.MTLS{Subject: "cn", Groups: "ou"}, Login: cfg}, discardLogger(), newTestRegistry())
+		if err == nil {
+			t.Errorf("NewChain(%+v) succeeded", cfg)
+		}
+	}
+	chain, login, err := NewChain(canceled(), config.Authn{MTLS: config.MTLS{Subject: "cn", Groups: "ou"}}, discardLogger(), newTestRegistry())
+	if err != nil || login != nil || len(chain) != 1 {
+		t.Errorf("mTLS only: %v %v %v", chain, login, err)
+	}
+	if _, err := chain.Authenticate(httptest.NewRequest("GET", "/", nil)); !errors.Is(err, ErrNoCredentials) {
+		t.Errorf("no credentials: %v", err)
+	}
+}
