@@ -16,6 +16,7 @@ Usage:
   promgate serve --config FILE       run the gateway (the default command)
   promgate check --config FILE       validate config, certificates and policies
   promgate certs dev --out DIR       write a development CA, server and client certificates
+  promgate demo [--dir DIR]          run the gateway, dev certificates and a synthetic Prometheus on this machine
   promgate policy test [DIR]         run the Rego unit tests of a policy folder
   promgate audit verify FILE...      verify an audit trail's hash chain, files oldest first
   promgate version                   print version and build information
@@ -40,6 +41,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCheck(ctx, args, stdout, stderr)
 	case "certs":
 		err = runCerts(args, stdout, stderr)
+	case "demo":
+		err = runDemo(ctx, args, stdout, stderr)
 	case "policy":
 		err = runPolicy(ctx, args, stdout, stderr)
 	case "audit":
