@@ -1,13 +1,25 @@
 # promgate's build and test entry points. `make test` is what CI runs.
 GO      ?= go
 FUZZTIME ?= 20s
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+STATIC_OUT ?= bin
 
-.PHONY: all build test vet unit e2e fuzz deps clean
+# The release build: a static binary (no cgo, no dynamic loader) with the
+# version stamped in. The Dockerfile runs `make static` and deploy's test
+# builds with this same variable, so the image and the test cannot drift.
+GO_BUILD_STATIC = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/promgate/promgate/cli.Version=$(VERSION)"
+
+.PHONY: all build static test vet unit e2e fuzz deps clean
 
 all: build
 
 build:
 	$(GO) build -o bin/promgate ./cmd/promgate
+
+# promgate and the container's health probe, as the image ships them.
+static:
+	$(GO_BUILD_STATIC) -o $(STATIC_OUT)/promgate ./cmd/promgate
+	$(GO_BUILD_STATIC) -o $(STATIC_OUT)/healthcheck ./deploy/healthcheck
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -32,6 +44,33 @@ e2e: deps
 	$(GO) test -tags e2e -count=1 -v ./e2e/
 
 test: vet unit fuzz e2e
+
+# Benchmarks (bench/, docs/performance.md); none of them is part of `make test`.
+# bench runs every cell of the side-by-side harness and writes
+# bench/results/latest.md plus a dated copy; bench-smoke is the short pass CI
+# runs to keep the harness working (under 60 s); bench-go runs the hot-path Go
+# benchmarks and compares them with the stored baseline.
+BENCH_BIN   = bench/.bin
+BENCH_COUNT ?= 6
+BENCH_PKGS  ?= ./proxy/ ./authz/ ./enforce/ ./audit/ ./authn/
+
+.PHONY: bench bench-smoke bench-go bench-tools
+
+bench-tools:
+	@test -x $(BENCH_BIN)/prom-label-proxy || GOBIN=$(CURDIR)/$(BENCH_BIN) $(GO) install github.com/prometheus-community/prom-label-proxy@v0.11.1
+	$(GO) build -o $(BENCH_BIN)/harness ./bench/harness
+
+bench: bench-tools
+	$(BENCH_BIN)/harness -mode full
+
+bench-smoke: bench-tools
+	$(BENCH_BIN)/harness -mode smoke
+
+bench-go:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) $(BENCH_PKGS) > bench/results/go-latest.txt
+	@if [ -x $(BENCH_BIN)/benchstat ] || GOBIN=$(CURDIR)/$(BENCH_BIN) $(GO) install golang.org/x/perf/cmd/benchstat@latest; then \
+		$(BENCH_BIN)/benchstat bench/results/go-baseline.txt bench/results/go-latest.txt; \
+	else cat bench/results/go-latest.txt; fi
 
 clean:
 	rm -rf bin
