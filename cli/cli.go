@@ -19,6 +19,7 @@ Usage:
   promgate demo [--dir DIR]          run the gateway, dev certificates and a synthetic Prometheus on this machine
   promgate policy test [DIR]         run the Rego unit tests of a policy folder
   promgate audit verify FILE...      verify an audit trail's hash chain, files oldest first
+  promgate detectors list|export     the built-in security detectors, as a table or Prometheus rules
   promgate version                   print version and build information
 
 Run "promgate COMMAND -h" for a command's flags.
@@ -47,6 +48,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runPolicy(ctx, args, stdout, stderr)
 	case "audit":
 		err = runAudit(args, stdout, stderr)
+	case "detectors":
+		err = runDetectors(ctx, args, stdout, stderr)
 	case "version":
 		err = runVersion(args, stdout, stderr)
 	case "help", "-h", "--help":

@@ -274,6 +274,9 @@ authz:
   policies: policies
 audit:
   path: audit.log
+detectors:
+  enabled: true
+  interval: 15s
 `, listen, internal, upstream)
 }
 
@@ -357,8 +360,13 @@ promgate demo is ready: the gateway listens on %[1]s.
 # the simulated attacks, as admin (alice sees only team-a's):
 %[6]s
 
-# detectors (wired in a later change): the attacks firing
+# the built-in detectors and their state (the background evaluator runs every 15 s):
 curl -sS %[7]s %[1]s/api/promgate/v1/detectors
+# one detector evaluated now, as admin and as alice (confined to team-a):
+curl -sS %[7]s %[1]s/api/promgate/v1/detectors/pod_cpu_over_one_core
+curl -sS %[11]s %[1]s/api/promgate/v1/detectors/pod_cpu_over_one_core
+# a cluster-wide detector is refused for alice rather than run confined: 403
+curl -sS %[11]s %[1]s/api/promgate/v1/detectors/k8s_apiserver_unauthorized
 
 Gateway metrics: http://%[8]s/metrics
 Audit trail:     %[9]s
@@ -370,7 +378,7 @@ Policy:          %[10]s (edited files are reloaded within seconds)
 		query(ca, `count by (namespace) (up)`),
 		query(as("alice"), `up{namespace="team-b"}`),
 		query(as("admin"), `sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="", image!=""}[5m])) > 1`),
-		as("admin"), internal, auditPath, policyDir)
+		as("admin"), internal, auditPath, policyDir, as("alice"))
 	if keep {
 		fmt.Fprintf(w, "Ctrl-C stops the demo; --keep keeps %s as it is.\n", dir)
 	} else {

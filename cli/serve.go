@@ -25,6 +25,7 @@ import (
 	"github.com/promgate/promgate/authn"
 	"github.com/promgate/promgate/authz"
 	"github.com/promgate/promgate/config"
+	"github.com/promgate/promgate/detect"
 	"github.com/promgate/promgate/proxy"
 	"github.com/promgate/promgate/tlsutil"
 )
@@ -42,6 +43,8 @@ type gateway struct {
 	audit   *audit.Writer
 	token   *proxy.TokenFile
 	handler *proxy.Handler
+	// evaluator runs the detectors in the background, or is nil.
+	evaluator *detect.Evaluator
 
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
@@ -85,8 +88,22 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 			errs = append(errs, err)
 		}
 	}
+	catalog, err := detect.Load()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("detectors: %w", err))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if cfg.Detectors.Enabled && cfg.Upstream.Kind == config.KindPrometheusAPI {
+		hdr := http.Header{}
+		if tok := g.token.Token(); tok != "" {
+			hdr.Set("Authorization", "Bearer "+tok)
+		}
+		q := detect.NewHTTPQuerier(cfg.Upstream.URL, transport, hdr)
+		if g.evaluator, err = detect.NewEvaluator(cfg.Detectors, catalog, q, logger, g.reg); err != nil {
+			return nil, err
+		}
 	}
 	var auditor proxy.Auditor = g.audit
 	if check {
@@ -102,6 +119,8 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 		Registerer:    g.reg,
 		Transport:     transport,
 		UpstreamToken: g.token.Token,
+		Detectors:     catalog,
+		DetectorState: g.detectorState,
 	})
 	if err != nil {
 		return nil, err
@@ -304,6 +323,9 @@ func (g *gateway) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go g.watch(ctx)
+	if g.evaluator != nil {
+		go g.evaluator.Run(ctx)
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(tls.NewListener(pub, public.TLSConfig)) }()
@@ -329,6 +351,14 @@ func (g *gateway) serve(ctx context.Context) error {
 		serveErr = nil
 	}
 	return serveErr
+}
+
+// detectorState is the background evaluator's state, or nil without one.
+func (g *gateway) detectorState() map[string]detect.State {
+	if g.evaluator == nil {
+		return nil
+	}
+	return g.evaluator.State()
 }
 
 func (g *gateway) ready() error {

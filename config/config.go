@@ -288,8 +288,10 @@ func Default() *Config {
 			OnFailure:     OnFailureDeny,
 			FlushInterval: model.Duration(time.Second),
 		},
+		// The evaluator is opt-in: it queries the upstream with the
+		// gateway's own, unrestricted identity, which an operator should
+		// choose to allow. The detectors API works either way.
 		Detectors: Detectors{
-			Enabled:  true,
 			Interval: model.Duration(time.Minute),
 		},
 		Limits: Limits{

@@ -8,7 +8,6 @@
 // all. Checks that need files, certificates or policies live in the constructors
 // of the packages that use them.
 //
-// Sections whose feature is not built yet (OIDC bearer tokens, the browser login,
-// detectors, tenant headers) are refused with a "not supported yet" message, never
-// silently ignored.
+// A section whose feature is not built yet is refused with a "not supported
+// yet" message, never silently ignored.
 package config

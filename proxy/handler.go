@@ -22,6 +22,7 @@ import (
 	"github.com/promgate/promgate/authn"
 	"github.com/promgate/promgate/authz"
 	"github.com/promgate/promgate/config"
+	"github.com/promgate/promgate/detect"
 	"github.com/promgate/promgate/enforce"
 	"github.com/promgate/promgate/promapi"
 )
@@ -53,6 +54,10 @@ type Options struct {
 	UpstreamToken func() string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Detectors is the detector catalog served on the detectors API, or nil.
+	Detectors *detect.Catalog
+	// DetectorState returns the background evaluator's state, or is nil.
+	DetectorState func() map[string]detect.State
 	// Login is the browser login, or nil. Its session cookie is cleared
 	// when it fails to authenticate, and its pages are served.
 	Login *authn.Login
@@ -82,6 +87,9 @@ type Handler struct {
 	now      func() time.Time
 	pages    map[string]http.Handler
 	login    *authn.Login
+	// detectors and detectorState serve the detectors API (detectors.go).
+	detectors     *detect.Catalog
+	detectorState func() map[string]detect.State
 	// noCredentials tells an anonymous caller which credentials work here.
 	noCredentials string
 
@@ -116,6 +124,9 @@ func New(o Options) (*Handler, error) {
 		now:      o.Now,
 		pages:    o.Pages,
 		login:    o.Login,
+
+		detectors:     o.Detectors,
+		detectorState: o.DetectorState,
 	}
 	if o.Login != nil {
 		h.pages = map[string]http.Handler{}
@@ -231,6 +242,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		return promapi.Errorf(promapi.ErrTooManyRequests, "rate limit exceeded for %s; slow down", id.Subject)
 	}
 
+	if h.cfg.Upstream.Kind == config.KindMetrics {
+		// Exporter sidecar: the scrape route(s) only (scrape.go).
+		return h.serveScrape(w, r, st, id)
+	}
+	if h.detectors != nil && isDetectorsPath(r.URL.Path) {
+		// The detectors API evaluates as the caller (detectors.go).
+		return h.serveDetectors(w, r, st, id)
+	}
 	rt, labelName := classify(r.URL.RawPath, r.URL.Path)
 	if rt == nil {
 		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")

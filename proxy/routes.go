@@ -21,6 +21,7 @@ const (
 	RouteMetadata       = "metadata"
 	RouteBuildInfo      = "buildinfo"
 	RouteFormatQuery    = "format_query"
+	RouteDetectors      = "detectors"
 	// RoutePage labels the gateway's own pages (login, UI).
 	RoutePage = "page"
 	// RouteUnknown labels requests to paths the gateway does not serve.
@@ -31,7 +32,7 @@ const (
 var Routes = []string{
 	RouteQuery, RouteQueryRange, RouteQueryExemplars, RouteSeries, RouteLabels,
 	RouteLabelValues, RouteFederate, RouteRules, RouteAlerts, RouteMetadata,
-	RouteBuildInfo, RouteFormatQuery, RoutePage, RouteUnknown,
+	RouteBuildInfo, RouteFormatQuery, RouteDetectors, RoutePage, RouteUnknown,
 }
 
 // kind says how a route's request is enforced.
