@@ -180,6 +180,12 @@ func TestOIDC(t *testing.T) {
 		if out.AfterSignOut.Status != http.StatusUnauthorized {
 			t.Errorf("query after sign-out: status %d %s, want 401", out.AfterSignOut.Status, out.AfterSignOut.Body)
 		}
+		if out.UI.Status != http.StatusOK || !strings.Contains(out.UI.Body, "alice") || !strings.Contains(out.UI.Body, nsTeamA) || strings.Contains(out.UI.Body, nsTeamB) {
+			t.Errorf("/ui/ through the session: status %d, want alice's page confined to team-a", out.UI.Status)
+		}
+		if n := out.HopsBeforeUI; n+2 > len(out.Hops) || !strings.HasPrefix(out.Hops[n], "302 ") || !strings.HasSuffix(out.Hops[n], " /ui/") || !strings.HasSuffix(out.Hops[n+1], " /oauth2/start") {
+			t.Errorf("/ui/ without a session: hops %v, want a 302 from /ui/ to /oauth2/start", out.Hops[min(out.HopsBeforeUI, len(out.Hops)):])
+		}
 	})
 
 	t.Run("provider restart with a new signing key", func(t *testing.T) {
@@ -507,6 +513,9 @@ type browserOutput struct {
 	SignOut             browserResponse `json:"signOut"`
 	CookiesAfterSignOut []string        `json:"cookiesAfterSignOut"`
 	AfterSignOut        browserResponse `json:"afterSignOut"`
+	UI                  browserResponse `json:"ui"`
+	UIAfterSignOutURL   string          `json:"uiAfterSignOutURL"`
+	HopsBeforeUI        int             `json:"hopsBeforeUI"`
 }
 
 type browserCookie struct {

@@ -229,6 +229,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 			}
 		}
 		h.tel.authnFailure(st.remoteAddr, method)
+		if h.login != nil && isUIPath(r.URL.Path) && wantsHTML(r) {
+			// A browser without a session goes to the login, and comes back.
+			st.route = RouteUI
+			st.err = err
+			http.Redirect(w, r, h.login.StartURL(r), http.StatusFound)
+			return nil
+		}
 		return h.authnError(err)
 	}
 	st.identity = id
@@ -245,6 +252,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	if h.cfg.Upstream.Kind == config.KindMetrics {
 		// Exporter sidecar: the scrape route(s) only (scrape.go).
 		return h.serveScrape(w, r, st, id)
+	}
+	if isUIPath(r.URL.Path) {
+		return h.serveUI(w, r, st, id)
 	}
 	if h.detectors != nil && isDetectorsPath(r.URL.Path) {
 		// The detectors API evaluates as the caller (detectors.go).

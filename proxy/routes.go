@@ -22,6 +22,7 @@ const (
 	RouteBuildInfo      = "buildinfo"
 	RouteFormatQuery    = "format_query"
 	RouteDetectors      = "detectors"
+	RouteUI             = "ui"
 	// RoutePage labels the gateway's own pages (login, UI).
 	RoutePage = "page"
 	// RouteUnknown labels requests to paths the gateway does not serve.
@@ -32,7 +33,7 @@ const (
 var Routes = []string{
 	RouteQuery, RouteQueryRange, RouteQueryExemplars, RouteSeries, RouteLabels,
 	RouteLabelValues, RouteFederate, RouteRules, RouteAlerts, RouteMetadata,
-	RouteBuildInfo, RouteFormatQuery, RouteDetectors, RoutePage, RouteUnknown,
+	RouteBuildInfo, RouteFormatQuery, RouteDetectors, RouteUI, RoutePage, RouteUnknown,
 }
 
 // kind says how a route's request is enforced.

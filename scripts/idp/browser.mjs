@@ -51,12 +51,22 @@ try {
   let resp = await page.goto(`${gateway}${queryPath}`);
   out.query = { status: resp.status(), body: await resp.text() };
 
+  // The gateway's own page, through the session.
+  resp = await page.goto(`${gateway}/ui/`);
+  out.ui = { status: resp.status(), body: await resp.text() };
+
   resp = await page.goto(`${gateway}/oauth2/sign_out`);
   out.signOut = { status: resp.status() };
   out.cookiesAfterSignOut = (await context.cookies(gateway)).map((c) => c.name);
 
   resp = await page.goto(`${gateway}${queryPath}`);
   out.afterSignOut = { status: resp.status(), body: await resp.text() };
+
+  // Without a session, a browser navigating to the page is sent to the login
+  // (the provider still has its own session, so it comes straight back).
+  out.hopsBeforeUI = out.hops.length;
+  await page.goto(`${gateway}/ui/`);
+  out.uiAfterSignOutURL = page.url();
 } catch (err) {
   out.error = String(err && err.stack || err);
 } finally {
