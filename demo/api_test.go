@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,9 +29,36 @@ func at(d time.Duration) string {
 	return strconv.FormatFloat(float64(testStart.Add(d).Add(-8*time.Second).UnixMilli())/1000, 'f', 3, 64)
 }
 
+// shared is one upstream at testStart for the tests that only read it:
+// generating a day of samples is the slow part, under -race especially.
+var shared struct {
+	once sync.Once
+	u    *Upstream
+	srv  *httptest.Server
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.u != nil {
+		shared.srv.Close()
+		_ = shared.u.Close()
+	}
+	os.Exit(code)
+}
+
 func newTestUpstream(t *testing.T) (*Upstream, *httptest.Server) {
 	t.Helper()
-	return newTestUpstreamAt(t, testStart)
+	shared.once.Do(func() {
+		shared.u, shared.err = New(Options{Start: testStart})
+		if shared.err == nil {
+			shared.srv = httptest.NewServer(shared.u.Handler())
+		}
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.u, shared.srv
 }
 
 func newTestUpstreamAt(t *testing.T, start time.Time) (*Upstream, *httptest.Server) {
@@ -392,14 +422,25 @@ func TestListenRefusesNonLoopback(t *testing.T) {
 }
 
 func TestScenarioDeterministic(t *testing.T) {
-	var a, b bytes.Buffer
-	if err := NewScenario(testStart).WriteOpenMetrics(&a); err != nil {
-		t.Fatal(err)
+	// The first few MiB cover whole series over the whole day; writing all of
+	// it twice takes half a minute under -race.
+	a, b := &prefixWriter{max: 4 << 20}, &prefixWriter{max: 4 << 20}
+	_ = NewScenario(testStart).WriteOpenMetrics(a)
+	_ = NewScenario(testStart.Add(5 * time.Second)).WriteOpenMetrics(b)
+	if a.buf.Len() < 1<<20 || !bytes.Equal(a.buf.Bytes(), b.buf.Bytes()) {
+		t.Errorf("the same start (within a step) gave different samples (%d and %d bytes compared)", a.buf.Len(), b.buf.Len())
 	}
-	if err := NewScenario(testStart.Add(5 * time.Second)).WriteOpenMetrics(&b); err != nil {
-		t.Fatal(err)
+}
+
+// prefixWriter keeps the first max bytes, then fails to stop the writer.
+type prefixWriter struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	if w.buf.Len()+len(p) > w.max {
+		return 0, errors.New("enough")
 	}
-	if !bytes.Equal(a.Bytes(), b.Bytes()) {
-		t.Error("the same start (within a step) gave different samples")
-	}
+	return w.buf.Write(p)
 }

@@ -51,7 +51,7 @@ func binaries(t *testing.T) string {
 		if buildDir, buildErr = os.MkdirTemp("", "promgate-deploy-"); buildErr != nil {
 			return
 		}
-		cmd := exec.Command("make", "-s", "static", "VERSION="+testVersion, "STATIC_OUT="+buildDir, "GO=go")
+		cmd := exec.Command("make", "--no-print-directory", "-s", "static", "VERSION="+testVersion, "STATIC_OUT="+buildDir, "GO=go")
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("make static: %v\n%s", err, out)
@@ -81,7 +81,7 @@ func promgate(t *testing.T, args ...string) (string, int) {
 // TestStaticBuildCommand checks that `make static` runs exactly the flags the
 // image needs: no cgo, trimmed paths, stripped, the version stamped in.
 func TestStaticBuildCommand(t *testing.T) {
-	cmd := exec.Command("make", "-n", "static", "VERSION="+testVersion, "STATIC_OUT=/out", "GO=go")
+	cmd := exec.Command("make", "--no-print-directory", "-n", "static", "VERSION="+testVersion, "STATIC_OUT=/out", "GO=go")
 	cmd.Dir = ".."
 	out, err := cmd.CombinedOutput()
 	if err != nil {
