@@ -1,6 +1,6 @@
 # promgate's build and test entry points. `make test` is what CI runs.
 GO      ?= go
-FUZZTIME ?= 20s
+FUZZTIME ?= 30s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATIC_OUT ?= bin
 
@@ -35,6 +35,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzQuery$$' -fuzztime=$(FUZZTIME) ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzMatchers$$' -fuzztime=$(FUZZTIME) ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(FUZZTIME) ./proxy/
+	$(GO) test -run='^$$' -fuzz='^FuzzSafeRedirect$$' -fuzztime=$(FUZZTIME) ./authn/
+	$(GO) test -run='^$$' -fuzz='^FuzzSanitizeClientRequestID$$' -fuzztime=10s ./audit/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.
 deps:
@@ -68,6 +70,7 @@ bench-smoke: bench-tools
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) $(BENCH_PKGS) > bench/results/go-latest.txt
+	@test -f bench/results/go-baseline.txt || { cp bench/results/go-latest.txt bench/results/go-baseline.txt; echo "bench-go: stored the first baseline"; }
 	@if [ -x $(BENCH_BIN)/benchstat ] || GOBIN=$(CURDIR)/$(BENCH_BIN) $(GO) install golang.org/x/perf/cmd/benchstat@latest; then \
 		$(BENCH_BIN)/benchstat bench/results/go-baseline.txt bench/results/go-latest.txt; \
 	else cat bench/results/go-latest.txt; fi

@@ -209,6 +209,9 @@ func TestHandler(t *testing.T) {
 		forwarded string // the upstream's `query` or `match[]` values, joined by "|"; "" means not forwarded
 	}{
 		{name: "no certificate", req: request{target: "/api/v1/query?query=up"}, status: 401, errType: "unauthorized"},
+		{name: "E36 probe user agent gets normal auth", req: request{target: "/api/v1/query?query=up", header: map[string]string{"User-Agent": "kube-probe/1.30"}}, status: 401, errType: "unauthorized"},
+		{name: "E35 forwarding headers change nothing", req: request{target: "/api/v1/query?query=up", header: map[string]string{
+			"X-Forwarded-Uri": "/-/healthy", "X-Forwarded-Host": "internal", "X-Forwarded-Proto": "http", "X-Real-IP": "127.0.0.1", "Forwarded": "for=127.0.0.1"}}, status: 401},
 		{name: "team-a confined", req: request{user: "alice", target: "/api/v1/query?query=up"}, status: 200, forwarded: `up{namespace="a"}`},
 		{name: "admin unrestricted", req: request{user: "root", target: "/api/v1/query?query=up"}, status: 200, forwarded: `up`},
 		{name: "unknown group denied", req: request{user: "mallory", target: "/api/v1/query?query=up"}, status: 403, errType: "forbidden", msg: "mallory"},
