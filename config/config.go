@@ -73,9 +73,14 @@ type TLS struct {
 
 // Upstream is what the gateway forwards allowed requests to.
 type Upstream struct {
-	// URL of the Prometheus API or exporter. Only http and https.
+	// URL of the Prometheus API or exporter. Only http and https. With kind
+	// metrics it is the whole URL of the exporter served at /metrics, such
+	// as http://127.0.0.1:9100/metrics; it may be left out when Exporters
+	// name every path.
 	URL string `yaml:"url"`
-	// Kind is prometheus-api or metrics (exporter sidecar, not supported yet).
+	// Kind is prometheus-api (the Prometheus HTTP API) or metrics (the
+	// exporter sidecar: the gateway serves only scrapes of the exporters,
+	// route scrape in the policy input).
 	Kind string `yaml:"kind"`
 	// TLS configures the connection to the upstream.
 	TLS UpstreamTLS `yaml:"tls"`
@@ -87,6 +92,29 @@ type Upstream struct {
 	// every allowed request needs a tenant from the policy; a client-sent
 	// copy of the header, in any spelling, never reaches the upstream.
 	TenantHeader string `yaml:"tenant_header"`
+	// Exporters (kind metrics only) serve further exporters of the same pod,
+	// each at its own exact path (such as /node/metrics) with its own URL,
+	// TLS and token. Paths are exact: /node/metrics/x is not served. Query
+	// strings are never forwarded, so that a caller cannot steer a
+	// multi-target exporter (blackbox, snmp) elsewhere.
+	Exporters []Exporter `yaml:"exporters"`
+	// MaxScrapeBody bounds an exporter's response, compressed and
+	// uncompressed (default 64MiB). A larger one fails the scrape with 502.
+	MaxScrapeBody units.Base2Bytes `yaml:"max_scrape_body"`
+}
+
+// Exporter is one scrape target of the exporter sidecar.
+type Exporter struct {
+	// Path is the exact path Prometheus scrapes on the gateway, such as
+	// /node/metrics.
+	Path string `yaml:"path"`
+	// URL is the exporter's whole URL, such as http://127.0.0.1:9100/metrics.
+	URL string `yaml:"url"`
+	// TLS configures the connection to an https exporter.
+	TLS UpstreamTLS `yaml:"tls"`
+	// BearerTokenFile holds a token sent to this exporter as Authorization:
+	// Bearer. It is re-read when it changes.
+	BearerTokenFile string `yaml:"bearer_token_file"`
 }
 
 // UpstreamTLS configures the client side of the connection to the upstream.
@@ -275,7 +303,7 @@ func Default() *Config {
 			ClientAuthType: VerifyClientCertIfGiven,
 			MinVersion:     "TLS12",
 		},
-		Upstream: Upstream{Kind: KindPrometheusAPI},
+		Upstream: Upstream{Kind: KindPrometheusAPI, MaxScrapeBody: 64 * units.MiB},
 		Authn:    Authn{MTLS: MTLS{Subject: "cn", Groups: "ou"}},
 		Authz: Authz{
 			Policies: "policies",
@@ -359,6 +387,12 @@ func (c *Config) resolvePaths() {
 	} {
 		*p = c.abs(*p)
 	}
+	for i := range c.Upstream.Exporters {
+		e := &c.Upstream.Exporters[i]
+		for _, p := range []*string{&e.TLS.CAFile, &e.TLS.CertFile, &e.TLS.KeyFile, &e.BearerTokenFile} {
+			*p = c.abs(*p)
+		}
+	}
 	for i := range c.Authn.OIDC {
 		c.Authn.OIDC[i].CAFile = c.abs(c.Authn.OIDC[i].CAFile)
 	}
@@ -385,9 +419,6 @@ func (c *Config) Validate() error {
 	var errs []error
 	add := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
-	}
-	notYet := func(path, issue string) {
-		add(path, "not supported yet (%s); remove the section", issue)
 	}
 
 	if err := checkHostPort(c.Listen); err != nil {
@@ -443,20 +474,52 @@ func (c *Config) Validate() error {
 
 	// Upstream.
 	if c.Upstream.URL == "" {
-		add("upstream.url", "required")
-	} else if u, err := url.Parse(c.Upstream.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		add("upstream.url", "%q is not an http or https URL", c.Upstream.URL)
-	} else if u.User != nil {
-		add("upstream.url", "must not carry credentials; use upstream.bearer_token_file or upstream.tls")
-	} else if u.RawQuery != "" || u.Fragment != "" {
-		add("upstream.url", "must not carry a query or fragment")
+		if c.Upstream.Kind != KindMetrics || len(c.Upstream.Exporters) == 0 {
+			add("upstream.url", "required")
+		}
+	} else if msg := checkUpstreamURL(c.Upstream.URL); msg != "" {
+		add("upstream.url", "%s", msg)
 	}
 	switch c.Upstream.Kind {
 	case KindPrometheusAPI:
+		if len(c.Upstream.Exporters) > 0 {
+			add("upstream.exporters", "only for kind metrics (the exporter sidecar)")
+		}
 	case KindMetrics:
-		notYet("upstream.kind", "the exporter sidecar is its own issue")
+		if c.Upstream.TenantHeader != "" {
+			add("upstream.tenant_header", "has no meaning for kind metrics: exporters have no tenants")
+		}
+		seen := map[string]bool{}
+		if c.Upstream.URL != "" {
+			seen[DefaultScrapePath] = true
+		}
+		for i, e := range c.Upstream.Exporters {
+			at := fmt.Sprintf("upstream.exporters[%d]", i)
+			switch {
+			case !scrapePathRE.MatchString(e.Path) || strings.Contains(e.Path, "//") || strings.Contains(e.Path, "/./") || strings.Contains(e.Path, "/../") || strings.HasSuffix(e.Path, "/.") || strings.HasSuffix(e.Path, "/.."):
+				add(at+".path", "%q is not an absolute path such as /node/metrics (letters, digits, - _ . ~ and /, no empty, . or .. segments, no trailing slash)", e.Path)
+			case seen[e.Path] && e.Path == DefaultScrapePath:
+				add(at+".path", "%s is already served by upstream.url; leave upstream.url empty or choose another path", e.Path)
+			case seen[e.Path]:
+				add(at+".path", "%s is listed twice", e.Path)
+			}
+			seen[e.Path] = true
+			if e.URL == "" {
+				add(at+".url", "required")
+			} else if msg := checkUpstreamURL(e.URL); msg != "" {
+				add(at+".url", "%s", msg)
+			} else if !strings.HasPrefix(e.URL, "https:") && e.TLS != (UpstreamTLS{}) {
+				add(at+".tls", "set, but the url is not https")
+			}
+			if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
+				add(at+".tls", "cert_file and key_file go together")
+			}
+		}
 	default:
-		add("upstream.kind", "unknown value %q; use prometheus-api", c.Upstream.Kind)
+		add("upstream.kind", "unknown value %q; use prometheus-api or metrics", c.Upstream.Kind)
+	}
+	if c.Upstream.MaxScrapeBody <= 0 {
+		add("upstream.max_scrape_body", "must be positive")
 	}
 	if (c.Upstream.TLS.CertFile == "") != (c.Upstream.TLS.KeyFile == "") {
 		add("upstream.tls", "cert_file and key_file go together")
@@ -602,6 +665,27 @@ func unknownKeys(n *yaml.Node, t reflect.Type, path string) []error {
 		}
 	}
 	return errs
+}
+
+// DefaultScrapePath is where the exporter sidecar serves upstream.url.
+const DefaultScrapePath = "/metrics"
+
+// scrapePathRE is the alphabet of an exporter's path: unreserved URL
+// characters, so that the path is the same encoded and decoded.
+var scrapePathRE = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
+
+// checkUpstreamURL returns why u is not a usable upstream URL, or "".
+func checkUpstreamURL(u string) string {
+	p, err := url.Parse(u)
+	switch {
+	case err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "":
+		return fmt.Sprintf("%q is not an http or https URL", u)
+	case p.User != nil:
+		return "must not carry credentials; use bearer_token_file or tls"
+	case p.RawQuery != "" || p.Fragment != "" || p.ForceQuery:
+		return "must not carry a query or fragment"
+	}
+	return ""
 }
 
 // headerNameRE is the token alphabet of RFC 9110 field names.

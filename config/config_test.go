@@ -74,7 +74,6 @@ func TestParseBad(t *testing.T) {
 		{name: "oidc without audiences", append: "authn:\n  oidc:\n    - issuer: https://idp\n", want: []string{"authn.oidc[0].audiences: required"}},
 		{name: "login incomplete", append: "authn:\n  login:\n    issuer: https://idp\n", want: []string{"authn.login.client_id: required", "authn.login.redirect_url"}},
 		{name: "bad tenant header", replace: [2]string{"  url: http://127.0.0.1:9090", "  url: http://127.0.0.1:9090\n  tenant_header: X Scope"}, want: []string{"upstream.tenant_header"}},
-		{name: "metrics kind not yet", replace: [2]string{"  url: http://127.0.0.1:9090", "  url: http://127.0.0.1:9090\n  kind: metrics"}, want: []string{"upstream.kind: not supported yet"}},
 		{name: "bad duration", replace: [2]string{"max_range: 7d", "max_range: 7 days"}, want: []string{"decode"}},
 		{name: "bad size", replace: [2]string{"max_request_body: 2MiB", "max_request_body: lots"}, want: []string{"decode"}},
 		{name: "same listeners", replace: [2]string{"internal_listen: 127.0.0.1:9091", "internal_listen: 127.0.0.1:8443"}, want: []string{"internal_listen: must differ"}},

@@ -66,11 +66,7 @@ var externalPods = []map[string]string{
 // notYet maps a configuration to the single "not supported yet" problem
 // promgate check must report for it until the feature lands; when check
 // starts passing (or fails otherwise), the test fails and this entry goes.
-var notYet = map[string]string{
-	// The exporter sidecar (upstream.kind: metrics) is its own issue. Once
-	// it lands, check must pass for the sidecar's configuration.
-	"node-exporter-promgate-config": "upstream.kind: not supported yet (the exporter sidecar is its own issue); remove the section",
-}
+var notYet = map[string]string{}
 
 type obj = map[string]any
 

@@ -96,6 +96,16 @@
 // [Forbidden], and the message names the label. A malformed enforcement
 // from policy is [Invalid]; the caller must deny the request.
 //
+// # Response filters
+//
+// FilterRules, FilterAlerts and FilterMetadata keep only what a restricted
+// caller may see in those API responses. FilterExposition does the same for
+// an exporter's text or OpenMetrics exposition: a sample is kept when every
+// enforced label holds an allowed value and every decision matcher holds, its
+// HELP, TYPE and UNIT come along, and a histogram's or summary's series are
+// kept or dropped together because they share those labels. Nothing is
+// written unless the whole input parsed; a malformed input wraps ErrUpstream.
+//
 // The package imports no HTTP, policy or gateway package of its own, so that
 // it can be tested and fuzzed alone. (The Prometheus parser it relies on pulls
 // in net/http transitively, through storage, tsdb/chunks and client_golang.)

@@ -27,6 +27,21 @@ decision := {
 	not authenticated
 } else := {
 	"allow": true,
+	"reason": "allowed: member of a scrape group, unrestricted scrape",
+} if {
+	scrape
+	scraper
+} else := {
+	"allow": false,
+	"reason": sprintf("denied: %s (groups: %s) may not scrape this exporter; scraping needs a group in data.promgate.scrape_groups or data.promgate.filtered_scrape_groups", [
+		subject,
+		describe(caller_groups),
+	]),
+} if {
+	scrape
+	not filtered_scraper
+} else := {
+	"allow": true,
 	"reason": "allowed: member of an admin group, unrestricted",
 } if {
 	admin
@@ -56,6 +71,26 @@ admin if {
 	some g in input.identity.groups
 	is_string(g)
 	g in data.promgate.admin_groups
+}
+
+# scrape holds for the exporter sidecar's scrape route (upstream.kind
+# metrics). A scrape needs a group listed for it: the Prometheus server's
+# group in data.promgate.scrape_groups scrapes unrestricted; a group in
+# data.promgate.filtered_scrape_groups scrapes as below (admins unrestricted,
+# team members confined to their namespaces, the exposition filtered). Any
+# other caller, team members included, is denied.
+scrape if input.request.route == "scrape"
+
+scraper if {
+	some g in input.identity.groups
+	is_string(g)
+	g in data.promgate.scrape_groups
+}
+
+filtered_scraper if {
+	some g in input.identity.groups
+	is_string(g)
+	g in data.promgate.filtered_scrape_groups
 }
 
 # namespaces are the union of the namespaces data gives each of the caller's

@@ -169,3 +169,57 @@ test_non_string_admin_entries_grant_nothing if {
 		with data.promgate.admin_groups as [1]
 	d.allow == false
 }
+
+# Scrapes of the exporter sidecar (route scrape).
+
+scrape_request := {"method": "GET", "path": "/metrics", "route": "scrape", "remote_addr": "10.0.0.9"}
+
+test_scraper_group_scrapes_unrestricted if {
+	d := authz.decision with input as {"identity": identity("prometheus", ["scrapers"]), "request": scrape_request}
+	d == {"allow": true, "reason": "allowed: member of a scrape group, unrestricted scrape"}
+}
+
+test_team_member_may_not_scrape_by_default if {
+	d := authz.decision with input as {"identity": identity("alice@example.com", ["team-a"]), "request": scrape_request}
+	d.allow == false
+	not d.enforce
+	contains(d.reason, "may not scrape")
+}
+
+test_admin_may_not_scrape_without_a_scrape_group if {
+	d := authz.decision with input as {"identity": identity("root@example.com", ["admins"]), "request": scrape_request}
+	d.allow == false
+}
+
+test_filtered_scrape_group_is_confined_to_its_namespaces if {
+	d := authz.decision with input as {"identity": identity("alice@example.com", ["team-a"]), "request": scrape_request}
+		with data.promgate.filtered_scrape_groups as ["team-a"]
+	d == {
+		"allow": true,
+		"reason": "allowed: confined to the namespaces of the caller's groups",
+		"enforce": {"namespace": {"team-a", "team-a-staging"}},
+	}
+}
+
+test_filtered_scrape_group_without_namespaces_is_denied if {
+	d := authz.decision with input as {"identity": identity("x@example.com", ["team-z"]), "request": scrape_request}
+		with data.promgate.filtered_scrape_groups as ["team-z"]
+	d.allow == false
+}
+
+test_scrape_groups_not_a_list_deny if {
+	d := authz.decision with input as {"identity": identity("prometheus", ["scrapers"]), "request": scrape_request}
+		with data.promgate.scrape_groups as null
+	d.allow == false
+}
+
+test_scrape_group_grants_nothing_on_the_api if {
+	d := authz.decision with input as {"identity": identity("prometheus", ["scrapers"]), "request": request}
+	d.allow == false
+}
+
+test_unauthenticated_scrape_is_denied if {
+	inp := {"identity": object.union(identity("prometheus", ["scrapers"]), {"authenticated": false}), "request": scrape_request}
+	d := authz.decision with input as inp
+	d.allow == false
+}

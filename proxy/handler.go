@@ -90,6 +90,8 @@ type Handler struct {
 	// detectors and detectorState serve the detectors API (detectors.go).
 	detectors     *detect.Catalog
 	detectorState func() map[string]detect.State
+	// scrapes are the exporter sidecar's targets (scrape.go), or nil.
+	scrapes *scrapeSet
 	// noCredentials tells an anonymous caller which credentials work here.
 	noCredentials string
 
@@ -152,6 +154,11 @@ func New(o Options) (*Handler, error) {
 	h.idPrefix = hex.EncodeToString(b[:])
 	if h.up, err = newUpstream(o.Config, o.Transport, h); err != nil {
 		return nil, err
+	}
+	if o.Config.Upstream.Kind == config.KindMetrics {
+		if h.scrapes, err = newScrapeSet(o.Config, h.up.rp.Transport, h.token, h.now); err != nil {
+			return nil, err
+		}
 	}
 	return h, nil
 }

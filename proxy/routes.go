@@ -23,6 +23,8 @@ const (
 	RouteFormatQuery    = "format_query"
 	RouteDetectors      = "detectors"
 	RouteUI             = "ui"
+	// RouteScrape is the exporter sidecar's scrape (upstream.kind metrics).
+	RouteScrape = "scrape"
 	// RoutePage labels the gateway's own pages (login, UI).
 	RoutePage = "page"
 	// RouteUnknown labels requests to paths the gateway does not serve.
@@ -34,6 +36,7 @@ var Routes = []string{
 	RouteQuery, RouteQueryRange, RouteQueryExemplars, RouteSeries, RouteLabels,
 	RouteLabelValues, RouteFederate, RouteRules, RouteAlerts, RouteMetadata,
 	RouteBuildInfo, RouteFormatQuery, RouteDetectors, RouteUI, RoutePage, RouteUnknown,
+	RouteScrape,
 }
 
 // kind says how a route's request is enforced.

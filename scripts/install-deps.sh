@@ -2,7 +2,8 @@
 # install-deps.sh installs the real components promgate's end-to-end tests
 # run against: Prometheus and promtool (Debian package "prometheus") and
 # testssl.sh (Debian package "testssl.sh", binary /usr/bin/testssl) and
-# Alertmanager (Debian package "prometheus-alertmanager").
+# Alertmanager (Debian package "prometheus-alertmanager") and node_exporter
+# (Debian package "prometheus-node-exporter", for the exporter sidecar tests).
 #
 # It is idempotent: it installs only what is missing, runs `apt-get update`
 # only when a package has no install candidate yet, says what it did, and
@@ -20,12 +21,13 @@ package_for() {
 	prometheus | promtool) echo prometheus ;;
 	testssl) echo testssl.sh ;;
 	prometheus-alertmanager) echo prometheus-alertmanager ;;
+	prometheus-node-exporter) echo prometheus-node-exporter ;;
 	chromium) echo chromium ;;
 	*) die "no package known for command $1" ;;
 	esac
 }
 
-commands=(prometheus promtool testssl prometheus-alertmanager chromium)
+commands=(prometheus promtool testssl prometheus-alertmanager prometheus-node-exporter chromium)
 missing_pkgs=()
 for cmd in "${commands[@]}"; do
 	if path=$(command -v "$cmd"); then
