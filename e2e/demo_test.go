@@ -474,9 +474,11 @@ func TestDemoCommand(t *testing.T) {
 	cmds := run.commands()
 	ran := map[string]bool{}
 	var alice, admin demoCommand
+	var detectorLines []demoCommand
 	for _, c := range cmds {
 		if strings.Contains(c.line, "/api/promgate/") {
-			continue // the detectors API is not part of this change
+			detectorLines = append(detectorLines, c)
+			continue // checked below, once the plain commands ran
 		}
 		code, body := runCurl(t, c.line)
 		switch {
@@ -550,6 +552,8 @@ func TestDemoCommand(t *testing.T) {
 		}
 	}
 
+	checkDemoDetectors(t, detectorLines)
+
 	run.stop(t)
 	for _, f := range []string{"promgate.yml", "policies", "audit.log"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
@@ -585,4 +589,108 @@ func TestDemoCommand(t *testing.T) {
 // shellQuote quotes s the way the demo prints it.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// checkDemoDetectors runs the printed detectors commands, then evaluates
+// every detector as admin and as alice: at least four fire for the admin,
+// and whatever alice may evaluate is confined to team-a.
+func checkDemoDetectors(t *testing.T, lines []demoCommand) {
+	t.Helper()
+	var listAdmin, evalAdmin, evalAlice string
+	for _, c := range lines {
+		code, body := runCurl(t, c.line)
+		switch {
+		case strings.HasSuffix(c.line, "/api/promgate/v1/detectors"):
+			listAdmin = c.line
+			if code != 200 {
+				t.Errorf("%s: %d %s", c.line, code, body)
+			}
+		case strings.Contains(c.comment, "refused for alice"):
+			if code != http.StatusForbidden {
+				t.Errorf("%s: %d %s, want 403", c.line, code, body)
+			}
+		case strings.Contains(c.line, "client-alice"):
+			evalAlice = c.line
+		default:
+			evalAdmin = c.line
+		}
+	}
+	if listAdmin == "" || evalAdmin == "" || evalAlice == "" {
+		t.Fatalf("the demo did not print the detectors commands: %v", lines)
+	}
+	_, body := runCurl(t, listAdmin)
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil || len(list.Data) < 45 {
+		t.Fatalf("detectors list: %v (%d detectors)", err, len(list.Data))
+	}
+	const sample = "/api/promgate/v1/detectors/pod_cpu_over_one_core"
+	// The detectors the simulated attacks target (evaluating all 45 twice
+	// would run into the demo's per-identity rate limit).
+	var ids []string
+	for _, a := range demo.Attacks {
+		for _, id := range a.Detectors {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	firing := 0
+	for _, id := range ids {
+		d := struct{ ID string }{id}
+		adminLine := strings.Replace(evalAdmin, sample, "/api/promgate/v1/detectors/"+d.ID, 1)
+		code, body := runCurl(t, adminLine)
+		if code != 200 {
+			t.Errorf("admin, detector %s: %d %s", d.ID, code, body)
+			continue
+		}
+		if len(demoNamespacesOrCluster(t, body)) > 0 {
+			firing++
+		}
+		aliceLine := strings.Replace(evalAlice, sample, "/api/promgate/v1/detectors/"+d.ID, 1)
+		code, body = runCurl(t, aliceLine)
+		switch code {
+		case http.StatusForbidden:
+		case 200:
+			for n := range demoNamespacesOrCluster(t, body) {
+				if n != nsTeamA && n != nsTeamAStage {
+					t.Errorf("alice, detector %s: sees namespace %q", d.ID, n)
+				}
+			}
+		default:
+			t.Errorf("alice, detector %s: %d %s", d.ID, code, body)
+		}
+	}
+	if firing < 4 {
+		t.Errorf("%d detectors fire for the admin, want at least 4", firing)
+	}
+	t.Logf("demo: %d detectors fire for the admin", firing)
+}
+
+// demoNamespacesOrCluster returns the namespaces of a vector result, with
+// "(cluster)" for series without a namespace label.
+func demoNamespacesOrCluster(t *testing.T, body []byte) map[string]bool {
+	t.Helper()
+	var env struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatalf("not a vector: %s", body)
+	}
+	out := map[string]bool{}
+	for _, r := range env.Data.Result {
+		n, ok := r.Metric["namespace"]
+		if !ok {
+			n = "(cluster)"
+		}
+		out[n] = true
+	}
+	return out
 }
