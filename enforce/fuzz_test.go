@@ -52,6 +52,9 @@ func FuzzQuery(f *testing.F) {
 			}
 			return
 		}
+		if stock := q.expr.String(); q.String() != stock {
+			t.Fatalf("format(%q) = %q, the stock printer gives %q", s, q.String(), stock)
+		}
 		_ = q.Lookback(time.Unix(1_700_000_000, 0))
 		if q.Selectors() == nil {
 			t.Fatal("Selectors() = nil")

@@ -55,7 +55,7 @@ func newQuery(expr parser.Expr) (*Query, error) {
 	if err := q.analyse(expr, frame{}); err != nil {
 		return nil, err
 	}
-	q.str = expr.String()
+	q.str = format(expr)
 	return q, nil
 }
 

@@ -34,7 +34,7 @@ func (en *Enforcer) Rewrite(q *Query) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return out.String(), nil
+	return format(out), nil
 }
 
 // rewrite returns a copy of e with every selector confined. Unchanged leaves
