@@ -1,0 +1,40 @@
+// Command harness measures promgate side by side with the alternatives, in
+// one run, on the same machine and the same data (issue 9, docs/performance.md).
+//
+// It builds promgate and bench/bareproxy, backfills a Debian Prometheus with
+// a fixed data set (series in the namespaces team-a, team-a-staging, team-b
+// and kube-system), and then drives the same workloads through every target
+// with its own closed-loop HTTP/1.1 load generator, the same client for all of
+// them, because wrk and hey cannot present a client certificate:
+//
+//  1. direct Prometheus (plain HTTP);
+//  2. bench/bareproxy, a TLS httputil.ReverseProxy requiring the same client
+//     certificate as promgate;
+//  3. prom-label-proxy v0.11.1 (plain HTTP, -label namespace, the union of
+//     the caller's namespaces as fixed values);
+//  4. promgate with mTLS, the default policy, label enforcement and the audit
+//     file;
+//  5. promgate with a bearer JWT signed by a local issuer of the harness
+//     (discovery and JWKS on loopback, RS256);
+//  6. promgate as an exporter sidecar in front of node_exporter, filtered and
+//     unfiltered.
+//
+// Cases 5 and 6 print a "pending:" line and are skipped, never faked, when
+// `promgate check` refuses their configuration.
+//
+// Every target returns the same bytes for a workload: the direct and bare
+// targets send the namespace matcher that the enforcing targets inject, and
+// the response size is part of the table so that a mismatch shows.
+//
+// For each cell it reports requests per second, p50 and p99 latency, the CPU
+// seconds per 1,000 requests of the process under test (utime+stime from
+// /proc/<pid>/stat) and its RSS, then the ratios promgate/bare and
+// promgate/prom-label-proxy, and the RSS of promgate and the bare proxy
+// holding 1,000 idle keep-alive connections. -mode full writes
+// bench/results/latest.md and a dated copy; -mode smoke runs a few short
+// cells and writes nothing, for `make bench-smoke`.
+//
+// It refuses to report a cell whose requests failed as if it had succeeded:
+// errors are counted and shown, and a target that answers the smoke check
+// with anything but 200 fails the run.
+package main

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	mode     string
+	warmup   time.Duration
+	duration time.Duration
+	conc     []int
+	idle     int
+	results  string
+	keep     bool
+	gzip     bool
+	only     string
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.mode, "mode", "full", "full (every cell, writes bench/results) or smoke (a few short cells, writes nothing)")
+	flag.DurationVar(&o.duration, "duration", 0, "measured time per cell (default 8s full, 700ms smoke)")
+	flag.DurationVar(&o.warmup, "warmup", 0, "unmeasured warm-up per cell (default 1s full, 200ms smoke)")
+	concFlag := flag.String("concurrency", "", "comma-separated concurrency levels (default 1,16,128 full; 1,16 smoke)")
+	flag.IntVar(&o.idle, "idle", 0, "idle keep-alive connections for the RSS check (default 1000 full, 100 smoke)")
+	flag.StringVar(&o.results, "results", "", "results folder (default <module>/bench/results)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, audit file, TSDB) for inspection")
+	flag.StringVar(&o.only, "only", "", "sidecar: measure only the exporter-sidecar cases and write bench/results/<date>-sidecar.md, leaving latest.md alone")
+	flag.BoolVar(&o.gzip, "gzip", false, "send Accept-Encoding: gzip, as Grafana does (default identity: the same bytes through every target)")
+	flag.Parse()
+	switch o.mode {
+	case "full":
+		setDefault(&o.duration, 8*time.Second)
+		setDefault(&o.warmup, time.Second)
+		if o.idle == 0 {
+			o.idle = 1000
+		}
+		if *concFlag == "" {
+			*concFlag = "1,16,128"
+		}
+	case "smoke":
+		setDefault(&o.duration, 700*time.Millisecond)
+		setDefault(&o.warmup, 200*time.Millisecond)
+		if o.idle == 0 {
+			o.idle = 100
+		}
+		if *concFlag == "" {
+			*concFlag = "1,16"
+		}
+	default:
+		return fmt.Errorf("-mode %q: use full or smoke", o.mode)
+	}
+	if o.only != "" && o.only != "sidecar" {
+		return fmt.Errorf("-only %q: use sidecar", o.only)
+	}
+	for _, s := range strings.Split(*concFlag, ",") {
+		var c int
+		if _, err := fmt.Sscanf(strings.TrimSpace(s), "%d", &c); err != nil || c < 1 {
+			return fmt.Errorf("-concurrency: %q is not a positive number", s)
+		}
+		o.conc = append(o.conc, c)
+	}
+
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if o.results == "" {
+		o.results = filepath.Join(root, "bench", "results")
+	}
+	h, err := newHarness(root, o)
+	if err != nil {
+		return err
+	}
+	defer h.cleanup()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- h.run(ctx) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		err = errors.New("interrupted")
+	}
+	if err != nil {
+		h.dumpLogs()
+	}
+	return err
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = v
+	}
+}
+
+// moduleRoot finds the folder of go.mod through `go env GOMOD`.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("go env GOMOD: not inside the promgate module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// logf prints a progress line on stderr.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// goVersion is the toolchain that built the harness (and, through go build,
+// promgate and the bare proxy).
+func goVersion() string { return runtime.Version() }
