@@ -51,6 +51,9 @@ type snapshot struct {
 	query    rego.PreparedEvalQuery
 	revision string
 	files    []string
+	// readsQuery: some module refers to input.query, or to input as a
+	// whole or by a computed key, so the input must carry the query.
+	readsQuery bool
 }
 
 // New loads and compiles the policy folder cfg.Policies and prepares the
@@ -138,7 +141,7 @@ func (a *Authorizer) build(ctx context.Context) (*snapshot, error) {
 	for i, f := range files {
 		names[i] = f.name
 	}
-	return &snapshot{query: pq, revision: revision(files), files: names}, nil
+	return &snapshot{query: pq, revision: revision(files), files: names, readsQuery: readsQuery(p.modules)}, nil
 }
 
 // prepare compiles the modules and data of p and prepares the query ref.
@@ -167,6 +170,40 @@ func prepare(ctx context.Context, p parsed, ref ast.Ref) (rego.PreparedEvalQuery
 		return rego.PreparedEvalQuery{}, fmt.Errorf("authz.decision: %s is defined by no rule of the policies", ref)
 	}
 	return pq, nil
+}
+
+// readsQuery reports whether any module may read input.query. Any reference
+// to input as a whole, or with a key that is not a constant string, counts
+// as reading it, and so does input used as a plain term (x := input, or as
+// a function argument): the answer errs towards building the query.
+func readsQuery(modules map[string]*ast.Module) bool {
+	for _, m := range modules {
+		refs, vars, found := 0, 0, false
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if !r.HasPrefix(ast.InputRootRef) {
+				return false
+			}
+			refs++
+			if len(r) == 1 {
+				found = true
+			} else if key, ok := r[1].Value.(ast.String); !ok || key == "query" {
+				found = true
+			}
+			return false
+		})
+		ast.WalkVars(m, func(v ast.Var) bool {
+			if v.Equal(ast.InputRootDocument.Value) {
+				vars++
+			}
+			return false
+		})
+		// Every reference to input has input as its head variable; any
+		// other occurrence of that variable is input used whole.
+		if found || vars != refs {
+			return true
+		}
+	}
+	return false
 }
 
 // dataDefines reports whether the data documents hold a value at ref.
@@ -241,11 +278,19 @@ func (a *Authorizer) Decide(ctx context.Context, in Input) (Decision, error) {
 }
 
 func (a *Authorizer) decide(ctx context.Context, in Input) (Decision, error) {
+	s := a.current.Load()
+	if s.readsQuery && in.Query == nil && in.QueryFunc != nil {
+		q, err := in.QueryFunc()
+		if err != nil {
+			return Decision{Reason: reasonInput}, fmt.Errorf("build policy input: %w", err)
+		}
+		in.Query = q
+	}
 	v, err := in.value()
 	if err != nil {
 		return Decision{Reason: reasonInput}, fmt.Errorf("build policy input: %w", err)
 	}
-	return a.eval(ctx, v)
+	return a.evalWith(ctx, s, v)
 }
 
 // DecideJSON evaluates the policy for a raw JSON input document, for
@@ -260,7 +305,11 @@ func (a *Authorizer) DecideJSON(ctx context.Context, input []byte) (Decision, er
 }
 
 func (a *Authorizer) eval(ctx context.Context, input ast.Value) (Decision, error) {
-	s := a.current.Load()
+	return a.evalWith(ctx, a.current.Load(), input)
+}
+
+// evalWith evaluates input with snapshot s, the one the input was built for.
+func (a *Authorizer) evalWith(ctx context.Context, s *snapshot, input ast.Value) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		// OPA checks for cancellation only now and then while evaluating;
 		// a request that is already gone gets no decision at all.

@@ -29,6 +29,11 @@ type Input struct {
 	Request Request
 	// Query holds the PromQL of the request; nil when the route carries none.
 	Query *Query
+	// QueryFunc, when Query is nil, builds it on demand: only if the policy
+	// revision that decides reads input.query. Converting every selector of
+	// a large query for a policy that never looks at it was the biggest part
+	// of building the input. An error denies.
+	QueryFunc func() (*Query, error)
 }
 
 // Request describes the HTTP request. Route is one of the gateway's route

@@ -296,22 +296,26 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		if q, err = enforce.ParseQuery(text); err != nil {
 			return h.enforceError(err, id)
 		}
-		in.Query = &authz.Query{Expressions: q.Expressions(), Selectors: selectorsOf(q.Selectors())}
+		in.QueryFunc = func() (*authz.Query, error) {
+			return &authz.Query{Expressions: q.Expressions(), Selectors: selectorsOf(q.Selectors())}, nil
+		}
 	case kindMatch:
 		match := params["match[]"]
 		st.query = match
 		if _, err := enforce.Matchers(match, nil); err != nil {
 			return h.enforceError(err, id)
 		}
-		aq := &authz.Query{Expressions: match}
-		for _, m := range match {
-			mq, err := enforce.ParseQuery(m)
-			if err != nil {
-				return h.enforceError(err, id)
+		in.QueryFunc = func() (*authz.Query, error) {
+			aq := &authz.Query{Expressions: match}
+			for _, m := range match {
+				mq, err := enforce.ParseQuery(m)
+				if err != nil {
+					return nil, err
+				}
+				aq.Selectors = append(aq.Selectors, selectorsOf(mq.Selectors())...)
 			}
-			aq.Selectors = append(aq.Selectors, selectorsOf(mq.Selectors())...)
+			return aq, nil
 		}
-		in.Query = aq
 	}
 
 	dec, err := h.decide(ctx, in, q, st)
@@ -414,7 +418,7 @@ func sameOrigin(r *http.Request) bool {
 // needs no decision, so that Grafana's health check (1+1) works for every
 // authenticated caller.
 func (h *Handler) decide(ctx context.Context, in authz.Input, q *enforce.Query, st *state) (authz.Decision, error) {
-	if q != nil && len(in.Query.Selectors) == 0 {
+	if q != nil && len(q.Selectors()) == 0 {
 		dec := authz.Decision{Allow: true, Reason: "the expression has no selectors and reads no data"}
 		st.decision = &dec
 		return dec, nil

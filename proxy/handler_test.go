@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -464,5 +466,42 @@ func TestAlertsFilteredForRestricted(t *testing.T) {
 	w = f.do(t, request{user: "root", target: "/api/v1/alerts"})
 	if !strings.Contains(w.Body.String(), "secret of b") {
 		t.Errorf("admin alerts = %s, want everything", w.Body.String())
+	}
+}
+
+// TestPolicyReadsQuery runs a real policy that reads input.query: the
+// selectors reach it (built on demand), for query and match[] routes alike.
+func TestPolicyReadsQuery(t *testing.T) {
+	dir := t.TempDir()
+	rego := `package promgate.authz
+
+default decision := {"allow": false, "reason": "reads a secret metric"}
+
+decision := {"allow": true} if {
+	every s in input.query.selectors { s.metric != "secret" }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(rego), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	az, err := authz.New(config.Authz{Policies: dir, Decision: "data.promgate.authz.decision"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	f.h.authz = az
+	for _, tc := range []struct {
+		target string
+		want   int
+	}{
+		{"/api/v1/query?query=up", 200},
+		{"/api/v1/query?query=sum(secret)", 403},
+		{"/api/v1/series?match[]=up", 200},
+		{"/api/v1/series?match[]=secret", 403},
+	} {
+		if w := f.do(t, request{user: "root", target: tc.target}); w.Code != tc.want {
+			t.Errorf("%s: status %d, want %d (%s)", tc.target, w.Code, tc.want, w.Body.String())
+		}
 	}
 }
