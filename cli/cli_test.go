@@ -106,3 +106,44 @@ func TestUsage(t *testing.T) {
 		t.Errorf("policy test ../policies: exit %d", code)
 	}
 }
+
+// TestPolicyEval checks that policy eval enforces the whole decision:
+// literal values, regex values and matchers, as serve does.
+func TestPolicyEval(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "pol")
+	if err := os.MkdirAll(pol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rego := `package promgate.authz
+
+decision := {"allow": true, "enforce": {"namespace": ["shared"]}, "enforce_regex": {"namespace": ["team-.*"]}, "matchers": ["{secret!=\"true\"}"]}
+`
+	if err := os.WriteFile(filepath.Join(pol, "p.rego"), []byte(rego), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "certs", "dev", "--out", filepath.Join(dir, "certs")); code != 0 {
+		t.Fatal(stderr)
+	}
+	cfg := writeConfig(t, dir, `listen: 127.0.0.1:0
+tls:
+  cert_file: certs/server.crt
+  key_file: certs/server.key
+  client_ca_file: certs/ca.crt
+upstream:
+  url: http://127.0.0.1:9
+authz:
+  policies: pol
+`)
+	input := filepath.Join(dir, "input.json")
+	if err := os.WriteFile(input, []byte(`{"identity":{"authenticated":true,"subject":"a"},"query":{"expressions":["up"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run(t, "policy", "eval", "--config", cfg, "--input", input)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, `namespace=~\"shared|(?:team-.*)\"`) || !strings.Contains(out, `secret!=\"true\"`) {
+		t.Errorf("policy eval did not enforce the whole decision:\n%s", out)
+	}
+}

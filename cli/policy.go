@@ -136,5 +136,5 @@ type enforced struct {
 
 // newEnforcer builds the enforcer of a decision, as the gateway does.
 func newEnforcer(dec authz.Decision) (*enforce.Enforcer, error) {
-	return enforce.NewEnforcer(enforce.Enforcement(dec.Enforce))
+	return enforce.NewPolicyEnforcer(enforce.Policy{Enforce: dec.Enforce, EnforceRegex: dec.EnforceRegex, Matchers: dec.Matchers})
 }

@@ -68,15 +68,12 @@ func (h *Handler) serveDetectors(w http.ResponseWriter, r *http.Request, st *sta
 	if err != nil {
 		return err
 	}
-	en, err := enforce.NewPolicyEnforcer(enforce.Policy{Enforce: dec.Enforce, EnforceRegex: dec.EnforceRegex, Matchers: dec.Matchers})
+	en, err := enforcerFor(dec)
 	if err != nil {
-		return &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
+		return err
 	}
-	if h.cfg.Upstream.TenantHeader != "" {
-		if dec.Tenant == "" {
-			return promapi.Errorf(promapi.ErrForbidden, "access denied for %s: the policy names no tenant, and the upstream needs one", id.Subject)
-		}
-		st.tenant = dec.Tenant
+	if err := h.setTenant(dec, id, st); err != nil {
+		return err
 	}
 
 	if detectorID == "" {

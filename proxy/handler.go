@@ -322,9 +322,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	if err != nil {
 		return err
 	}
-	en, err := enforce.NewPolicyEnforcer(enforce.Policy{Enforce: dec.Enforce, EnforceRegex: dec.EnforceRegex, Matchers: dec.Matchers})
+	en, err := enforcerFor(dec)
 	if err != nil {
-		return &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
+		return err
 	}
 	if !en.Unrestricted() {
 		// Responses that list what the caller may not see are filtered by
@@ -345,11 +345,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	if err := h.checkLimits(rt, params, q, dec.Limits); err != nil {
 		return err
 	}
-	if h.cfg.Upstream.TenantHeader != "" {
-		if dec.Tenant == "" {
-			return promapi.Errorf(promapi.ErrForbidden, "access denied for %s: the policy names no tenant, and the upstream needs one", id.Subject)
-		}
-		st.tenant = dec.Tenant
+	if err := h.setTenant(dec, id, st); err != nil {
+		return err
 	}
 
 	switch rt.kind {
@@ -450,6 +447,28 @@ func (h *Handler) authnError(err error) error {
 	}
 	h.m.authnFailures.WithLabelValues("unknown", "error").Inc()
 	return promapi.Wrap(promapi.ErrUnauthorized, "authentication failed", err)
+}
+
+// enforcerFor builds the enforcer of a decision. An invalid decision denies.
+func enforcerFor(dec authz.Decision) (*enforce.Enforcer, error) {
+	en, err := enforce.NewPolicyEnforcer(enforce.Policy{Enforce: dec.Enforce, EnforceRegex: dec.EnforceRegex, Matchers: dec.Matchers})
+	if err != nil {
+		return nil, &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
+	}
+	return en, nil
+}
+
+// setTenant takes the decision's tenant for upstream.tenant_header. A
+// tenant-keyed upstream with no tenant in the decision is a denial.
+func (h *Handler) setTenant(dec authz.Decision, id *authn.Identity, st *state) error {
+	if h.cfg.Upstream.TenantHeader == "" {
+		return nil
+	}
+	if dec.Tenant == "" {
+		return promapi.Errorf(promapi.ErrForbidden, "access denied for %s: the policy names no tenant, and the upstream needs one", id.Subject)
+	}
+	st.tenant = dec.Tenant
+	return nil
 }
 
 // credentialsHint names the credentials the configuration accepts.

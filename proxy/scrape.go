@@ -140,9 +140,9 @@ func (h *Handler) serveScrape(w http.ResponseWriter, r *http.Request, st *state,
 	if err != nil {
 		return err
 	}
-	en, err := enforce.NewPolicyEnforcer(enforce.Policy{Enforce: dec.Enforce, EnforceRegex: dec.EnforceRegex, Matchers: dec.Matchers})
+	en, err := enforcerFor(dec)
 	if err != nil {
-		return &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
+		return err
 	}
 	filter := !en.Unrestricted()
 	if filter {

@@ -104,7 +104,7 @@ func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request, st *state, id 
 	dec, err := h.decide(r.Context(), in, nil, st)
 	var en *enforce.Enforcer
 	if err == nil {
-		en, err = enforce.NewPolicyEnforcer(enforce.Policy{Enforce: dec.Enforce, EnforceRegex: dec.EnforceRegex, Matchers: dec.Matchers})
+		en, err = enforcerFor(dec)
 	}
 	if err != nil {
 		status = http.StatusForbidden
