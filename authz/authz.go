@@ -54,6 +54,9 @@ type snapshot struct {
 	// readsQuery: some module refers to input.query, or to input as a
 	// whole or by a computed key, so the input must carry the query.
 	readsQuery bool
+	// cache holds this revision's decisions when they depend on the input
+	// alone (cache.go); nil otherwise.
+	cache *decisionCache
 }
 
 // New loads and compiles the policy folder cfg.Policies and prepares the
@@ -141,7 +144,11 @@ func (a *Authorizer) build(ctx context.Context) (*snapshot, error) {
 	for i, f := range files {
 		names[i] = f.name
 	}
-	return &snapshot{query: pq, revision: revision(files), files: names, readsQuery: readsQuery(p.modules)}, nil
+	s := &snapshot{query: pq, revision: revision(files), files: names, readsQuery: readsQuery(p.modules)}
+	if !s.readsQuery && deterministic(p.modules) {
+		s.cache = newDecisionCache()
+	}
+	return s, nil
 }
 
 // prepare compiles the modules and data of p and prepares the query ref.
@@ -264,6 +271,10 @@ func prefixed(prefix string, err error) error {
 // well-typed optional fields gives a denial with a short, safe Reason and a
 // non-nil error wrapping ErrUndefined, ErrEvaluation or ErrMalformed. The
 // error text is for logs and the audit record, not for the caller.
+//
+// When the revision's decisions depend on the input alone (no input.query,
+// no time, random or UUID built-ins), they are cached per revision; the
+// returned Decision may then be shared and must not be modified.
 func (a *Authorizer) Decide(ctx context.Context, in Input) (Decision, error) {
 	d, err := a.decide(ctx, in)
 	result := "deny"
@@ -279,6 +290,25 @@ func (a *Authorizer) Decide(ctx context.Context, in Input) (Decision, error) {
 
 func (a *Authorizer) decide(ctx context.Context, in Input) (Decision, error) {
 	s := a.current.Load()
+	if s.cache != nil {
+		if key, ok := cacheKey(in); ok {
+			if d, ok := s.cache.get(key); ok {
+				a.metrics.cache.WithLabelValues("hit").Inc()
+				return d, nil
+			}
+			a.metrics.cache.WithLabelValues("miss").Inc()
+			d, err := a.evalInput(ctx, s, in)
+			if err == nil {
+				s.cache.put(key, d)
+			}
+			return d, err
+		}
+	}
+	return a.evalInput(ctx, s, in)
+}
+
+// evalInput builds the input for snapshot s and evaluates it.
+func (a *Authorizer) evalInput(ctx context.Context, s *snapshot, in Input) (Decision, error) {
 	if s.readsQuery && in.Query == nil && in.QueryFunc != nil {
 		q, err := in.QueryFunc()
 		if err != nil {
@@ -429,6 +459,7 @@ type metrics struct {
 	decisions    *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
 	lastReload   prometheus.Gauge
+	cache        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -450,17 +481,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "promgate_policy_last_reload_timestamp_seconds",
 			Help: "Time the policy in use was loaded.",
 		}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "promgate_policy_decision_cache_lookups_total",
+			Help: "Decision cache lookups by result (hit, miss); only policies whose decision depends on the input alone are cached.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		var errs [4]error
+		var errs [5]error
 		m.evalDuration, errs[0] = register(reg, m.evalDuration)
 		m.decisions, errs[1] = register(reg, m.decisions)
 		m.reloads, errs[2] = register(reg, m.reloads)
 		m.lastReload, errs[3] = register(reg, m.lastReload)
+		m.cache, errs[4] = register(reg, m.cache)
 		if err := errors.Join(errs[:]...); err != nil {
 			return nil, fmt.Errorf("register authz metrics: %w", err)
 		}
 	}
+	m.cache.WithLabelValues("hit")
+	m.cache.WithLabelValues("miss")
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	return m, nil
