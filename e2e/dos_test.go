@@ -188,3 +188,42 @@ func TestSmuggling(t *testing.T) {
 		t.Errorf("%d smuggled requests reached the upstream", n)
 	}
 }
+
+// TestHugeRequests sends 10,000 headers, a 100 KiB query in the URL and a
+// 10 MiB form (attacks.md case 43): each is refused before any PromQL
+// parsing, with 431, 414 or 413, and nothing reaches the upstream.
+func TestHugeRequests(t *testing.T) {
+	g := startOwnGateway(t, "huge", "RequireAndVerifyClientCert")
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, "admin")}, Timeout: 20 * time.Second}
+	before := env.rec.count()
+
+	req, _ := http.NewRequest(http.MethodGet, "https://"+g.addr+"/api/v1/query?query=up", nil)
+	for i := 0; i < 10000; i++ {
+		req.Header.Add(fmt.Sprintf("X-Junk-%d", i), "x")
+	}
+	if resp, err := c.Do(req); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("10,000 headers: status %d, want 431", resp.StatusCode)
+		}
+	}
+	resp, err := c.Get("https://" + g.addr + "/api/v1/query?query=" + strings.Repeat("a", 100<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge && resp.StatusCode != http.StatusRequestURITooLong {
+		t.Errorf("100 KiB query in the URL: status %d, want 414 or 431", resp.StatusCode)
+	}
+	form := "query=up&x=" + strings.Repeat("a", 10<<20)
+	resp, err = c.Post("https://"+g.addr+"/api/v1/query", "application/x-www-form-urlencoded", strings.NewReader(form))
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("10 MiB form: status %d, want 413", resp.StatusCode)
+		}
+	}
+	if n := env.rec.count() - before; n != 0 {
+		t.Errorf("%d huge requests reached the upstream", n)
+	}
+}
