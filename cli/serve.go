@@ -96,11 +96,9 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 		return nil, errors.Join(errs...)
 	}
 	if cfg.Detectors.Enabled && cfg.Upstream.Kind == config.KindPrometheusAPI {
-		hdr := http.Header{}
-		if tok := g.token.Token(); tok != "" {
-			hdr.Set("Authorization", "Bearer "+tok)
-		}
-		q := detect.NewHTTPQuerier(cfg.Upstream.URL, transport, hdr)
+		// The token is read at each query, so a rotated token file reaches
+		// the evaluator as it reaches the proxy.
+		q := detect.NewHTTPQuerier(cfg.Upstream.URL, tokenTransport{base: transport, token: g.token.Token}, nil)
 		if g.evaluator, err = detect.NewEvaluator(cfg.Detectors, catalog, q, logger, g.reg); err != nil {
 			return nil, err
 		}
@@ -128,6 +126,22 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 	g.authz.InitRoutes(proxy.Routes)
 	g.registerOwnMetrics()
 	return g, nil
+}
+
+// tokenTransport sets the upstream bearer token on every request.
+type tokenTransport struct {
+	base  http.RoundTripper
+	token func() string
+}
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	tok := t.token()
+	if tok == "" {
+		return t.base.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return t.base.RoundTrip(r)
 }
 
 type discardAuditor struct{}
