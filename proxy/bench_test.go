@@ -3,12 +3,14 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +34,20 @@ func benchUpstream(b *testing.B) *httptest.Server {
 }
 
 func benchRequest(c *x509.Certificate) *http.Request {
-	r := httptest.NewRequest(http.MethodGet, "/api/v1/query?"+url.Values{"query": {benchQuery}}.Encode(), nil)
+	return benchRequestFor(c, benchQuery)
+}
+
+// benchQuery20 is a Grafana-style sum of 20 selectors.
+var benchQuery20 = func() string {
+	parts := make([]string, 20)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`sum(rate(container_cpu_usage_seconds_total{pod="pod-%d"}[5m]))`, i)
+	}
+	return strings.Join(parts, " + ")
+}()
+
+func benchRequestFor(c *x509.Certificate, query string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/query?"+url.Values{"query": {query}}.Encode(), nil)
 	if c != nil {
 		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c}}}
 	}
@@ -67,6 +82,11 @@ func BenchmarkBareReverseProxy(b *testing.B) {
 // identity, parse, decision, rewrite, forward and audit (to a discarding
 // auditor).
 func BenchmarkGateway(b *testing.B) {
+	b.Run("1-selector", func(b *testing.B) { benchmarkGateway(b, benchQuery) })
+	b.Run("20-selectors", func(b *testing.B) { benchmarkGateway(b, benchQuery20) })
+}
+
+func benchmarkGateway(b *testing.B, query string) {
 	f := newFixture(b)
 	up := benchUpstream(b)
 	az, err := authz.New(config.Authz{Policies: "../policies", Decision: "data.promgate.authz.decision"},
@@ -87,7 +107,7 @@ func BenchmarkGateway(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, benchRequest(cert))
+			h.ServeHTTP(w, benchRequestFor(cert, query))
 			if w.Code != 200 {
 				b.Fatal(w.Code, w.Body.String())
 			}

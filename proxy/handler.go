@@ -90,6 +90,8 @@ type Handler struct {
 	// detectors and detectorState serve the detectors API (detectors.go).
 	detectors     *detect.Catalog
 	detectorState func() map[string]detect.State
+	// queries caches parsed PromQL by its text.
+	queries *queryCache
 	// scrapes are the exporter sidecar's targets (scrape.go), or nil.
 	scrapes *scrapeSet
 	// noCredentials tells an anonymous caller which credentials work here.
@@ -146,6 +148,7 @@ func New(o Options) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.tel = newTelemetry(o.Registerer, h.now)
+	h.queries = newQueryCache()
 	h.noCredentials = credentialsHint(o.Config)
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -293,7 +296,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 			return promapi.Errorf(promapi.ErrBadData, `missing parameter "query"`)
 		}
 		st.query = []string{text}
-		if q, err = enforce.ParseQuery(text); err != nil {
+		if q, err = h.queries.parse(text); err != nil {
 			return h.enforceError(err, id)
 		}
 		in.QueryFunc = func() (*authz.Query, error) {
@@ -308,7 +311,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		in.QueryFunc = func() (*authz.Query, error) {
 			aq := &authz.Query{Expressions: match}
 			for _, m := range match {
-				mq, err := enforce.ParseQuery(m)
+				mq, err := h.queries.parse(m)
 				if err != nil {
 					return nil, err
 				}
