@@ -10,7 +10,6 @@ import (
 	"github.com/promgate/promgate/authn"
 	"github.com/promgate/promgate/authz"
 	"github.com/promgate/promgate/detect"
-	"github.com/promgate/promgate/enforce"
 	"github.com/promgate/promgate/promapi"
 )
 
@@ -58,7 +57,7 @@ func (h *Handler) serveDetectors(w http.ResponseWriter, r *http.Request, st *sta
 			return promapi.Errorf(promapi.ErrNotFound, "not found: no detector %q", truncate(detectorID, 64))
 		}
 		st.query = []string{d.Expr}
-		q, err := enforce.ParseQuery(d.Expr)
+		q, err := h.queries.parse(d.Expr)
 		if err != nil {
 			return err
 		}
@@ -87,7 +86,7 @@ func (h *Handler) serveDetectors(w http.ResponseWriter, r *http.Request, st *sta
 	var rewrite func(string) (string, error)
 	if !en.Unrestricted() {
 		rewrite = func(query string) (string, error) {
-			q, err := enforce.ParseQuery(query)
+			q, err := h.queries.parse(query)
 			if err != nil {
 				return "", err
 			}

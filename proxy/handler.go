@@ -270,7 +270,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		// The detectors API evaluates as the caller (detectors.go).
 		return h.serveDetectors(w, r, st, id)
 	}
-	rt, labelName := classify(r.URL.RawPath, r.URL.Path)
+	rt := classify(r.URL.RawPath, r.URL.Path)
 	if rt == nil {
 		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
 	}
@@ -329,9 +329,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	if err != nil {
 		return err
 	}
+	if err := h.checkLimits(rt, params, q, dec.Limits); err != nil {
+		return err
+	}
+	if err := h.setTenant(dec, id, st); err != nil {
+		return err
+	}
 	if !en.Unrestricted() {
 		// Responses that list what the caller may not see are filtered by
-		// route (never by path string) before they leave the gateway.
+		// route (never by path string) before they leave the gateway. The
+		// metadata filter asks the upstream first, with the tenant set above.
 		switch rt.name {
 		case RouteRules:
 			st.filter = en.FilterRules
@@ -344,12 +351,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 			}
 			st.filter = func(b []byte) ([]byte, error) { return en.FilterMetadata(b, visible) }
 		}
-	}
-	if err := h.checkLimits(rt, params, q, dec.Limits); err != nil {
-		return err
-	}
-	if err := h.setTenant(dec, id, st); err != nil {
-		return err
 	}
 
 	switch rt.kind {
@@ -372,8 +373,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		}
 		st.enforced = out
 	}
-	_ = labelName // the label name is part of the canonical path, forwarded as is
-
 	st.upstreamPath = r.URL.Path
 	st.upstreamQuery = params.Encode()
 	st.post = r.Method == http.MethodPost

@@ -109,8 +109,15 @@ func newFixture(t testing.TB) *fixture {
 		f.up.body = append(f.up.body, string(b))
 		f.up.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path == "/api/v1/alerts" {
+		switch r.URL.Path {
+		case "/api/v1/alerts":
 			_, _ = w.Write([]byte(testAlerts))
+			return
+		case "/api/v1/label/__name__/values":
+			_, _ = w.Write([]byte(`{"status":"success","data":["up"]}`))
+			return
+		case "/api/v1/metadata":
+			_, _ = w.Write([]byte(`{"status":"success","data":{"up":[{"type":"gauge","help":"","unit":""}],"secret_of_b":[{"type":"gauge","help":"","unit":""}]}}`))
 			return
 		}
 		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[]}}`))

@@ -200,3 +200,27 @@ func TestChunkedBodyRefused(t *testing.T) {
 		t.Errorf("chunked body: status %d, forwarded %d; want 411 and nothing forwarded", w.Code, f.up.count())
 	}
 }
+
+// TestMetadataWithTenant checks that the metadata filter's own upstream
+// request carries the decision's tenant, and that the answer is confined.
+func TestMetadataWithTenant(t *testing.T) {
+	f := newFixture(t)
+	f.h.cfg.Upstream.TenantHeader = "X-Scope-OrgID"
+	w := f.do(t, request{user: "alice", target: "/api/v1/metadata"})
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body.String())
+	}
+	if strings.Contains(w.Body.String(), "secret_of_b") || !strings.Contains(w.Body.String(), `"up"`) {
+		t.Errorf("metadata for alice = %s, want only up", w.Body.String())
+	}
+	f.up.mu.Lock()
+	defer f.up.mu.Unlock()
+	if len(f.up.reqs) != 2 {
+		t.Fatalf("upstream saw %d requests, want the label values lookup and the metadata", len(f.up.reqs))
+	}
+	for _, r := range f.up.reqs {
+		if got := r.Header.Get("X-Scope-OrgID"); got != "tenant-a" {
+			t.Errorf("%s: X-Scope-OrgID = %q, want tenant-a", r.URL.Path, got)
+		}
+	}
+}

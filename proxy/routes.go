@@ -121,24 +121,24 @@ var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // classify maps a request path to its route. It accepts only canonical paths:
 // the raw path must be exactly the decoded one (no percent-encoding), with no
 // empty, dot or dot-dot segments and no trailing slash, so that what is
-// classified is byte for byte what is forwarded. labelName is set for the
-// label values route.
-func classify(rawPath, path string) (rt *route, labelName string) {
+// classified is byte for byte what is forwarded. The label values route
+// takes only a valid label name, which is forwarded as part of the path.
+func classify(rawPath, path string) *route {
 	if rawPath != "" && rawPath != path {
-		return nil, ""
+		return nil
 	}
 	if !canonical(path) {
-		return nil, ""
+		return nil
 	}
 	if rt, ok := routes[path]; ok {
-		return rt, ""
+		return rt
 	}
 	if rest, ok := strings.CutPrefix(path, "/api/v1/label/"); ok {
 		if name, ok := strings.CutSuffix(rest, "/values"); ok && labelNameRE.MatchString(name) {
-			return labelValues, name
+			return labelValues
 		}
 	}
-	return nil, ""
+	return nil
 }
 
 // canonical reports whether p is an absolute path without empty, "." or ".."
