@@ -101,6 +101,12 @@ type Upstream struct {
 	// MaxScrapeBody bounds an exporter's response, compressed and
 	// uncompressed (default 64MiB). A larger one fails the scrape with 502.
 	MaxScrapeBody units.Base2Bytes `yaml:"max_scrape_body"`
+	// Coalesce (default true) lets identical upstream requests in flight at
+	// the same time share one answer: a request whose enforced query,
+	// tenant and forwarded headers equal those of a request still waiting
+	// for the upstream waits for that answer instead of asking again.
+	// Response filters still run per caller. Nothing is cached.
+	Coalesce bool `yaml:"coalesce"`
 }
 
 // Exporter is one scrape target of the exporter sidecar.
@@ -303,7 +309,7 @@ func Default() *Config {
 			ClientAuthType: VerifyClientCertIfGiven,
 			MinVersion:     "TLS12",
 		},
-		Upstream: Upstream{Kind: KindPrometheusAPI, MaxScrapeBody: 64 * units.MiB},
+		Upstream: Upstream{Kind: KindPrometheusAPI, MaxScrapeBody: 64 * units.MiB, Coalesce: true},
 		Authn:    Authn{MTLS: MTLS{Subject: "cn", Groups: "ou"}},
 		Authz: Authz{
 			Policies: "policies",

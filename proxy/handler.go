@@ -159,7 +159,7 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	if o.Config.Upstream.Kind == config.KindMetrics {
-		if h.scrapes, err = newScrapeSet(o.Config, h.up.rp.Transport, h.token, h.now); err != nil {
+		if h.scrapes, err = newScrapeSet(o.Config, h.up.raw, h.token, h.now); err != nil {
 			return nil, err
 		}
 	}

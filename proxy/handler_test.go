@@ -97,11 +97,19 @@ type fixture struct {
 	aud   *fakeAuditor
 	dec   *fakeDecider
 	certs map[string]*x509.Certificate
+	reg   *prometheus.Registry
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := &fixture{up: &upstreamLog{}, aud: &fakeAuditor{}, dec: &fakeDecider{}, certs: map[string]*x509.Certificate{}}
+	return newFixtureTransport(t, nil)
+}
+
+// newFixtureTransport is newFixture with rt reaching the upstream in place
+// of the fake server, when rt is not nil.
+func newFixtureTransport(t testing.TB, rt http.RoundTripper) *fixture {
+	t.Helper()
+	f := &fixture{up: &upstreamLog{}, aud: &fakeAuditor{}, dec: &fakeDecider{}, certs: map[string]*x509.Certificate{}, reg: prometheus.NewRegistry()}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		f.up.mu.Lock()
@@ -137,7 +145,8 @@ func newFixture(t testing.TB) *fixture {
 		Authz:         f.dec,
 		Audit:         f.aud,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer:    prometheus.NewRegistry(),
+		Registerer:    f.reg,
+		Transport:     rt,
 		UpstreamToken: func() string { return "upstream-secret" },
 	})
 	if err != nil {
@@ -147,7 +156,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ cn, ou string }{{"alice", "team-a"}, {"root", "admins"}, {"mallory", "nobody"}} {
+	for _, c := range []struct{ cn, ou string }{{"alice", "team-a"}, {"bob", "team-a"}, {"root", "admins"}, {"mallory", "nobody"}} {
 		certPEM, _, err := ca.Issue(tlsutil.CertSpec{CommonName: c.cn, OUs: []string{c.ou}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 		if err != nil {
 			t.Fatal(err)

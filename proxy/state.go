@@ -34,6 +34,9 @@ type state struct {
 	// filter rewrites a successful upstream body for a restricted caller.
 	filter func([]byte) ([]byte, error)
 	post   bool
+	// coalesced is set when another request's upstream answer was shared
+	// with this one.
+	coalesced bool
 }
 
 type stateKey struct{}

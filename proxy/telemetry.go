@@ -53,6 +53,7 @@ type telemetry struct {
 	refusals  *prometheus.CounterVec // subject, label
 	authnFail *prometheus.CounterVec // client, method
 	upstreamC *prometheus.CounterVec // route, code
+	coalesced *prometheus.CounterVec // route
 
 	now func() time.Time
 
@@ -84,6 +85,10 @@ func newTelemetry(reg prometheus.Registerer, now func() time.Time) *telemetry {
 			Name: "promgate_upstream_requests_total",
 			Help: "Requests forwarded upstream, by route and the upstream's status code (\"error\" when no response came).",
 		}, []string{"route", "code"}),
+		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "promgate_upstream_coalesced_total",
+			Help: "Requests answered by an identical upstream request that was already in flight (upstream.coalesce), by route. They are not counted in promgate_upstream_requests_total.",
+		}, []string{"route"}),
 		now:      now,
 		subjects: newLRU(maxTrackedSubjects),
 		clients:  newLRU(maxTrackedClients),
@@ -92,8 +97,9 @@ func newTelemetry(reg prometheus.Registerer, now func() time.Time) *telemetry {
 	if t.now == nil {
 		t.now = time.Now
 	}
-	reg.MustRegister(t.requests, t.bytes, t.refusals, t.authnFail, t.upstreamC)
+	reg.MustRegister(t.requests, t.bytes, t.refusals, t.authnFail, t.upstreamC, t.coalesced)
 	for _, rt := range Routes {
+		t.coalesced.WithLabelValues(rt)
 		t.requests.WithLabelValues(overflow, rt)
 		t.bytes.WithLabelValues(overflow, rt)
 		for _, code := range upstreamCodes {
@@ -171,6 +177,11 @@ func (t *telemetry) upstream(route string, code int) {
 		c = strconv.Itoa(code)
 	}
 	t.upstreamC.WithLabelValues(knownRoute(route), c).Inc()
+}
+
+// coalesce counts a request answered by another one's upstream request.
+func (t *telemetry) coalesce(route string) {
+	t.coalesced.WithLabelValues(knownRoute(route)).Inc()
 }
 
 // subjectLocked returns the label value for subject: itself while tracked,

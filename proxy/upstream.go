@@ -34,6 +34,8 @@ var forwardHeaders = []string{"Accept", "Accept-Encoding", "Accept-Language", "U
 type upstream struct {
 	target *url.URL
 	rp     *httputil.ReverseProxy
+	// raw is the transport without coalescing, for exporter scrapes.
+	raw http.RoundTripper
 }
 
 func newUpstream(cfg *config.Config, rt http.RoundTripper, h *Handler) (*upstream, error) {
@@ -46,7 +48,15 @@ func newUpstream(cfg *config.Config, rt http.RoundTripper, h *Handler) (*upstrea
 			return nil, err
 		}
 	}
-	u := &upstream{target: target}
+	raw := rt
+	if cfg.Upstream.Coalesce {
+		rt = newCoalescer(rt, func(r *http.Request) {
+			if st := stateOf(r.Context()); st != nil {
+				st.coalesced = true
+			}
+		})
+	}
+	u := &upstream{target: target, raw: raw}
 	u.rp = &httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { u.rewrite(pr, h.token(), cfg.Upstream.TenantHeader) },
 		Transport:  rt,
@@ -58,7 +68,11 @@ func newUpstream(cfg *config.Config, rt http.RoundTripper, h *Handler) (*upstrea
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			st := stateOf(resp.Request.Context())
-			h.tel.upstream(st.route, resp.StatusCode)
+			if st.coalesced {
+				h.tel.coalesce(st.route)
+			} else {
+				h.tel.upstream(st.route, resp.StatusCode)
+			}
 			// The upstream's cookies are not the gateway's to hand out.
 			resp.Header.Del("Set-Cookie")
 			if st.filter != nil {
