@@ -334,6 +334,11 @@ limits:
   max_request_body: 1MiB
 `, name, listen, internal, h.pki, authType, upstreamURL, kind, oidc,
 		policies, filepath.Join(h.work, name+"-audit.log"))
+	if strings.HasSuffix(name, "-solo") {
+		// The same gateway with upstream.coalesce off: every request asks
+		// the upstream itself, as it does when no two requests are alike.
+		cfg = strings.Replace(cfg, "\n  kind: "+kind+"\n", "\n  kind: "+kind+"\n  coalesce: false\n", 1)
+	}
 	path := filepath.Join(h.work, name+".yml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
@@ -410,6 +415,23 @@ func (h *harness) startProxies() error {
 		return err
 	}
 	h.targets = append(h.targets, &target{name: "promgate-mtls", base: "https://" + listen, tls: teamA, proc: pg, upstream: h.prom})
+
+	// (4b) The same with upstream.coalesce off: what a load of distinct
+	// queries gets, since the workloads repeat one query.
+	if listen, internal, err = twoAddrs(); err != nil {
+		return err
+	}
+	if path, err = h.gatewayConfig("promgate-mtls-solo", listen, internal, "RequireAndVerifyClientCert", h.promURL, "prometheus-api", "", filepath.Join(h.root, "policies")); err != nil {
+		return err
+	}
+	if err := h.checkConfig(path); err != nil {
+		return fmt.Errorf("promgate check (mTLS solo case): %v", err)
+	}
+	solo, err := h.startGateway("promgate-mtls-solo", path, internal)
+	if err != nil {
+		return err
+	}
+	h.targets = append(h.targets, &target{name: "promgate-mtls-solo", base: "https://" + listen, tls: teamA, proc: solo, upstream: h.prom})
 
 	// (5) promgate with a bearer JWT from a local issuer.
 	if err := h.startBearer(); err != nil {

@@ -40,6 +40,7 @@ func (h *harness) report() string {
 	} else {
 		p("- clients send no Accept-Encoding, so every target answers the same identity bytes; prom-label-proxy's own transport still asks Prometheus for gzip and decompresses, which is its real cost with such clients (see docs/performance.md)\n")
 	}
+	p("- promgate-mtls and promgate-jwt run with upstream.coalesce on (the default): the closed loop repeats one query, so concurrent requests share upstream answers; promgate-mtls-solo is promgate-mtls with coalesce off, what a load of all-distinct queries gets\n")
 	p("- CPU is utime+stime of the process under test from /proc/<pid>/stat, per 1,000 successful requests; \"upstream CPU\" is Prometheus' share. RSS is VmRSS after the cell.\n")
 	if h.loadStart != "" && !strings.HasPrefix(h.loadStart, "0.") {
 		p("- **the machine was shared while this ran (load average above): absolute figures are noisy; compare ratios taken in the same run, and re-run on a quiet machine before drawing conclusions**\n")
@@ -72,7 +73,7 @@ func (h *harness) report() string {
 	p("Throughput ratios of promgate to the bare TLS proxy and to prom-label-proxy; added p50 is promgate's p50 minus direct Prometheus' (and minus the bare proxy's). Targets (issue 9): at c=16 ≥ %.1f× bare and ≥ %.0f× prom-label-proxy; added p50 over the bare proxy ≤ %v, checked at c=1 because at c≥16 on 2 CPUs the p50 is mostly queueing behind Prometheus and the load generator.\n\n", targetBareRatio, targetPLPRatio, targetAddedP50)
 	p("| workload | c | gateway | ÷ bare | ÷ prom-label-proxy | added p50 vs Prometheus | added p50 vs bare | CPU ÷ bare |\n")
 	p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, gw := range []string{"promgate-mtls", "promgate-jwt"} {
+	for _, gw := range []string{"promgate-mtls", "promgate-mtls-solo", "promgate-jwt"} {
 		for _, c := range h.cells {
 			if c.target != gw {
 				continue
