@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,6 +36,7 @@ type harness struct {
 
 	cells       []cell
 	sidecarCell []cell
+	paired      []pairedResult
 	idle        []idleResult
 
 	started            time.Time
@@ -139,6 +141,19 @@ func (h *harness) run(ctx context.Context) error {
 					t.name, w.name, conc, c.rps(), ms(c.p50), ms(c.p99), c.cpuPer1k, c.rss, c.errors, c.firstErr)
 				h.cells = append(h.cells, c)
 			}
+		}
+	}
+	// Added latency is judged on interleaved c=1 loops: on a shared 2-CPU
+	// machine, cells measured one after the other drift by more than the
+	// gateway adds.
+	if slices.Contains(h.o.conc, 1) {
+		for _, w := range wls {
+			r, err := interleave(ctx, h.targets, w, h.o.warmup, 2*h.o.duration)
+			if err != nil {
+				return fmt.Errorf("interleaved %s: %w", w.name, err)
+			}
+			logf("interleaved %-10s %d rounds: %v", w.name, r.rounds, r.p50)
+			h.paired = append(h.paired, r)
 		}
 	}
 	if len(h.sidecar) > 0 {

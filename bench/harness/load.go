@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -290,4 +291,83 @@ func oneRequest(ctx context.Context, host string, tc *tls.Config, path string, h
 	}
 	_ = c.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// pairedResult is the interleaved c=1 measurement of one workload: every
+// target's latencies taken in the same rounds, so that a busy moment of the
+// shared machine falls on all of them alike.
+type pairedResult struct {
+	workload string
+	rounds   int
+	p50      map[string]time.Duration
+	errors   map[string]int
+	firstErr map[string]string
+}
+
+// interleave runs one closed loop for d that sends one request at a time to
+// each target in turn, in a new random order each round, each target over
+// its own keep-alive connection. The per-target p50s it returns differ only
+// by what the targets do, not by when they were measured.
+func interleave(ctx context.Context, ts []*target, w workload, warmup, d time.Duration) (pairedResult, error) {
+	res := pairedResult{workload: w.name, p50: map[string]time.Duration{}, errors: map[string]int{}, firstErr: map[string]string{}}
+	type one struct {
+		t      *target
+		client *http.Client
+		req    *http.Request
+		lat    []time.Duration
+	}
+	var all []*one
+	for _, t := range ts {
+		tr := newTransport(t.tls, 1)
+		defer tr.CloseIdleConnections()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+w.path(t.explicit), nil)
+		if err != nil {
+			return res, err
+		}
+		for k, v := range t.header {
+			req.Header[k] = v
+		}
+		all = append(all, &one{t: t, client: &http.Client{Transport: tr, Timeout: 60 * time.Second}, req: req})
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := make([]int, len(all))
+	for i := range order {
+		order[i] = i
+	}
+	start := time.Now()
+	for time.Since(start) < warmup+d && ctx.Err() == nil {
+		measured := time.Since(start) >= warmup
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, i := range order {
+			o := all[i]
+			t0 := time.Now()
+			resp, err := o.client.Do(o.req)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			if !measured {
+				continue
+			}
+			if err != nil {
+				res.errors[o.t.name]++
+				if res.firstErr[o.t.name] == "" {
+					res.firstErr[o.t.name] = err.Error()
+				}
+				continue
+			}
+			o.lat = append(o.lat, time.Since(t0))
+		}
+		if measured {
+			res.rounds++
+		}
+	}
+	for _, o := range all {
+		slices.Sort(o.lat)
+		res.p50[o.t.name] = quantile(o.lat, 0.5)
+	}
+	return res, ctx.Err()
 }

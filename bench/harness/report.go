@@ -105,6 +105,31 @@ func (h *harness) report() string {
 		}
 	}
 
+	if len(h.paired) > 0 {
+		p("\n## Added latency, interleaved at c=1\n\n")
+		p("One closed loop sends one request at a time to every target in turn, in a new random order each round, each over its own keep-alive connection, so that every target is measured in the same moments of the shared machine. Added p50 is the gateway's p50 minus the bare proxy's (target ≤ %v) and minus Prometheus'. This is the figure the added-latency target is judged on; the c=1 cells above, taken one after the other, drift by more than the gateway adds.\n\n", targetAddedP50)
+		p("| workload | rounds | gateway | p50 ms | bare p50 ms | Prometheus p50 ms | added vs bare | added vs Prometheus | errors |\n")
+		p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, r := range h.paired {
+			for _, gw := range []string{"promgate-mtls", "promgate-mtls-solo", "promgate-jwt"} {
+				g, ok := r.p50[gw]
+				if !ok {
+					continue
+				}
+				bare, prom := r.p50["bare-tls"], r.p50["prometheus"]
+				mark := " ✓"
+				if g-bare > targetAddedP50 {
+					mark = " ✗"
+				}
+				errs := fmt.Sprintf("%d", r.errors[gw])
+				if r.errors[gw] > 0 {
+					errs += " (" + trunc(r.firstErr[gw], 60) + ")"
+				}
+				p("| %s | %d | %s | %.3f | %.3f | %.3f | %s%s | %s | %s |\n", r.workload, r.rounds, gw, ms(g), ms(bare), ms(prom), us(g-bare), mark, us(g-prom), errs)
+			}
+		}
+	}
+
 	if len(h.sidecarCell) > 0 {
 		p("\n## Exporter sidecar (node_exporter scrape)\n\n")
 		p("node_exporter with its default collectors plus a textfile of 2,000 samples over the four namespaces. sidecar-unfiltered is a scrapers-group certificate (unrestricted, streamed as is); sidecar-filtered is team-a (a filtered scrape group in the harness's policy data), so the exposition is parsed and only team-a and team-a-staging samples are kept. CPU is the process under test's per 1,000 scrapes.\n\n")
