@@ -46,7 +46,14 @@ type recorder struct {
 
 	mu   sync.Mutex
 	reqs []forwarded
+	// slowMarker, when set, holds back every request whose URL query or
+	// body contains it for slowDelay before Prometheus sees it, so that
+	// requests can overlap in flight.
+	slowMarker string
 }
+
+// slowDelay is how long the recorder holds back a request with slowMarker.
+const slowDelay = 700 * time.Millisecond
 
 func newRecorder(target string) (*recorder, error) {
 	u, err := url.Parse(target)
@@ -74,7 +81,11 @@ func newRecorder(target string) (*recorder, error) {
 		}
 		rec.mu.Lock()
 		rec.reqs = append(rec.reqs, f)
+		marker := rec.slowMarker
 		rec.mu.Unlock()
+		if marker != "" && (strings.Contains(r.URL.RawQuery, marker) || strings.Contains(string(body), marker)) {
+			time.Sleep(slowDelay)
+		}
 		r.Body = httpBody(body)
 		r.ContentLength = int64(len(body))
 		rp.ServeHTTP(w, r)
