@@ -293,10 +293,10 @@ func (a *Authorizer) decide(ctx context.Context, in Input) (Decision, error) {
 	if s.cache != nil {
 		if key, ok := cacheKey(in); ok {
 			if d, ok := s.cache.get(key); ok {
-				a.metrics.cache.WithLabelValues("hit").Inc()
+				a.metrics.cacheHit.Inc()
 				return d, nil
 			}
-			a.metrics.cache.WithLabelValues("miss").Inc()
+			a.metrics.cacheMiss.Inc()
 			d, err := a.evalInput(ctx, s, in)
 			if err == nil {
 				s.cache.put(key, d)
@@ -460,6 +460,8 @@ type metrics struct {
 	reloads      *prometheus.CounterVec
 	lastReload   prometheus.Gauge
 	cache        *prometheus.CounterVec
+	// cacheHit and cacheMiss are cache's two series, looked up once.
+	cacheHit, cacheMiss prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -497,8 +499,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, fmt.Errorf("register authz metrics: %w", err)
 		}
 	}
-	m.cache.WithLabelValues("hit")
-	m.cache.WithLabelValues("miss")
+	m.cacheHit = m.cache.WithLabelValues("hit")
+	m.cacheMiss = m.cache.WithLabelValues("miss")
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	return m, nil

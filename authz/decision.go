@@ -164,15 +164,8 @@ func parseDecision(v ast.Value) (Decision, error) {
 		return Decision{}, fmt.Errorf(`%w: "allow" is missing`, ErrMalformed)
 	}
 	if d.Allow {
-		for _, label := range slices.Sorted(maps.Keys(d.Enforce)) {
-			if len(d.Enforce[label]) == 0 && len(d.EnforceRegex[label]) == 0 {
-				return Decision{Reason: fmt.Sprintf("denied: the policy allows no value of label %q", label)}, nil
-			}
-		}
-		for _, label := range slices.Sorted(maps.Keys(d.EnforceRegex)) {
-			if len(d.Enforce[label]) == 0 && len(d.EnforceRegex[label]) == 0 {
-				return Decision{Reason: fmt.Sprintf("denied: the policy allows no value of label %q", label)}, nil
-			}
+		if label, ok := emptyLabel(d); ok {
+			return Decision{Reason: fmt.Sprintf("denied: the policy allows no value of label %q", label)}, nil
 		}
 	}
 	if !d.Allow {
@@ -185,6 +178,33 @@ func parseDecision(v ast.Value) (Decision, error) {
 		}
 	}
 	return d, nil
+}
+
+// emptyLabel returns the first label, in enforce order and then in
+// enforce_regex order, both sorted, that has no value in either list.
+func emptyLabel(d Decision) (string, bool) {
+	empty := func(label string) bool {
+		return len(d.Enforce[label]) == 0 && len(d.EnforceRegex[label]) == 0
+	}
+	for _, m := range []map[string][]string{d.Enforce, d.EnforceRegex} {
+		// Sorting is only needed to name the first of several empty labels.
+		found := false
+		for label := range m {
+			if empty(label) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			continue
+		}
+		for _, label := range slices.Sorted(maps.Keys(m)) {
+			if empty(label) {
+				return label, true
+			}
+		}
+	}
+	return "", false
 }
 
 // parseEnforce reads "enforce" or "enforce_regex": an object of string
@@ -231,7 +251,8 @@ func stringList(v ast.Value) ([]string, error) {
 		terms = make([]*ast.Term, 0, x.Len())
 		x.Foreach(func(t *ast.Term) { terms = append(terms, t) })
 	case ast.Set:
-		terms = x.Slice()
+		terms = make([]*ast.Term, 0, x.Len())
+		x.Foreach(func(t *ast.Term) { terms = append(terms, t) })
 	default:
 		return nil, fmt.Errorf("has type %s, want an array of strings", ast.ValueName(v))
 	}

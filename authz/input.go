@@ -95,94 +95,194 @@ var (
 )
 
 // value builds the input document directly as a Rego value, without a JSON
-// round trip.
+// round trip. It is on the path of every evaluated decision, so it keeps
+// allocations down: the terms of one document come from one slab, common
+// strings (HTTP and authentication methods, route names, matcher types) and
+// empty values are shared, and so is the certificate of a caller without
+// one. Shared terms are never modified: OPA copies a document before
+// changing it (with ... as), and nothing else writes to an input.
 func (in Input) value() (ast.Value, error) {
-	identity, err := identityValue(in.Identity)
+	b := newTermBuilder(in)
+	identity, err := b.identity(in.Identity)
 	if err != nil {
 		return nil, err
 	}
 	request := ast.NewObject(
-		ast.Item(keyMethod, ast.StringTerm(in.Request.Method)),
-		ast.Item(keyPath, ast.StringTerm(in.Request.Path)),
-		ast.Item(keyRoute, ast.StringTerm(in.Request.Route)),
-		ast.Item(keyRemoteAddr, ast.StringTerm(in.Request.RemoteAddr)),
+		ast.Item(keyMethod, b.common(in.Request.Method)),
+		ast.Item(keyPath, b.str(in.Request.Path)),
+		ast.Item(keyRoute, b.common(in.Request.Route)),
+		ast.Item(keyRemoteAddr, b.str(in.Request.RemoteAddr)),
 	)
-	doc := ast.NewObject(
-		ast.Item(keyIdentity, ast.NewTerm(identity)),
-		ast.Item(keyRequest, ast.NewTerm(request)),
-	)
-	if in.Query != nil {
-		doc.Insert(keyQuery, ast.NewTerm(queryValue(in.Query)))
+	items := [3][2]*ast.Term{
+		ast.Item(keyIdentity, b.term(identity)),
+		ast.Item(keyRequest, b.term(request)),
 	}
-	return doc, nil
+	n := 2
+	if in.Query != nil {
+		items[n] = ast.Item(keyQuery, b.term(b.query(in.Query)))
+		n++
+	}
+	return ast.NewObject(items[:n]...), nil
 }
 
-func identityValue(id *authn.Identity) (ast.Object, error) {
+// sharedStrings are the string terms that many inputs hold, made once.
+var sharedStrings = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, s := range []string{
+		// HTTP methods.
+		"GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS",
+		// Authentication methods.
+		string(authn.MethodMTLS), string(authn.MethodOIDC), string(authn.MethodSession),
+		// Route names (proxy/routes.go, which authz does not import; a
+		// name missing here is only allocated).
+		"query", "query_range", "query_exemplars", "series", "labels",
+		"label_values", "federate", "rules", "alerts", "metadata", "buildinfo",
+		"format_query", "detectors", "ui", "page", "unknown", "scrape",
+		// Matcher types and the metric name label.
+		"=", "!=", "=~", "!~", "__name__",
+	} {
+		m[s] = ast.StringTerm(s)
+	}
+	return m
+}()
+
+// emptyCertificate is identity.certificate for a caller without one.
+var emptyCertificate = ast.ObjectTerm(
+	ast.Item(keySubject, ast.InternedEmptyString),
+	ast.Item(keySANs, ast.InternedEmptyArray),
+	ast.Item(keySPIFFEID, ast.InternedEmptyString),
+	ast.Item(keyFingerprint, ast.InternedEmptyString),
+)
+
+// termBuilder hands out the terms of one input document from a slab sized
+// for it, so that a document costs one allocation for all its terms.
+type termBuilder struct {
+	slab []ast.Term
+}
+
+func newTermBuilder(in Input) *termBuilder {
+	// identity and request, the strings of both, claims, the groups.
+	n := 2 + 3 + 1 + 1 + 4
+	if id := in.Identity; id != nil {
+		n += len(id.Groups)
+		if id.Certificate != nil {
+			// certificate, its strings, the SANs.
+			n += 5 + len(id.Certificate.SANs)
+		}
+	}
+	if q := in.Query; q != nil {
+		// query, expressions, selectors; per selector the selector, its
+		// metric and matchers; per matcher the matcher and its strings.
+		n += 3 + len(q.Expressions)
+		for _, s := range q.Selectors {
+			n += 3 + 4*len(s.Matchers)
+		}
+	}
+	return &termBuilder{slab: make([]ast.Term, 0, n)}
+}
+
+// term returns a term holding v.
+func (b *termBuilder) term(v ast.Value) *ast.Term {
+	if len(b.slab) == cap(b.slab) {
+		b.slab = make([]ast.Term, 0, 16)
+	}
+	b.slab = append(b.slab, ast.Term{Value: v})
+	return &b.slab[len(b.slab)-1]
+}
+
+// str returns a term holding s, shared when s is empty.
+func (b *termBuilder) str(s string) *ast.Term {
+	if s == "" {
+		return ast.InternedEmptyString
+	}
+	return b.term(ast.String(s))
+}
+
+// common returns a term holding s, shared when s is one of sharedStrings:
+// for fields that mostly hold one of them (methods, routes, matcher types).
+func (b *termBuilder) common(s string) *ast.Term {
+	if t, ok := sharedStrings[s]; ok {
+		return t
+	}
+	return b.term(ast.String(s))
+}
+
+// strs returns an array term of ss.
+func (b *termBuilder) strs(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return ast.InternedEmptyArray
+	}
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = b.str(s)
+	}
+	return b.term(ast.NewArray(terms...))
+}
+
+func (b *termBuilder) identity(id *authn.Identity) (ast.Object, error) {
 	authenticated := id != nil
 	if id == nil {
 		id = &authn.Identity{}
 	}
-	claims := ast.NewObject()
+	claims := ast.InternedEmptyObject
 	if len(id.Claims) > 0 {
 		v, err := ast.InterfaceToValue(id.Claims)
 		if err != nil {
 			return nil, fmt.Errorf("convert claims: %w", err)
 		}
-		obj, ok := v.(ast.Object)
-		if !ok {
+		if _, ok := v.(ast.Object); !ok {
 			return nil, fmt.Errorf("convert claims: got %T, want an object", v)
 		}
-		claims = obj
+		claims = b.term(v)
 	}
-	var cert authn.Certificate
-	if id.Certificate != nil {
-		cert = *id.Certificate
+	certificate := emptyCertificate
+	if cert := id.Certificate; cert != nil {
+		certificate = b.term(ast.NewObject(
+			ast.Item(keySubject, b.str(cert.Subject)),
+			ast.Item(keySANs, b.strs(cert.SANs)),
+			ast.Item(keySPIFFEID, b.str(cert.SPIFFEID)),
+			ast.Item(keyFingerprint, b.str(cert.FingerprintSHA256)),
+		))
 	}
-	certificate := ast.NewObject(
-		ast.Item(keySubject, ast.StringTerm(cert.Subject)),
-		ast.Item(keySANs, stringsTerm(cert.SANs)),
-		ast.Item(keySPIFFEID, ast.StringTerm(cert.SPIFFEID)),
-		ast.Item(keyFingerprint, ast.StringTerm(cert.FingerprintSHA256)),
-	)
 	return ast.NewObject(
-		ast.Item(keyAuthenticated, ast.BooleanTerm(authenticated)),
-		ast.Item(keyMethod, ast.StringTerm(string(id.Method))),
-		ast.Item(keySubject, ast.StringTerm(id.Subject)),
-		ast.Item(keyGroups, stringsTerm(id.Groups)),
-		ast.Item(keyIssuer, ast.StringTerm(id.Issuer)),
-		ast.Item(keyClaims, ast.NewTerm(claims)),
-		ast.Item(keyCertificate, ast.NewTerm(certificate)),
+		ast.Item(keyAuthenticated, ast.InternedTerm(authenticated)),
+		ast.Item(keyMethod, b.common(string(id.Method))),
+		ast.Item(keySubject, b.str(id.Subject)),
+		ast.Item(keyGroups, b.strs(id.Groups)),
+		ast.Item(keyIssuer, b.str(id.Issuer)),
+		ast.Item(keyClaims, claims),
+		ast.Item(keyCertificate, certificate),
 	), nil
 }
 
-func queryValue(q *Query) ast.Object {
-	selectors := make([]*ast.Term, len(q.Selectors))
-	for i, s := range q.Selectors {
-		matchers := make([]*ast.Term, len(s.Matchers))
-		for j, m := range s.Matchers {
-			matchers[j] = ast.ObjectTerm(
-				ast.Item(keyName, ast.StringTerm(m.Name)),
-				ast.Item(keyType, ast.StringTerm(m.Type)),
-				ast.Item(keyValue, ast.StringTerm(m.Value)),
-			)
+func (b *termBuilder) query(q *Query) ast.Object {
+	selectors := ast.InternedEmptyArray
+	if len(q.Selectors) > 0 {
+		terms := make([]*ast.Term, len(q.Selectors))
+		for i, s := range q.Selectors {
+			matchers := ast.InternedEmptyArray
+			if len(s.Matchers) > 0 {
+				ms := make([]*ast.Term, len(s.Matchers))
+				for j, m := range s.Matchers {
+					ms[j] = b.term(ast.NewObject(
+						ast.Item(keyName, b.common(m.Name)),
+						ast.Item(keyType, b.common(m.Type)),
+						ast.Item(keyValue, b.str(m.Value)),
+					))
+				}
+				matchers = b.term(ast.NewArray(ms...))
+			}
+			terms[i] = b.term(ast.NewObject(
+				ast.Item(keyMetric, b.str(s.Metric)),
+				ast.Item(keyMatchers, matchers),
+			))
 		}
-		selectors[i] = ast.ObjectTerm(
-			ast.Item(keyMetric, ast.StringTerm(s.Metric)),
-			ast.Item(keyMatchers, ast.ArrayTerm(matchers...)),
-		)
+		selectors = b.term(ast.NewArray(terms...))
 	}
 	return ast.NewObject(
-		ast.Item(keyExpressions, stringsTerm(q.Expressions)),
-		ast.Item(keySelectors, ast.ArrayTerm(selectors...)),
+		ast.Item(keyExpressions, b.strs(q.Expressions)),
+		ast.Item(keySelectors, selectors),
 	)
-}
-
-func stringsTerm(ss []string) *ast.Term {
-	terms := make([]*ast.Term, len(ss))
-	for i, s := range ss {
-		terms[i] = ast.StringTerm(s)
-	}
-	return ast.ArrayTerm(terms...)
 }
 
 // MarshalJSON returns the input document exactly as the policy sees it, for

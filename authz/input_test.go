@@ -1,10 +1,15 @@
 package authz
 
 import (
+	"bytes"
 	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/promgate/promgate/authn"
 )
@@ -115,5 +120,106 @@ func TestInputBadClaims(t *testing.T) {
 	d, err := a.Decide(t.Context(), in)
 	if err == nil || d.Allow {
 		t.Errorf("Decide(unconvertible claims) = %+v, %v; want a denial and an error", d, err)
+	}
+}
+
+// TestInputUncommonValues checks the input document for values that the
+// builder does not share (an unusual method, route and matcher) and for a
+// selector without matchers.
+func TestInputUncommonValues(t *testing.T) {
+	in := Input{
+		Identity: &authn.Identity{Method: "custom", Subject: "s", Groups: []string{""}},
+		Request:  Request{Method: "PROPFIND", Path: "", Route: "custom_route", RemoteAddr: ""},
+		Query: &Query{
+			Expressions: []string{"a", ""},
+			Selectors: []Selector{
+				{Metric: "a"},
+				{Matchers: []Matcher{{Name: "job", Type: "=~", Value: ""}, {Name: "x", Type: "?", Value: "y"}}},
+			},
+		},
+	}
+	want := `{
+		"identity": {
+			"authenticated": true, "method": "custom", "subject": "s", "groups": [""], "issuer": "", "claims": {},
+			"certificate": {"subject": "", "sans": [], "spiffe_id": "", "fingerprint_sha256": ""}
+		},
+		"request": {"method": "PROPFIND", "path": "", "route": "custom_route", "remote_addr": ""},
+		"query": {
+			"expressions": ["a", ""],
+			"selectors": [
+				{"metric": "a", "matchers": []},
+				{"metric": "", "matchers": [{"name": "job", "type": "=~", "value": ""}, {"name": "x", "type": "?", "value": "y"}]}
+			]
+		}
+	}`
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatalf("MarshalJSON() error = %v", err)
+	}
+	var got, wantDoc any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(want), &wantDoc); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantDoc, got); diff != "" {
+		t.Errorf("input document mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestTermBuilderOverflow checks that a builder whose slab is full keeps
+// handing out distinct terms.
+func TestTermBuilderOverflow(t *testing.T) {
+	b := &termBuilder{}
+	var terms []*ast.Term
+	for i := range 40 {
+		terms = append(terms, b.str(strconv.Itoa(i)))
+	}
+	for i, term := range terms {
+		if want := ast.String(strconv.Itoa(i)); ast.Compare(term.Value, want) != 0 {
+			t.Errorf("term %d = %v, want %v", i, term, want)
+		}
+	}
+}
+
+// TestInputSharedTermsStayUnchanged evaluates, from many goroutines at once,
+// a policy that overrides parts of the input the builder shares between
+// requests (the empty certificate, claims, groups and strings), and checks
+// that later inputs still see them empty: a request must never see another
+// request's values. Run with -race.
+func TestInputSharedTermsStayUnchanged(t *testing.T) {
+	a := newAuthorizer(t, writeFolder(t, policy(`decision := {"allow": true, "reason": r} if {
+	r := json.marshal(input.identity) with input.identity.certificate.subject as "mutated"
+		with input.identity.certificate.sans as ["mutated"]
+		with input.identity.claims.x as "mutated"
+		with input.identity.groups as ["mutated"]
+		with input.identity.issuer as "mutated"
+		with input.request.method as "mutated"
+}`)), nil)
+	id := &authn.Identity{Method: authn.MethodMTLS, Subject: "s"}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				in := Input{Identity: id, Request: Request{Method: "GET", Route: "query", RemoteAddr: strconv.Itoa(g*1000 + i)}}
+				d, err := a.Decide(t.Context(), in)
+				if err != nil || !strings.Contains(d.Reason, "mutated") {
+					t.Errorf("Decide() = %+v, %v; want the overridden identity", d, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b, err := json.Marshal(Input{Identity: id, Request: Request{Method: "GET"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("mutated")) {
+		t.Errorf("input after overriding evaluations = %s; want no overridden value", b)
+	}
+	if ast.InternedEmptyObject.Value.(ast.Object).Len() != 0 || ast.InternedEmptyArray.Value.(*ast.Array).Len() != 0 {
+		t.Error("OPA's shared empty object or array was modified")
 	}
 }

@@ -10,11 +10,15 @@ package promgate.authz
 # The rules below are one else-chain, so exactly one of them applies and no
 # two can ever conflict.
 #
-# The policy runs on every request, so the allow paths are kept cheap: they
-# walk the caller's groups (a handful) and look each one up in data by key,
-# never iterating over all of data, and their reasons are constant strings
-# (the audit record carries the subject and the enforced namespaces). Only a
-# denial builds a detailed reason.
+# The policy runs for every request the decision cache cannot answer, so the
+# allow paths are kept cheap. They walk the caller's groups (a handful) and
+# look each one up in data by key, never iterating over all of data, and their
+# reasons are constant strings (the audit record carries the subject and the
+# enforced namespaces); only a denial builds a detailed reason. The checks of
+# the API's allow paths (admin, team member) are written inside the
+# else-chain rather than as helper rules, and read each data document into a
+# local variable once rather than inside the loop over the groups: OPA pays
+# for each rule it evaluates about as much as for several expressions.
 default decision := {
 	"allow": false,
 	"reason": "denied: the default policy found no rule for this request",
@@ -24,12 +28,16 @@ decision := {
 	"allow": false,
 	"reason": "denied: the request is not authenticated",
 } if {
-	not authenticated
+	# Only an explicit true is authenticated: a missing or odd-typed flag
+	# is not.
+	not input.identity.authenticated == true
 } else := {
 	"allow": true,
 	"reason": "allowed: member of a scrape group, unrestricted scrape",
 } if {
-	scrape
+	# The exporter sidecar's scrape route (upstream.kind metrics) needs a
+	# scrape group; see scraper below.
+	input.request.route == "scrape"
 	scraper
 } else := {
 	"allow": false,
@@ -38,19 +46,37 @@ decision := {
 		describe(caller_groups),
 	]),
 } if {
-	scrape
+	input.request.route == "scrape"
 	not filtered_scraper
 } else := {
 	"allow": true,
 	"reason": "allowed: member of an admin group, unrestricted",
 } if {
-	admin
+	# One of the caller's groups is listed in data.promgate.admin_groups.
+	# Groups compare exactly; a group that is not a string matches no admin
+	# group name.
+	admin_groups := data.promgate.admin_groups
+	some g in input.identity.groups
+	g == admin_groups[_]
+	is_string(g)
 } else := {
 	"allow": true,
 	"reason": "allowed: confined to the namespaces of the caller's groups",
 	"enforce": {"namespace": namespaces},
 } if {
-	count(namespaces) > 0
+	# namespaces are the union of the namespaces data gives each of the
+	# caller's groups, looked up by key. A group that is not a key of
+	# data.promgate.group_namespaces grants nothing, and empty or non-string
+	# namespace names are ignored. Only data can name a namespace: nothing
+	# else of the input (its query, its matchers) is read.
+	group_namespaces := data.promgate.group_namespaces
+	namespaces := {ns |
+		some g in input.identity.groups
+		some ns in group_namespaces[g]
+		is_string(ns)
+		ns != ""
+	}
+	namespaces != set()
 } else := {
 	"allow": false,
 	"reason": sprintf("denied: %s (groups: %s) is in no group with access; known groups: %s", [
@@ -60,27 +86,12 @@ decision := {
 	]),
 }
 
-# authenticated holds only for an explicit true: a missing or odd-typed flag
-# is unauthenticated.
-authenticated if input.identity.authenticated == true
-
-# admin holds when one of the caller's groups is listed in
-# data.promgate.admin_groups. Groups compare exactly; a group that is not a
-# string matches no admin group name.
-admin if {
-	some g in input.identity.groups
-	is_string(g)
-	g in data.promgate.admin_groups
-}
-
-# scrape holds for the exporter sidecar's scrape route (upstream.kind
-# metrics). A scrape needs a group listed for it: the Prometheus server's
-# group in data.promgate.scrape_groups scrapes unrestricted; a group in
-# data.promgate.filtered_scrape_groups scrapes as below (admins unrestricted,
-# team members confined to their namespaces, the exposition filtered). Any
-# other caller, team members included, is denied.
-scrape if input.request.route == "scrape"
-
+# scraper holds for a member of a group in data.promgate.scrape_groups (the
+# Prometheus server's group), which scrapes unrestricted. filtered_scraper
+# holds for a member of a group in data.promgate.filtered_scrape_groups,
+# which scrapes as on the API (admins unrestricted, team members confined to
+# their namespaces, the exposition filtered). Any other caller, team members
+# included, may not scrape.
 scraper if {
 	some g in input.identity.groups
 	is_string(g)
@@ -91,18 +102,6 @@ filtered_scraper if {
 	some g in input.identity.groups
 	is_string(g)
 	g in data.promgate.filtered_scrape_groups
-}
-
-# namespaces are the union of the namespaces data gives each of the caller's
-# groups, looked up by key. A group that is not a key of
-# data.promgate.group_namespaces grants nothing, and empty or non-string
-# namespace names are ignored. Only data can name a namespace: nothing else of
-# the input (its query, its matchers) is read.
-namespaces contains ns if {
-	some g in input.identity.groups
-	some ns in data.promgate.group_namespaces[g]
-	is_string(ns)
-	ns != ""
 }
 
 # The rules below serve only the denial's reason.
