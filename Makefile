@@ -70,7 +70,7 @@ bench-smoke: bench-tools
 	$(BENCH_BIN)/harness -mode smoke
 
 bench-go:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) $(BENCH_PKGS) > bench/results/go-latest.txt
+	$(GO) test -p 1 -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) $(BENCH_PKGS) > bench/results/go-latest.txt
 	@test -f bench/results/go-baseline.txt || { cp bench/results/go-latest.txt bench/results/go-baseline.txt; echo "bench-go: stored the first baseline"; }
 	@if [ -x $(BENCH_BIN)/benchstat ] || GOBIN=$(CURDIR)/$(BENCH_BIN) $(GO) install golang.org/x/perf/cmd/benchstat@latest; then \
 		$(BENCH_BIN)/benchstat bench/results/go-baseline.txt bench/results/go-latest.txt; \

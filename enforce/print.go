@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,26 +140,59 @@ func writeLabels(b *strings.Builder, ss []string) {
 
 // writeSelector writes a selector's name and matchers, without modifiers,
 // as VectorSelector.String does: the __name__ equality that repeats the name
-// is left out, and the others are sorted by their printed form.
+// is left out, and the others are sorted by their printed form. Matchers are
+// printed into one scratch buffer (appendMatcher) rather than one string
+// each, and sorted as byte ranges of it.
 func writeSelector(b *strings.Builder, n *parser.VectorSelector) {
 	b.WriteString(n.Name)
-	var ms []string
+	var scratch [512]byte
+	var spanArr [16]span
+	buf, spans := scratch[:0], spanArr[:0]
 	for _, m := range n.LabelMatchers {
 		if m.Name == labels.MetricName && m.Type == labels.MatchEqual && m.Value == n.Name && m.Value != "" {
 			continue
 		}
-		ms = append(ms, m.String())
+		start := len(buf)
+		buf = appendMatcher(buf, m)
+		spans = append(spans, span{start, len(buf)})
 	}
-	if len(ms) == 0 {
+	if len(spans) == 0 {
 		return
 	}
-	slices.Sort(ms)
+	slices.SortFunc(spans, func(x, y span) int { return bytes.Compare(buf[x.from:x.to], buf[y.from:y.to]) })
 	b.WriteByte('{')
-	for i, s := range ms {
+	for i, sp := range spans {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(s)
+		b.Write(buf[sp.from:sp.to])
 	}
 	b.WriteByte('}')
+}
+
+// span is a byte range of a scratch buffer.
+type span struct{ from, to int }
+
+// appendMatcher appends m as labels.Matcher.String prints it: the name,
+// quoted unless it is a classic label name, the operator and the quoted
+// value.
+func appendMatcher(buf []byte, m *labels.Matcher) []byte {
+	if quoteMatcherName(m.Name) {
+		buf = strconv.AppendQuote(buf, m.Name)
+	} else {
+		buf = append(buf, m.Name...)
+	}
+	buf = append(buf, m.Type.String()...)
+	return strconv.AppendQuote(buf, m.Value)
+}
+
+// quoteMatcherName is labels.Matcher's rule for quoting a name.
+func quoteMatcherName(name string) bool {
+	for i, c := range name {
+		if c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9') {
+			continue
+		}
+		return true
+	}
+	return name == ""
 }
