@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -83,7 +84,7 @@ func writeExpr(b *strings.Builder, e parser.Expr) {
 		}
 		writeSelector(b, vs)
 		b.WriteByte('[')
-		b.WriteString(model.Duration(n.Range).String())
+		writeDuration(b, n.Range)
 		b.WriteByte(']')
 		writeAtOffset(b, vs)
 	case *parser.VectorSelector:
@@ -116,10 +117,51 @@ func writeAtOffset(b *strings.Builder, n *parser.VectorSelector) {
 	switch {
 	case n.OriginalOffset > 0:
 		b.WriteString(" offset ")
-		b.WriteString(model.Duration(n.OriginalOffset).String())
+		writeDuration(b, n.OriginalOffset)
 	case n.OriginalOffset < 0:
 		b.WriteString(" offset -")
-		b.WriteString(model.Duration(-n.OriginalOffset).String())
+		writeDuration(b, -n.OriginalOffset)
+	}
+}
+
+// durationUnits are model.Duration's units, largest first; years and weeks
+// are used only when they divide the duration exactly.
+var durationUnits = []struct {
+	unit  string
+	ms    int64
+	exact bool
+}{
+	{"y", 1000 * 60 * 60 * 24 * 365, true},
+	{"w", 1000 * 60 * 60 * 24 * 7, true},
+	{"d", 1000 * 60 * 60 * 24, false},
+	{"h", 1000 * 60 * 60, false},
+	{"m", 1000 * 60, false},
+	{"s", 1000, false},
+	{"ms", 1, false},
+}
+
+// writeDuration writes d as model.Duration(d).String does, without its
+// fmt.Sprintf per unit.
+func writeDuration(b *strings.Builder, d time.Duration) {
+	ms := int64(d / time.Millisecond)
+	if ms == 0 {
+		b.WriteString("0s")
+		return
+	}
+	if ms < 0 {
+		b.WriteByte('-')
+		ms = -ms
+	}
+	var num [20]byte
+	for _, u := range durationUnits {
+		if u.exact && ms%u.ms != 0 {
+			continue
+		}
+		if v := ms / u.ms; v > 0 {
+			b.Write(strconv.AppendInt(num[:0], v, 10))
+			b.WriteString(u.unit)
+			ms -= v * u.ms
+		}
 	}
 }
 

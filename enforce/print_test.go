@@ -1,11 +1,14 @@
 package enforce
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 	"golang.org/x/tools/txtar"
 )
@@ -54,5 +57,26 @@ func TestFormatMatchesStock(t *testing.T) {
 	}
 	if n < 50 {
 		t.Errorf("only %d queries compared", n)
+	}
+}
+
+// TestWriteDurationMatchesStock checks writeDuration against
+// model.Duration.String on unit boundaries, mixed values and random ones.
+func TestWriteDurationMatchesStock(t *testing.T) {
+	ds := []time.Duration{0, time.Millisecond, 999 * time.Millisecond, time.Second, 90 * time.Second,
+		5 * time.Minute, time.Hour + 30*time.Minute + 15*time.Second + 7*time.Millisecond, 24 * time.Hour,
+		7 * 24 * time.Hour, 8 * 24 * time.Hour, 90 * 24 * time.Hour, 365 * 24 * time.Hour, 366 * 24 * time.Hour,
+		2 * 365 * 24 * time.Hour, 14 * 24 * time.Hour, -time.Second, -(5*time.Minute + 3*time.Millisecond),
+		time.Duration(1<<62) / time.Millisecond * time.Millisecond, 1500 * time.Microsecond}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for range 10000 {
+		ds = append(ds, time.Duration(rng.Int64N(int64(3*365*24*time.Hour)))/time.Millisecond*time.Millisecond)
+	}
+	for _, d := range ds {
+		var b strings.Builder
+		writeDuration(&b, d)
+		if want := model.Duration(d).String(); b.String() != want {
+			t.Errorf("writeDuration(%d) = %q, want %q", d, b.String(), want)
+		}
 	}
 }
