@@ -147,8 +147,17 @@ func (h *harness) run(ctx context.Context) error {
 	// machine, cells measured one after the other drift by more than the
 	// gateway adds.
 	if slices.Contains(h.o.conc, 1) {
+		// prom-label-proxy is left out: on range-1MB one of its answers
+		// takes as long as all the others together, which would cut the
+		// rounds, and the target compares promgate with the bare proxy.
+		var ts []*target
+		for _, t := range h.targets {
+			if t.name != "prom-label-proxy" {
+				ts = append(ts, t)
+			}
+		}
 		for _, w := range wls {
-			r, err := interleave(ctx, h.targets, w, h.o.warmup, 2*h.o.duration)
+			r, err := interleave(ctx, ts, w, h.o.warmup, 2*h.o.duration)
 			if err != nil {
 				return fmt.Errorf("interleaved %s: %w", w.name, err)
 			}

@@ -111,7 +111,7 @@ func (h *harness) report() string {
 
 	if len(h.paired) > 0 {
 		p("\n## Added latency, interleaved at c=1\n\n")
-		p("One closed loop sends one request at a time to every target in turn, in a new random order each round, each over its own keep-alive connection, so that every target is measured in the same moments of the shared machine. Added p50 is the gateway's p50 minus the bare proxy's (target ≤ %v) and minus Prometheus'. This is the figure the added-latency target is judged on; the c=1 cells above, taken one after the other, drift by more than the gateway adds.\n\n", targetAddedP50)
+		p("One closed loop sends one request at a time to every target but prom-label-proxy in turn, in a new random order each round, each over its own keep-alive connection, so that every target is measured in the same moments of the shared machine. Added p50 is the gateway's p50 minus the bare proxy's (target ≤ %v) and minus Prometheus'. This is the figure the added-latency target is judged on; the c=1 cells above, taken one after the other, drift by more than the gateway adds.\n\n", targetAddedP50)
 		p("| workload | rounds | gateway | p50 ms | bare p50 ms | Prometheus p50 ms | added vs bare | added vs Prometheus | errors |\n")
 		p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, r := range h.paired {
