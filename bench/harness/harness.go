@@ -387,6 +387,28 @@ func (h *harness) startGateway(name, path, internal string) (*proc, error) {
 	return p, waitReady(p, plainClient, "http://"+internal+"/-/ready", nil, 30*time.Second)
 }
 
+// startMTLSGateway starts promgate in front of Prometheus, requiring client
+// certificates, and adds it as a target called name.
+func (h *harness) startMTLSGateway(name string, client *tls.Config) error {
+	listen, internal, err := twoAddrs()
+	if err != nil {
+		return err
+	}
+	path, err := h.gatewayConfig(name, listen, internal, "RequireAndVerifyClientCert", h.promURL, "prometheus-api", "", filepath.Join(h.root, "policies"))
+	if err != nil {
+		return err
+	}
+	if err := h.checkConfig(path); err != nil {
+		return fmt.Errorf("promgate check (%s): %v", name, err)
+	}
+	p, err := h.startGateway(name, path, internal)
+	if err != nil {
+		return err
+	}
+	h.targets = append(h.targets, &target{name: name, base: "https://" + listen, tls: client, proc: p, upstream: h.prom})
+	return nil
+}
+
 func (h *harness) startProxies() error {
 	// (2) The bare TLS reverse proxy, requiring the same client certificate.
 	bareAddr, err := freeAddr()
@@ -422,40 +444,15 @@ func (h *harness) startProxies() error {
 	}
 	h.targets = append(h.targets, &target{name: "prom-label-proxy", base: "http://" + plpAddr, proc: plp, upstream: h.prom})
 
-	// (4) promgate with mTLS, the default policy, enforcement and audit.
-	listen, internal, err := twoAddrs()
-	if err != nil {
-		return err
+	// (4) promgate with mTLS, the default policy, enforcement and audit;
+	// (4b) the same with upstream.coalesce off (gatewayConfig keys it on
+	// the -solo suffix): what a load of distinct queries gets, since the
+	// workloads repeat one query.
+	for _, name := range []string{"promgate-mtls", "promgate-mtls-solo"} {
+		if err := h.startMTLSGateway(name, teamA); err != nil {
+			return err
+		}
 	}
-	path, err := h.gatewayConfig("promgate-mtls", listen, internal, "RequireAndVerifyClientCert", h.promURL, "prometheus-api", "", filepath.Join(h.root, "policies"))
-	if err != nil {
-		return err
-	}
-	if err := h.checkConfig(path); err != nil {
-		return fmt.Errorf("promgate check (mTLS case): %v", err)
-	}
-	pg, err := h.startGateway("promgate-mtls", path, internal)
-	if err != nil {
-		return err
-	}
-	h.targets = append(h.targets, &target{name: "promgate-mtls", base: "https://" + listen, tls: teamA, proc: pg, upstream: h.prom})
-
-	// (4b) The same with upstream.coalesce off: what a load of distinct
-	// queries gets, since the workloads repeat one query.
-	if listen, internal, err = twoAddrs(); err != nil {
-		return err
-	}
-	if path, err = h.gatewayConfig("promgate-mtls-solo", listen, internal, "RequireAndVerifyClientCert", h.promURL, "prometheus-api", "", filepath.Join(h.root, "policies")); err != nil {
-		return err
-	}
-	if err := h.checkConfig(path); err != nil {
-		return fmt.Errorf("promgate check (mTLS solo case): %v", err)
-	}
-	solo, err := h.startGateway("promgate-mtls-solo", path, internal)
-	if err != nil {
-		return err
-	}
-	h.targets = append(h.targets, &target{name: "promgate-mtls-solo", base: "https://" + listen, tls: teamA, proc: solo, upstream: h.prom})
 
 	// (5) promgate with a bearer JWT from a local issuer.
 	if err := h.startBearer(); err != nil {
