@@ -32,6 +32,13 @@ decision := d if {
 // holding policyRego and the given decisions, and extra config lines.
 func startPolicyGateway(t *testing.T, name, upstream string, decisions map[string]any, extra string) (*gateway, string) {
 	t.Helper()
+	return startPolicyGatewayEdited(t, name, upstream, decisions, extra, nil)
+}
+
+// startPolicyGatewayEdited is startPolicyGateway with edit applied to the
+// configuration text, when not nil.
+func startPolicyGatewayEdited(t *testing.T, name, upstream string, decisions map[string]any, extra string, edit func(string) string) (*gateway, string) {
+	t.Helper()
 	g := &gateway{name: name, authType: "RequireAndVerifyClientCert", upstream: upstream}
 	if err := env.writeGateway(g); err != nil {
 		t.Fatal(err)
@@ -50,6 +57,9 @@ func startPolicyGateway(t *testing.T, name, upstream string, decisions map[strin
 	}
 	text := strings.Replace(string(cfg), "  policies: "+filepath.Join(env.root, "policies"), "  policies: "+pol, 1)
 	text = strings.Replace(text, "upstream:\n", "upstream:\n"+extra, 1)
+	if edit != nil {
+		text = edit(text)
+	}
 	if err := os.WriteFile(g.config, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +194,17 @@ func TestPolicyHotReloadUnderLoad(t *testing.T) {
 	decide := func(ns string) map[string]any {
 		return map[string]any{"team-a": map[string]any{"allow": true, "reason": "to " + ns, "enforce": map[string]any{"namespace": []string{ns}}}}
 	}
-	g, pol := startPolicyGateway(t, "policy-reload", env.rec.url, decide(nsTeamA), "")
+	// The four clients repeat one query, so with coalescing (on by default)
+	// they share upstream answers and outrun the stack's per-identity rate
+	// limit of 1,000/s: lift it, the reload is what is tested. A request
+	// never joins a flight of the other revision, since the enforced query
+	// differs.
+	g, pol := startPolicyGatewayEdited(t, "policy-reload", env.rec.url, decide(nsTeamA), "", func(cfg string) string {
+		return strings.Replace(cfg, "  requests_per_second: 1000\n  burst: 1000\n", "  requests_per_second: 0\n", 1)
+	})
+	if cfg, err := os.ReadFile(g.config); err != nil || !strings.Contains(string(cfg), "requests_per_second: 0\n") {
+		t.Fatalf("the rate limit of the reload gateway was not lifted (%v)", err)
+	}
 	c := newClient(t, g, env.pki, "team-a")
 
 	var mu sync.Mutex
