@@ -150,6 +150,11 @@ func (en *Enforcer) FilterExposition(w io.Writer, r io.Reader, f Format) (Exposi
 			st.Samples++
 			_, ts, v := p.Series()
 			p.Labels(&ls)
+			if dup, ok := ls.HasDuplicateLabelNames(); ok {
+				// Which of the two values would the filter check? Neither
+				// is safe to pass, and Prometheus fails such a scrape too.
+				return st, fmt.Errorf("%w: exposition: a sample has the label %q twice", ErrUpstream, truncateName(dup))
+			}
 			name := ls.Get(labels.MetricName)
 			if family != "" && !inFamily(name, family) {
 				// A sample of another family: the pending metadata
@@ -417,4 +422,12 @@ func (fw *expositionWriter) appendTimestamp(b []byte, ms int64) []byte {
 	b = strconv.AppendUint(b, u/1000, 10)
 	frac := u % 1000
 	return append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10), '5')
+}
+
+// truncateName cuts a label name from the upstream to 64 bytes for an error.
+func truncateName(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
