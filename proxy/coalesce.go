@@ -49,9 +49,11 @@ type coalescer struct {
 
 // flight is one upstream request that others may join.
 type flight struct {
-	done    chan struct{}
-	waiters int  // requests joined so far; fixed once open is false
-	open    bool // headers have not arrived: requests may still join
+	done chan struct{}
+	// waiters counts the requests joined so far. The flight is in the map,
+	// open to joiners, until the first request's headers arrive; the count
+	// is final from then on.
+	waiters int
 
 	// Set before done is closed. ok false means the others must ask on
 	// their own.
@@ -73,22 +75,19 @@ func (c *coalescer) RoundTrip(req *http.Request) (*http.Response, error) {
 		return c.next.RoundTrip(req)
 	}
 	c.mu.Lock()
-	if f := c.flights[key]; f != nil && f.open {
+	if f := c.flights[key]; f != nil {
 		f.waiters++
 		c.mu.Unlock()
 		return c.join(f, req)
 	}
-	f := &flight{done: make(chan struct{}), open: true}
+	f := &flight{done: make(chan struct{})}
 	c.flights[key] = f
 	c.mu.Unlock()
 
 	resp, err := c.next.RoundTrip(req)
 
 	c.mu.Lock()
-	f.open = false
-	if c.flights[key] == f {
-		delete(c.flights, key)
-	}
+	delete(c.flights, key)
 	waiters := f.waiters
 	c.mu.Unlock()
 
