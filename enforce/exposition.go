@@ -114,6 +114,15 @@ func (en *Enforcer) FilterExposition(w io.Writer, r io.Reader, f Format) (Exposi
 		ls      labels.Labels
 		ex      exemplar.Exemplar
 	)
+	// enterFamily returns the family a metadata line names, and drops the
+	// pending metadata of the previous family when it changes.
+	enterFamily := func(name []byte) string {
+		n := metaName(name)
+		if n != family {
+			pending, family = pending[:0], n
+		}
+		return n
+	}
 	for {
 		entry, err := p.Next()
 		if errors.Is(err, io.EOF) {
@@ -125,24 +134,15 @@ func (en *Enforcer) FilterExposition(w io.Writer, r io.Reader, f Format) (Exposi
 		switch entry {
 		case textparse.EntryHelp:
 			name, text := p.Help()
-			n := metaName(name)
-			if n != family {
-				pending, family = pending[:0], n
-			}
+			n := enterFamily(name)
 			pending = fw.help(pending, n, text)
 		case textparse.EntryType:
 			name, typ := p.Type()
-			n := metaName(name)
-			if n != family {
-				pending, family = pending[:0], n
-			}
+			n := enterFamily(name)
 			pending = fw.typ(pending, n, typ)
 		case textparse.EntryUnit:
 			name, unit := p.Unit()
-			n := metaName(name)
-			if n != family {
-				pending, family = pending[:0], n
-			}
+			n := enterFamily(name)
 			pending = fw.unit(pending, n, unit)
 		case textparse.EntryComment:
 			// Dropped: a comment may describe what the caller may not see.
