@@ -106,7 +106,8 @@ func (b *Bearer) Verify(ctx context.Context, raw string) (*Identity, error) {
 	is := b.issuers[iss]
 	if is == nil {
 		// The issuer is chosen by the exact iss: "https://idp/" is not
-		// "https://idp" (attacks.md B15).
+		// "https://idp". A looser match would let a token minted by one
+		// issuer be checked against another issuer's keys and audiences.
 		return nil, b.fail("unknown_issuer", "the token's issuer is not accepted by this gateway")
 	}
 	d := is.p.ready()
@@ -237,7 +238,9 @@ func audienceMatches(aud any, want []string) bool {
 
 // jwtShaped reports whether s is a compact JWS: three base64url segments.
 // The JSON serialization, which can carry several signatures, is refused
-// here already (attacks.md B14).
+// here already: with several signatures, which one was verified and whose
+// protected header applies is ambiguous, a known source of signature
+// bypasses in JOSE libraries.
 func jwtShaped(s string) bool {
 	if len(s) == 0 || len(s) > maxTokenLen || strings.Count(s, ".") != 2 {
 		return false

@@ -47,15 +47,16 @@ func wantReason(t *testing.T, err error, reason string) {
 	}
 }
 
-// TestBearerTokens covers attacks.md B14-B17 and B19: each forged or
-// ill-formed token is refused with its reason.
+// TestBearerTokens covers forged signatures and algorithm confusion, issuer
+// and audience mix-ups, expiry, keys named in the token header, and claims of
+// the wrong shape: each forged or ill-formed token is refused with its reason.
 func TestBearerTokens(t *testing.T) {
 	clock := newClock()
 	idp := newTestIssuer(t, clock)
 	other := newTestIssuer(t, clock)
 	other.rotate(t, 1, "k-other")
 	// A server that counts every request: a token header pointing at it
-	// must never make the gateway fetch anything (B17).
+	// must never make the gateway fetch anything.
 	var lured atomic.Int64
 	lure := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { lured.Add(1) }))
 	defer lure.Close()
@@ -85,7 +86,7 @@ func TestBearerTokens(t *testing.T) {
 	}{
 		{name: "valid", token: valid},
 		{name: "second audience", token: idp.sign(t, with(func(c map[string]any) { c["aud"] = []string{"x", "grafana-forwarded"} }), nil)},
-		// B14.
+		// Forged signatures and algorithm confusion.
 		{name: "alg none", token: unsigned(map[string]any{"alg": "none", "kid": "k1"}, idp.claims(now)), reason: "invalid_token"},
 		{name: "alg none with signature", token: unsigned(map[string]any{"alg": "none", "kid": "k1"}, idp.claims(now)) + parts[2], reason: "invalid_token"},
 		{name: "HS256 with the public key as secret", token: signWith(t, jose.HS256, pubPEM, "k1", idp.claims(now), nil), reason: "invalid_token"},
@@ -94,27 +95,27 @@ func TestBearerTokens(t *testing.T) {
 		{name: "empty signature", token: parts[0] + "." + parts[1] + ".", reason: "invalid_token"},
 		{name: "changed payload", token: parts[0] + "." + encodeClaims(with(func(c map[string]any) { c["groups"] = []string{"admins"} })) + "." + parts[2], reason: "invalid_token"},
 		{name: "two signatures (JSON serialization)", token: twoSignatures(t, idp, attacker, idp.claims(now)), reason: "malformed"},
-		// B15.
+		// Issuer and audience mix-ups.
 		{name: "wrong audience", token: idp.sign(t, with(func(c map[string]any) { c["aud"] = "grafana" }), nil), reason: "wrong_audience"},
 		{name: "no audience", token: idp.sign(t, with(func(c map[string]any) { delete(c, "aud") }), nil), reason: "wrong_audience"},
 		{name: "signed by A with iss B", token: idp.sign(t, with(func(c map[string]any) { c["iss"] = other.url }), nil), reason: "unknown_key"},
 		{name: "iss with a trailing slash", token: idp.sign(t, with(func(c map[string]any) { c["iss"] = idp.url + "/" }), nil), reason: "unknown_issuer"},
 		{name: "unknown iss", token: idp.sign(t, with(func(c map[string]any) { c["iss"] = "https://evil.example" }), nil), reason: "unknown_issuer"},
 		{name: "iss not a string", token: idp.sign(t, with(func(c map[string]any) { c["iss"] = []string{idp.url} }), nil), reason: "malformed"},
-		// B16.
+		// Expiry and not-before.
 		{name: "expired", token: idp.sign(t, with(func(c map[string]any) { c["exp"] = now.Add(-time.Second).Unix() }), nil), reason: "expired"},
 		{name: "exp now", token: idp.sign(t, with(func(c map[string]any) { c["exp"] = now.Unix() }), nil), reason: "expired"},
 		{name: "no exp", token: idp.sign(t, with(func(c map[string]any) { delete(c, "exp") }), nil), reason: "expired"},
 		{name: "exp a string", token: idp.sign(t, with(func(c map[string]any) { c["exp"] = fmt.Sprint(now.Add(time.Hour).Unix()) }), nil), reason: "expired"},
 		{name: "nbf in the future", token: idp.sign(t, with(func(c map[string]any) { c["nbf"] = now.Add(2 * time.Minute).Unix() }), nil), reason: "not_yet_valid"},
 		{name: "nbf within leeway", token: idp.sign(t, with(func(c map[string]any) { c["nbf"] = now.Add(10 * time.Second).Unix() }), nil)},
-		// B17: keys in the header are never used or fetched.
+		// Keys named or embedded in the header are never used or fetched.
 		{name: "embedded jwk", token: signEmbedded(t, attacker, idp.claims(now)), reason: "invalid_token"},
 		{name: "embedded jwk with the issuer's kid", token: signWith(t, jose.RS256, attacker, "k1", idp.claims(now), map[jose.HeaderKey]any{"jwk": jose.JSONWebKey{Key: &attacker.PublicKey}}), reason: "invalid_token"},
 		{name: "jku", token: signWith(t, jose.RS256, attacker, "lure", idp.claims(now), map[jose.HeaderKey]any{"jku": lure.URL + "/jwks"}), reason: "unknown_key"},
 		{name: "x5u", token: signWith(t, jose.RS256, attacker, "lure2", idp.claims(now), map[jose.HeaderKey]any{"x5u": lure.URL + "/cert.pem"}), reason: "unknown_key"},
 		{name: "x5c", token: signWith(t, jose.RS256, attacker, "", idp.claims(now), map[jose.HeaderKey]any{"x5c": []string{selfSigned(t)}}), reason: "invalid_token"},
-		// B19.
+		// Claims of the wrong shape.
 		{name: "groups a string", token: idp.sign(t, with(func(c map[string]any) { c["groups"] = "admins" }), nil), reason: "bad_claims"},
 		{name: "groups [1]", token: idp.sign(t, with(func(c map[string]any) { c["groups"] = []any{1} }), nil), reason: "bad_claims"},
 		{name: "groups mixed", token: idp.sign(t, with(func(c map[string]any) { c["groups"] = []any{"team-a", true} }), nil), reason: "bad_claims"},
@@ -145,8 +146,9 @@ func TestBearerTokens(t *testing.T) {
 	}
 }
 
-// TestBearerEmailClaim covers attacks.md B19's e-mail shapes with
-// username_claim: email on the second issuer.
+// TestBearerEmailClaim covers e-mail claims crafted to pass for another
+// domain or an unverified address, with username_claim: email on the second
+// issuer.
 func TestBearerEmailClaim(t *testing.T) {
 	clock := newClock()
 	idp := newTestIssuer(t, clock)
@@ -188,7 +190,9 @@ func TestBearerEmailClaim(t *testing.T) {
 	}
 }
 
-// TestBearerHeaders covers attacks.md B20.
+// TestBearerHeaders covers ambiguous Authorization headers: two of them,
+// another scheme or spelling, and two tokens in one, which a proxy and the
+// gateway could read differently.
 func TestBearerHeaders(t *testing.T) {
 	clock := newClock()
 	idp := newTestIssuer(t, clock)
@@ -228,7 +232,8 @@ func TestBearerHeaders(t *testing.T) {
 	}
 }
 
-// TestBearerCacheNeverOutlivesToken covers attacks.md B16's last sentence.
+// TestBearerCacheNeverOutlivesToken checks that the verified-token cache
+// never serves a token past its exp.
 func TestBearerCacheNeverOutlivesToken(t *testing.T) {
 	clock := newClock()
 	idp := newTestIssuer(t, clock)
@@ -281,8 +286,8 @@ func TestTokenCacheBounded(t *testing.T) {
 	}
 }
 
-// TestBearerKidFlood covers attacks.md B18: random kids cause at most one
-// JWKS fetch per cooldown.
+// TestBearerKidFlood covers a flood of tokens with random kids: they cause
+// at most one JWKS fetch per cooldown.
 func TestBearerKidFlood(t *testing.T) {
 	clock := newClock()
 	idp := newTestIssuer(t, clock)
@@ -370,9 +375,9 @@ func TestBearerIssuerUnavailable(t *testing.T) {
 	_ = reg
 }
 
-// TestBearerWithCertificate covers attacks.md B21: the token names the
-// caller, the verified certificate is kept for policy and audit, and a bad
-// token never falls back to the certificate.
+// TestBearerWithCertificate covers a token sent over a client certificate:
+// the token names the caller, the verified certificate is kept for policy
+// and audit, and a bad token never falls back to the certificate.
 func TestBearerWithCertificate(t *testing.T) {
 	clock := newClock()
 	idp := newTestIssuer(t, clock)

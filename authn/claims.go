@@ -41,8 +41,9 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 // subject returns the caller's name: the configured claim, else sub,
 // client_id and azp in that order. A claim that is present but not a
 // non-empty string is refused rather than skipped, and so is an e-mail claim
-// that is not exactly one address or that the issuer marks unverified
-// (attacks.md B19: "x@evil.com@corp.com").
+// that is not exactly one address or that the issuer marks unverified, so
+// that a claim such as "x@evil.com@corp.com" cannot pass for a corp.com
+// user in a policy that matches the domain.
 func (m claimMapper) subject(claims map[string]any) (string, error) {
 	for _, name := range []string{m.username, "sub", "client_id", "azp"} {
 		v, ok := claims[name]
@@ -87,7 +88,9 @@ func checkEmail(s string, claims map[string]any) error {
 
 // groupsOf returns the groups claim. It must be absent or a list of
 // non-empty strings; a string, a number or a list with anything else in it is
-// refused, never guessed at (attacks.md B19).
+// refused, never guessed at: a lenient reading (a string "admins,team-a"
+// split on commas, a number turned into a name) grants groups that the
+// issuer never listed.
 func (m claimMapper) groupsOf(claims map[string]any) ([]string, error) {
 	v, ok := claims[m.groups]
 	if !ok || v == nil {

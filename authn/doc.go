@@ -19,8 +19,10 @@
 // fingerprint. This is Grafana forwarding its user's token over its own
 // client certificate: the user is the caller, and a policy may also require
 // the forwarding certificate. A token that fails verification is a 401 even
-// though the certificate is valid (attacks.md B21). A session cookie next to
-// a certificate is ignored: the certificate decides.
+// though the certificate is valid: falling back to the certificate would let
+// anyone who holds it present a forged or expired token and be served as
+// the certificate's owner. A session cookie next to a certificate is ignored:
+// the certificate decides.
 //
 // # Bearer tokens
 //

@@ -15,8 +15,9 @@ import (
 
 // asymmetricAlgs are the only signature algorithms accepted. none and every
 // HS* are refused before any key is looked at: an HMAC "verified" with an
-// issuer's public key is the classic algorithm-confusion forgery
-// (attacks.md B14).
+// issuer's public key is the classic algorithm-confusion forgery: the
+// attacker knows the public key, so an HS256 token keyed with it would
+// verify.
 var asymmetricAlgs = []jose.SignatureAlgorithm{
 	jose.RS256, jose.RS384, jose.RS512,
 	jose.PS256, jose.PS384, jose.PS512,
@@ -36,8 +37,9 @@ func asymmetricAlgNames() []string {
 const (
 	// jwksCooldown is the least time between two fetches of one issuer's
 	// JWKS. A token with an unknown kid triggers a fetch only when the last
-	// one is older, so a flood of random kids costs one fetch per cooldown
-	// (attacks.md B18).
+	// one is older, so a flood of tokens with random kids costs one fetch
+	// per cooldown rather than one per token, and cannot turn the gateway
+	// into a load generator against the issuer.
 	jwksCooldown = 10 * time.Second
 	// jwksMaxAge is how long fetched keys are used before they are fetched
 	// again on the next verification, so that a key the issuer removed stops
@@ -56,8 +58,10 @@ var (
 
 // keySet is one issuer's JWKS, fetched only from the jwks_uri of the issuer's
 // discovery document. Keys named or embedded in a token's header (jwk, jku,
-// x5u, x5c) are never used or fetched (attacks.md B17): the key is chosen by
-// kid among the fetched keys only. It implements go-oidc's KeySet.
+// x5u, x5c) are never used or fetched, since a token that names its own key
+// verifies itself and a URL in its header makes the gateway fetch from
+// wherever the attacker points: the key is chosen by kid among the fetched
+// keys only. It implements go-oidc's KeySet.
 type keySet struct {
 	issuer   string
 	url      string

@@ -228,7 +228,8 @@ func TestLoginFlow(t *testing.T) {
 	wantReason(t, err, "session_expired")
 }
 
-// TestLoginCSRF covers attacks.md D29.
+// TestLoginCSRF covers login CSRF: a callback with an attacker's code or
+// state, or a replayed, expired or foreign state cookie, never sets a session.
 func TestLoginCSRF(t *testing.T) {
 	f := newLoginFixture(t)
 	tests := []struct {
@@ -327,7 +328,8 @@ func TestLoginCSRF(t *testing.T) {
 	}
 }
 
-// TestSessionCookies covers attacks.md D30.
+// TestSessionCookies covers forged session cookies: tampered, renamed,
+// sealed by another deployment, sent twice or split wrongly.
 func TestSessionCookies(t *testing.T) {
 	f := newLoginFixture(t)
 	good := f.login()
@@ -392,7 +394,8 @@ func TestSessionCookies(t *testing.T) {
 	}
 }
 
-// TestLoginReplacesPlantedSession covers session fixation (attacks.md D30).
+// TestLoginReplacesPlantedSession covers session fixation: a session an
+// attacker planted in the browser does not survive the victim's login.
 func TestLoginReplacesPlantedSession(t *testing.T) {
 	f := newLoginFixture(t)
 	f.idp.idClaims = func(nonce string) map[string]any {
@@ -488,7 +491,8 @@ func TestSessionRefresh(t *testing.T) {
 	}
 }
 
-// TestLoginRedirects covers attacks.md D28 at start and sign-out.
+// TestLoginRedirects covers open redirects through rd at start and
+// sign-out.
 func TestLoginRedirects(t *testing.T) {
 	f := newLoginFixture(t)
 	for _, rd := range openRedirects {
@@ -536,7 +540,7 @@ func TestSignOut(t *testing.T) {
 	}
 }
 
-// TestUserinfo covers attacks.md D32: userinfo shows who, never a token.
+// TestUserinfo checks that userinfo shows who the caller is, never a token.
 func TestUserinfo(t *testing.T) {
 	f := newLoginFixture(t)
 	f.idp.refreshToken = "refresh-token-value"

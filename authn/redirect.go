@@ -20,8 +20,9 @@ const maxRedirectLen = 2048
 //	javascript:alert(1)    refused: not a path
 //
 // These are the open redirects of oauth2-proxy CVE-2020-5233,
-// CVE-2020-11053 and CVE-2021-21291 (attacks.md D28). The check runs on the
-// raw value and on its percent-decoded form.
+// CVE-2020-11053 and CVE-2021-21291: a login link on the gateway's own host
+// that lands the user, freshly signed in, on an attacker's page. The check
+// runs on the raw value and on its percent-decoded form.
 func SafeRedirect(rd string) bool {
 	if rd == "" || len(rd) > maxRedirectLen {
 		return false
