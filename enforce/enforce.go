@@ -89,9 +89,10 @@ func (k Kind) String() string {
 // client: it names the offending label and the caller's own input, never the
 // allowed values.
 type Error struct {
-	Kind  Kind
-	Label string // the enforced label concerned, if any
-	Msg   string
+	Kind    Kind
+	Label   string // the enforced label concerned, if any
+	Matcher string // the decision matcher at fault, for an Invalid one
+	Msg     string
 }
 
 // Error returns e.Msg.
@@ -115,7 +116,8 @@ type Policy struct {
 }
 
 // Validate reports whether p is well-formed. The error is an *Error of kind
-// Invalid.
+// Invalid. It builds the Enforcer and drops it: a caller that goes on to
+// confine should call NewPolicyEnforcer alone, which validates the same way.
 func (p Policy) Validate() error {
 	_, err := NewPolicyEnforcer(p)
 	return err
@@ -149,17 +151,22 @@ func NewEnforcer(e Enforcement) (*Enforcer, error) {
 	return NewPolicyEnforcer(Policy{Enforce: e})
 }
 
-// NewPolicyEnforcer validates p and prepares it. The error is an *Error of
-// kind Invalid: a label name that is not valid or is __name__, an empty,
-// invalid or repeated value, a regular expression that does not compile on
-// its own, is repeated, or matches the empty string, or a matcher that is
-// not a braced series selector with at least one matcher. The caller must
-// deny the request.
+// NewPolicyEnforcer validates p and prepares it, in one pass: each regular
+// expression is compiled once, both to be checked and to be used. The error
+// is an *Error of kind Invalid: a label name that is not valid or is
+// __name__, an empty, invalid or repeated value, a regular expression that
+// does not compile on its own, is repeated, or matches the empty string, or
+// a matcher that is not a braced series selector with at least one matcher
+// (the error's Matcher names it). The caller must deny the request.
+//
+// Build the Enforcer once per decision and reuse it for every query,
+// match[] parameter and response of the request: it is the only place a
+// policy is validated.
 func NewPolicyEnforcer(p Policy) (*Enforcer, error) {
-	if err := p.Enforce.Validate(); err != nil {
-		return nil, err
+	if len(p.Enforce) == 0 && len(p.EnforceRegex) == 0 && len(p.Matchers) == 0 {
+		return &Enforcer{}, nil
 	}
-	if err := validateRegexes(p.EnforceRegex); err != nil {
+	if err := p.Enforce.Validate(); err != nil {
 		return nil, err
 	}
 	names := slices.Sorted(maps.Keys(p.Enforce))
@@ -173,18 +180,16 @@ func NewPolicyEnforcer(p Policy) (*Enforcer, error) {
 	for _, name := range names {
 		values := slices.Clone(p.Enforce[name])
 		slices.Sort(values)
-		regexes := slices.Clone(p.EnforceRegex[name])
-		slices.Sort(regexes)
-		l := enforcedLabel{name: name, values: values, regexes: regexes}
-		for _, r := range regexes {
-			m, err := labels.NewMatcher(labels.MatchRegexp, name, r)
-			if err != nil {
-				return nil, &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label %s: regular expression %q: %v", quoteName(name), r, err)}
+		l := enforcedLabel{name: name, values: values}
+		if rs, ok := p.EnforceRegex[name]; ok {
+			_, checked := p.Enforce[name]
+			var err error
+			if l.regexes, l.res, err = compileRegexes(name, rs, checked); err != nil {
+				return nil, err
 			}
-			l.res = append(l.res, m)
 		}
-		if len(values)+len(regexes) > 0 {
-			m, err := valuesMatcher(name, values, regexes)
+		if len(l.values)+len(l.regexes) > 0 {
+			m, err := valuesMatcher(name, l.values, l.regexes)
 			if err != nil {
 				return nil, err
 			}
@@ -206,49 +211,64 @@ func NewPolicyEnforcer(p Policy) (*Enforcer, error) {
 	return en, nil
 }
 
-// validateRegexes checks the regular expressions of a policy.
-func validateRegexes(rs map[string][]string) error {
-	for _, name := range slices.Sorted(maps.Keys(rs)) {
+// compileRegexes checks and compiles the allowed regular expressions of
+// label name, returning them sorted with one matcher each. checkedName says
+// that Enforcement.Validate has already checked the name.
+func compileRegexes(name string, rs []string, checkedName bool) ([]string, []*labels.Matcher, error) {
+	if !checkedName {
 		if !model.UTF8Validation.IsValidLabelName(name) {
-			return &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label name %q is not valid", name)}
+			return nil, nil, &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label name %q is not valid", name)}
 		}
 		if name == model.MetricNameLabel {
-			return &Error{Kind: Invalid, Label: name, Msg: "label __name__ cannot be enforced"}
-		}
-		seen := make(map[string]struct{}, len(rs[name]))
-		for _, r := range rs[name] {
-			if err := ValidateRegex(r); err != nil {
-				return &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label %s: %v", quoteName(name), err)}
-			}
-			if _, dup := seen[r]; dup {
-				return &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label %s lists regular expression %q twice", quoteName(name), r)}
-			}
-			seen[r] = struct{}{}
+			return nil, nil, &Error{Kind: Invalid, Label: name, Msg: "label __name__ cannot be enforced"}
 		}
 	}
-	return nil
+	compiled := make(map[string]*labels.Matcher, len(rs))
+	for _, r := range rs {
+		if _, dup := compiled[r]; dup {
+			return nil, nil, &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label %s lists regular expression %q twice", quoteName(name), r)}
+		}
+		m, err := compileRegex(name, r)
+		if err != nil {
+			return nil, nil, &Error{Kind: Invalid, Label: name, Msg: fmt.Sprintf("enforced label %s: %v", quoteName(name), err)}
+		}
+		compiled[r] = m
+	}
+	regexes := slices.Sorted(maps.Keys(compiled))
+	res := make([]*labels.Matcher, len(regexes))
+	for i, r := range regexes {
+		res[i] = compiled[r]
+	}
+	return regexes, res, nil
 }
 
 // ValidateRegex reports whether r may be an allowed regular expression: it is
 // valid UTF-8, compiles on its own as RE2 (so that `a)|(b` cannot escape the
 // anchoring group Prometheus wraps around it), and does not match the empty
-// string, so that a series lacking the label is never exposed. authz uses it
-// to refuse such a decision.
+// string, so that a series lacking the label is never exposed.
+// NewPolicyEnforcer applies the same rule.
 func ValidateRegex(r string) error {
+	_, err := compileRegex("l", r)
+	return err
+}
+
+// compileRegex is ValidateRegex returning the matcher of label name that
+// it compiled to check r.
+func compileRegex(name, r string) (*labels.Matcher, error) {
 	if !utf8.ValidString(r) {
-		return errors.New("regular expression is not valid UTF-8")
+		return nil, errors.New("regular expression is not valid UTF-8")
 	}
 	if _, err := syntax.Parse(r, syntax.Perl|syntax.DotNL); err != nil {
-		return fmt.Errorf("regular expression %q does not compile: %w", r, err)
+		return nil, fmt.Errorf("regular expression %q does not compile: %w", r, err)
 	}
-	m, err := labels.NewMatcher(labels.MatchRegexp, "l", r)
+	m, err := labels.NewMatcher(labels.MatchRegexp, name, r)
 	if err != nil {
-		return fmt.Errorf("regular expression %q does not compile: %w", r, err)
+		return nil, fmt.Errorf("regular expression %q does not compile: %w", r, err)
 	}
 	if m.Matches("") {
-		return fmt.Errorf("regular expression %q matches the empty string, which would expose series without the label", r)
+		return nil, fmt.Errorf("regular expression %q matches the empty string, which would expose series without the label", r)
 	}
-	return nil
+	return m, nil
 }
 
 // ParseDecisionMatcher parses one entry of a decision's matchers: a series
@@ -259,14 +279,14 @@ func ValidateRegex(r string) error {
 // *Error of kind Invalid.
 func ParseDecisionMatcher(s string) ([]*labels.Matcher, error) {
 	if !strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "{") {
-		return nil, &Error{Kind: Invalid, Msg: fmt.Sprintf("decision matcher %q is not a selector in braces such as {secret!=\"true\"}", s)}
+		return nil, &Error{Kind: Invalid, Matcher: s, Msg: fmt.Sprintf("decision matcher %q is not a selector in braces such as {secret!=\"true\"}", s)}
 	}
 	ms, err := promql.ParseMetricSelector(s)
 	if err != nil {
-		return nil, &Error{Kind: Invalid, Msg: fmt.Sprintf("decision matcher %q does not parse: %v", s, err)}
+		return nil, &Error{Kind: Invalid, Matcher: s, Msg: fmt.Sprintf("decision matcher %q does not parse: %v", s, err)}
 	}
 	if len(ms) == 0 || slices.Contains(ms, nil) {
-		return nil, &Error{Kind: Invalid, Msg: fmt.Sprintf("decision matcher %q holds no matcher", s)}
+		return nil, &Error{Kind: Invalid, Matcher: s, Msg: fmt.Sprintf("decision matcher %q holds no matcher", s)}
 	}
 	return ms, nil
 }

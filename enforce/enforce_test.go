@@ -415,3 +415,83 @@ func TestEnforcerReuse(t *testing.T) {
 		t.Errorf("NewEnforcer(nil) = %v, %v, want unrestricted", un, err)
 	}
 }
+
+// TestNewPolicyEnforcerErrors checks the one validation a policy gets: each
+// problem is an Invalid *Error naming the label or the decision matcher at
+// fault.
+func TestNewPolicyEnforcerErrors(t *testing.T) {
+	tests := []struct {
+		name        string
+		p           Policy
+		wantLabel   string
+		wantMatcher string
+		wantMsg     string
+	}{
+		{name: "empty value", p: Policy{Enforce: Enforcement{"namespace": {""}}}, wantLabel: "namespace", wantMsg: "enforced label namespace has an empty value"},
+		{name: "regex on __name__", p: Policy{EnforceRegex: map[string][]string{"__name__": {"up"}}}, wantLabel: "__name__", wantMsg: "label __name__ cannot be enforced"},
+		{name: "regex label not valid", p: Policy{EnforceRegex: map[string][]string{"": {"a"}}}, wantLabel: "", wantMsg: `enforced label name "" is not valid`},
+		{name: "regex matching empty", p: Policy{EnforceRegex: map[string][]string{"namespace": {"team-.*|"}}}, wantLabel: "namespace", wantMsg: `enforced label namespace: regular expression "team-.*|" matches the empty string, which would expose series without the label`},
+		{name: "regex escaping its group", p: Policy{EnforceRegex: map[string][]string{"namespace": {"a)|(b"}}}, wantLabel: "namespace", wantMsg: "enforced label namespace: regular expression \"a)|(b\" does not compile: error parsing regexp: unexpected ): `a)|(b`"},
+		{name: "regex not UTF-8", p: Policy{EnforceRegex: map[string][]string{"namespace": {"\xff"}}}, wantLabel: "namespace", wantMsg: "enforced label namespace: regular expression is not valid UTF-8"},
+		{name: "regex twice", p: Policy{Enforce: Enforcement{"namespace": {"a"}}, EnforceRegex: map[string][]string{"namespace": {"b.+", "a.+", "b.+"}}}, wantLabel: "namespace", wantMsg: `enforced label namespace lists regular expression "b.+" twice`},
+		{name: "matcher bare name", p: Policy{Matchers: []string{"up"}}, wantMatcher: "up", wantMsg: `decision matcher "up" is not a selector in braces such as {secret!="true"}`},
+		{name: "matcher unparsable", p: Policy{Matchers: []string{`{a="b"}`, "{secret!=}"}}, wantMatcher: "{secret!=}", wantMsg: `decision matcher "{secret!=}" does not parse: 1:10: parse error: unexpected "}" in label matching, expected string`},
+		{name: "matcher empty", p: Policy{Matchers: []string{"{}"}}, wantMatcher: "{}", wantMsg: `decision matcher "{}" holds no matcher`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			en, err := NewPolicyEnforcer(tc.p)
+			pe, ok := errors.AsType[*Error](err)
+			if !ok || en != nil {
+				t.Fatalf("NewPolicyEnforcer() = %v, %v; want nil and an *Error", en, err)
+			}
+			want := &Error{Kind: Invalid, Label: tc.wantLabel, Matcher: tc.wantMatcher, Msg: tc.wantMsg}
+			if diff := cmp.Diff(want, pe); diff != "" {
+				t.Errorf("NewPolicyEnforcer() error mismatch (-want +got):\n%s", diff)
+			}
+			if err := tc.p.Validate(); err == nil || err.Error() != tc.wantMsg {
+				t.Errorf("Validate() = %v, want %q", err, tc.wantMsg)
+			}
+		})
+	}
+}
+
+// TestValidateRegex checks the exported rule on its own.
+func TestValidateRegex(t *testing.T) {
+	for _, r := range []string{"team-.+", "a|b", "(?i)prod", "x*y"} {
+		if err := ValidateRegex(r); err != nil {
+			t.Errorf("ValidateRegex(%q) = %v, want nil", r, err)
+		}
+	}
+	for _, r := range []string{"", ".*", "a|", "(x)?", "a)|(b", "[", "\xff"} {
+		if err := ValidateRegex(r); err == nil {
+			t.Errorf("ValidateRegex(%q) = nil, want an error", r)
+		}
+	}
+}
+
+// TestNewPolicyEnforcerRegexesSorted checks that the allowed regular
+// expressions are used sorted whatever their order in the policy, so that
+// two equal policies confine to the same text.
+func TestNewPolicyEnforcerRegexesSorted(t *testing.T) {
+	q, err := ParseQuery("up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, rs := range [][]string{{"b.+", "a.+"}, {"a.+", "b.+"}} {
+		en, err := NewPolicyEnforcer(Policy{Enforce: Enforcement{"namespace": {"z"}}, EnforceRegex: map[string][]string{"namespace": rs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := en.Rewrite(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, out)
+	}
+	want := `up{namespace=~"z|(?:a.+)|(?:b.+)"}`
+	if got[0] != want || got[1] != want {
+		t.Errorf("Rewrite(up) = %q, want %q twice", got, want)
+	}
+}
