@@ -103,9 +103,9 @@ func serial(t *testing.T, certPEM []byte) *big.Int {
 	return c.SerialNumber
 }
 
-// TestReload covers attacks.md C.26: a new pair is served to new handshakes;
-// a half-written or broken set of files keeps the old pair, is logged and
-// counted, and nothing exits.
+// TestReload checks that a certificate rotation cannot take the listener
+// down: a new pair is served to new handshakes; a half-written or broken set
+// of files keeps the old pair, is logged and counted, and nothing exits.
 func TestReload(t *testing.T) {
 	tests := []struct {
 		name    string

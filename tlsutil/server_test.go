@@ -28,9 +28,11 @@ var versions = []struct {
 	{"TLS1.3", tls.VersionTLS13},
 }
 
-// TestClientCertificates covers attacks.md C.22–24: every bad certificate
-// fails the handshake (never an anonymous fallback), the SAN allow-list is
-// exact, and a missing certificate with an allow-list does not panic.
+// TestClientCertificates checks that every bad client certificate (another
+// CA, expired, not yet valid, server-only, a CA as the leaf) fails the
+// handshake, never falling back to an anonymous connection, that the SAN
+// allow-list is exact, and that a missing certificate with an allow-list does
+// not panic.
 func TestClientCertificates(t *testing.T) {
 	f := newFixture(t)
 	foreign, err := tlsutil.NewDevCA("foreign CA")
@@ -149,8 +151,9 @@ func TestVerifyErrors(t *testing.T) {
 	}
 }
 
-// TestDowngrade covers attacks.md C.25: TLS 1.0 and 1.1, CBC suites and RSA
-// key exchange are refused, with an ECDSA and an RSA server key.
+// TestDowngrade checks that a client cannot downgrade the connection: TLS 1.0
+// and 1.1, CBC suites and RSA key exchange are refused, with an ECDSA and an
+// RSA server key.
 func TestDowngrade(t *testing.T) {
 	f := newFixture(t)
 	rsaSpec := serverSpec()
@@ -273,9 +276,10 @@ func TestTLSConfig(t *testing.T) {
 	}
 }
 
-// TestResumption covers attacks.md C.23 on resumed sessions: the connection
-// check runs when a session is resumed, so an allow-list narrowed or a CA
-// removed after the session was created is enforced (CVE-2025-68121).
+// TestResumption checks that the SAN allow-list and the client CAs apply to
+// resumed sessions too: the connection check runs when a session is resumed,
+// so an allow-list narrowed or a CA removed after the session was created is
+// enforced (CVE-2025-68121).
 func TestResumption(t *testing.T) {
 	f := newFixture(t)
 	alice := clientSpec("alice")
