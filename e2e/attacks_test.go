@@ -48,10 +48,16 @@ func gzipped(s string) string {
 	return b.String()
 }
 
-// TestAttacksLabelEnforcement runs attacks.md section A (and the header and
-// path cases of section E that concern the API) through the real stack as
-// team-a, which may read team-a and team-a-staging. Every case either is
-// refused with its status and reaches nothing upstream, or is confined.
+// TestAttacksLabelEnforcement runs the attacks of docs/threat-model.md on
+// PromQL confinement, the match[] routes, parameter parsing, methods and
+// client-sent headers through the real stack as team-a, which may read
+// team-a and team-a-staging. Every case either is refused with its status and
+// reaches nothing upstream, or is confined. Case names start with their
+// group: A1 conflicting equality, A2 widening matchers, A3 selectors in every
+// position, A4 quoted and UTF-8 names, A5 value injection, A6 URL/body
+// ambiguity, A7 client-sent tenant, label and identity, A8 match[] routes, A9
+// unparsed body encodings, A10 filters by route, A11 missing query, E38
+// methods and method overrides.
 func TestAttacksLabelEnforcement(t *testing.T) {
 	post := http.MethodPost
 	form := "application/x-www-form-urlencoded"
@@ -199,8 +205,9 @@ func (tc attack) check(t *testing.T, res *result, who caller) {
 	}
 }
 
-// TestAttacksGrafanaRetry (A12): a POST that is refused and the same request
-// retried as GET get the same decision.
+// TestAttacksGrafanaRetry: a POST that is refused and the same request
+// retried as GET (as Grafana retries a POST that got 400 or 405) get the same
+// decision.
 func TestAttacksGrafanaRetry(t *testing.T) {
 	c := callerTeamA.client(t)
 	for _, tc := range []struct {
@@ -224,8 +231,10 @@ func TestAttacksGrafanaRetry(t *testing.T) {
 	}
 }
 
-// TestAttacksUnknownEndpoints (A13, E37): endpoints the gateway does not serve
-// and path tricks are 404 and not forwarded, for the admin too.
+// TestAttacksUnknownEndpoints: endpoints the gateway does not serve (admin,
+// write, read, status, pprof, its own metrics) and path tricks (percent
+// encoding, dot segments, case, ";", double and trailing slashes) are 404 and
+// not forwarded, for the admin too.
 func TestAttacksUnknownEndpoints(t *testing.T) {
 	post := http.MethodPost
 	cases := []request{

@@ -20,7 +20,8 @@ func TestNoClientCertificate(t *testing.T) {
 		{path: "/api/v1/series", query: url.Values{"match[]": {"up"}}},
 		{path: "/federate", query: url.Values{"match[]": {"up"}}},
 		{path: "/api/v1/query", query: url.Values{"query": {"1+1"}, "time": {"4"}}},
-		// Spoofed identity headers do not authenticate (attacks.md E34).
+		// Spoofed identity headers (X-Forwarded-User and the like) do not
+		// authenticate.
 		{path: "/api/v1/query", query: url.Values{"query": {"up"}}, header: map[string][]string{
 			"X-Forwarded-User": {"admin"}, "X-Remote-User": {"admin"}, "X-Scope-OrgID": {"team-a"},
 		}},
@@ -41,8 +42,8 @@ func TestNoClientCertificate(t *testing.T) {
 }
 
 // TestRefusedHandshakes: a certificate from another CA fails the handshake on
-// both gateways, with no fallback to anonymous (attacks.md C22), and so does
-// no certificate where one is required.
+// both gateways, with no fallback to an anonymous connection, and so does no
+// certificate where one is required.
 func TestRefusedHandshakes(t *testing.T) {
 	cases := []struct {
 		name string

@@ -255,9 +255,11 @@ type result struct {
 	fwd    []forwarded
 }
 
-// forbiddenUpstreamHeaders must never reach the upstream: identity, session
-// and tenant headers of the client (attacks.md A7, E34, E39). Keys compare
-// case-insensitively with "_" as "-".
+// forbiddenUpstreamHeaders must never reach the upstream: the client's
+// credentials, session, tenant and identity headers, which a component
+// behind the gateway could believe (see "Tenant and identity header
+// spoofing" in docs/threat-model.md). Keys compare case-insensitively with
+// "_" as "-".
 var forbiddenUpstreamHeaders = []string{
 	"Authorization", "Proxy-Authorization", "Cookie", "X-Id-Token",
 	"X-Scope-OrgID", "Thanos-Tenant", "X-Prom-Label-Policy",

@@ -6,10 +6,13 @@
 // mutual TLS with certificates from `promgate certs dev`.
 //
 // The tests guarantee, through the whole stack, that a restricted caller sees
-// only its namespaces on every route, that every refusal of attacks.md section
-// A carries the documented status and reaches nothing upstream, that no
-// identity or tenant header reaches the upstream, and that every request the
-// gateway answered left exactly one audit record with no secret in it.
+// only its namespaces on every route, that every label-enforcement attack the
+// gateway refuses (conflicting or widening matchers, selectors hidden in any
+// position, injected values, URL and body ambiguity) carries the documented
+// status and reaches nothing upstream, that no identity or tenant header
+// reaches the upstream, and that every request the gateway answered left
+// exactly one audit record with no secret in it. docs/threat-model.md lists
+// the attacks and the tests that cover them.
 //
 // The tests carry the build tag e2e and run with
 //

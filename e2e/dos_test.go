@@ -136,9 +136,10 @@ func TestSlowloris(t *testing.T) {
 	t.Logf("slowloris: %d legitimate queries served, %s attacker connections refused at accept", ok, refused)
 }
 
-// TestSmuggling sends ambiguous framings over TLS and checks that each is
-// refused and nothing reaches the upstream (attacks.md case 41), and that
-// plain HTTP on the TLS port is refused (case 27).
+// TestSmuggling sends ambiguous framings over TLS (Content-Length with
+// Transfer-Encoding, two Content-Lengths, a bare-LF chunk: CVE-2025-22871)
+// and checks that each is refused and nothing reaches the upstream, and that
+// plain HTTP on the TLS port is refused.
 func TestSmuggling(t *testing.T) {
 	g := startOwnGateway(t, "smuggle", "RequireAndVerifyClientCert")
 	before := env.rec.count()
@@ -190,8 +191,8 @@ func TestSmuggling(t *testing.T) {
 }
 
 // TestHugeRequests sends 10,000 headers, a 100 KiB query in the URL and a
-// 10 MiB form (attacks.md case 43): each is refused before any PromQL
-// parsing, with 431, 414 or 413, and nothing reaches the upstream.
+// 10 MiB form: each is refused before any PromQL parsing, with 431, 414 or
+// 413, and nothing reaches the upstream.
 func TestHugeRequests(t *testing.T) {
 	g := startOwnGateway(t, "huge", "RequireAndVerifyClientCert")
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, "admin")}, Timeout: 20 * time.Second}

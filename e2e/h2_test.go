@@ -68,9 +68,8 @@ func drain(fr *http2.Framer) (goAway bool) {
 }
 
 // TestHTTP2Abuse sends a rapid-reset burst, a CONTINUATION flood and more
-// concurrent streams than allowed over raw HTTP/2 frames (attacks.md case
-// 42), and checks that the gateway bounds each and keeps serving normal
-// requests.
+// concurrent streams than allowed over raw HTTP/2 frames, and checks that the
+// gateway bounds each and keeps serving normal requests.
 func TestHTTP2Abuse(t *testing.T) {
 	g := startOwnGateway(t, "h2", "RequireAndVerifyClientCert")
 	path := "/api/v1/query?" + url.Values{"query": {"up"}}.Encode()

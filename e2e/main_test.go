@@ -736,10 +736,10 @@ func checkAudit(g *gateway) []string {
 		authenticated := r.Status != http.StatusUnauthorized
 		switch {
 		case r.Status == http.StatusNotFound || r.Status == http.StatusMethodNotAllowed:
-			// Routing and methods come before authentication in the
-			// middleware chain (STYLE.md), so these records may lack the
-			// identity even though the connection had a verified
-			// certificate.
+			// Routing and the method check come after authentication
+			// (see the proxy package doc), so these records normally carry
+			// the caller's identity; the check does not require it, and
+			// counts the ones without.
 			if r.Identity == nil {
 				anonymous++
 			}

@@ -14,7 +14,8 @@ import (
 
 // TestTLSGrade runs testssl (Debian package testssl.sh) against a gateway of
 // its own and fails on any "NOT ok" finding, any protocol below TLS 1.2, and
-// any CBC or otherwise non-AEAD cipher (attacks.md case 25).
+// any CBC or otherwise non-AEAD cipher, so that no client can be downgraded
+// to a weak protocol or suite.
 func TestTLSGrade(t *testing.T) {
 	testssl, err := exec.LookPath("testssl")
 	if err != nil {
