@@ -16,10 +16,16 @@
 // request without match[] the one selector that confines every enforced
 // label.
 //
-// The rewriter builds a new syntax tree and prints it with the stock
-// printer; it never concatenates strings, so a value such as
-// `a"} or up{namespace="b` stays one escaped string. The output parses again
-// with the stock parser, and rewriting it once more gives the same text. The
+// The rewriter builds a new syntax tree rather than splicing strings, and
+// every value is printed quoted, so a value such as `a"} or up{namespace="b`
+// stays one escaped string. Queries are printed by the package's own
+// one-pass printer (print.go), which writes the same text as the stock
+// printer (the nodes' String methods) and falls back to a node's String for
+// the forms it does not reproduce; TestFormatMatchesStock and FuzzQuery
+// compare the two. [Enforcer.Matchers] prints with the stock printer. The
+// golden tests and FuzzQuery check that every rewritten query parses again
+// with the stock parser (no feature flags), is confined according to an
+// independent check, and gives the same text when rewritten once more. The
 // parsed [Query] is never modified. Expressions without selectors, such as
 // Grafana's health check `1+1`, pass unchanged.
 //
@@ -87,6 +93,13 @@
 // an error wrapping [ErrUpstream], and nothing of it may be sent on. An
 // unrestricted Enforcer returns the body unchanged.
 //
+// [Enforcer.FilterExposition] does the same for an exporter's text or
+// OpenMetrics exposition: a sample is kept when every enforced label holds an
+// allowed value and every decision matcher holds, its HELP, TYPE and UNIT
+// come along, and a histogram's or summary's series are kept or dropped
+// together because they share those labels. Nothing is written unless the
+// whole input parsed; a malformed input wraps [ErrUpstream].
+//
 // # Refusals
 //
 // Every error is an [*Error]. A query or match[] that does not parse, and any
@@ -95,16 +108,6 @@
 // skipped. A selector that can only match values outside the allowed set is
 // [Forbidden], and the message names the label. A malformed enforcement
 // from policy is [Invalid]; the caller must deny the request.
-//
-// # Response filters
-//
-// FilterRules, FilterAlerts and FilterMetadata keep only what a restricted
-// caller may see in those API responses. FilterExposition does the same for
-// an exporter's text or OpenMetrics exposition: a sample is kept when every
-// enforced label holds an allowed value and every decision matcher holds, its
-// HELP, TYPE and UNIT come along, and a histogram's or summary's series are
-// kept or dropped together because they share those labels. Nothing is
-// written unless the whole input parsed; a malformed input wraps ErrUpstream.
 //
 // The package imports no HTTP, policy or gateway package of its own, so that
 // it can be tested and fuzzed alone. (The Prometheus parser it relies on pulls
