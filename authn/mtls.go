@@ -20,7 +20,8 @@ import (
 //	san_dns    the first DNS SAN
 //	san_email  the first e-mail SAN
 //	spiffe_id  the one spiffe:// URI SAN; a certificate with several URI SANs
-//	           is refused, as the X509-SVID specification requires
+//	           is refused, as the X509-SVID specification requires, and so is
+//	           one with a port, user info, query or fragment (see spiffeID)
 //
 // Groups are the subject's organizational units (OU), or none.
 type MTLS struct {
@@ -99,6 +100,9 @@ func (m *MTLS) subjectOf(leaf *x509.Certificate, cert *Certificate) (string, err
 		if len(leaf.URIs) > 1 {
 			return "", &Error{Method: MethodMTLS, Reason: "bad_subject", Msg: "client certificate has more than one URI SAN; a SPIFFE ID must be the only one"}
 		}
+		if len(leaf.URIs) == 1 && cert.SPIFFEID == "" && strings.EqualFold(leaf.URIs[0].Scheme, "spiffe") {
+			return "", &Error{Method: MethodMTLS, Reason: "bad_subject", Msg: "client certificate's SPIFFE ID is not of the form spiffe://trust-domain/path (no port, user, query or fragment)"}
+		}
 		s = cert.SPIFFEID
 	}
 	if s == "" {
@@ -119,8 +123,35 @@ func CertificateOf(c *x509.Certificate) *Certificate {
 	for _, u := range c.URIs {
 		out.SANs = append(out.SANs, u.String())
 	}
-	if len(c.URIs) == 1 && strings.EqualFold(c.URIs[0].Scheme, "spiffe") {
-		out.SPIFFEID = c.URIs[0].String()
-	}
+	out.SPIFFEID = spiffeID(c)
 	return out
+}
+
+// spiffeID returns c's SPIFFE ID, or "". It is the rule of tlsutil.SPIFFEID,
+// which authn may not import (authn depends on config only), and a test
+// holds the two to the same answers:
+//
+//	spiffe://example.org/ns/a/sa/b      accepted: the only URI SAN
+//	two URI SANs                        refused: not an X.509-SVID
+//	spiffe:///a                         refused: no trust domain
+//	spiffe://example.org:443/a          refused: port
+//	spiffe://u@example.org/a            refused: user info
+//	spiffe://example.org/a?x=1          refused: query
+//	spiffe://example.org/a#x            refused: fragment
+//	spiffe:example.org/a                refused: opaque, no authority
+//
+// A looser reading misleads policies that match on the ID's text:
+// spiffe://example.org@evil.example/x starts with spiffe://example.org but
+// names the trust domain evil.example, and a port or query gives one
+// workload several spellings.
+func spiffeID(c *x509.Certificate) string {
+	if len(c.URIs) != 1 {
+		return ""
+	}
+	u := c.URIs[0]
+	if u.Scheme != "spiffe" || u.Host == "" || u.User != nil || u.Port() != "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return ""
+	}
+	return u.String()
 }
