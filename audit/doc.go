@@ -17,6 +17,18 @@
 //     so a token, cookie or key cannot slip in through headers or claims. The
 //     client's X-Request-Id is escaped and truncated; the error string passes
 //     through Redact as a second line of defence.
+//   - Bounded records (issue 15). No line is longer than MaxRecordBytes
+//     (8 KiB), hash chain and newline included, whatever the request
+//     carried. Every string field is cut to MaxFieldBytes and every list
+//     (query, enforced_query, identity.groups) to MaxListEntries entries and
+//     MaxListBytes bytes, on a character boundary; when the line is still
+//     too long, every cap is lowered together until it fits. The truncated
+//     member names each field that was cut with the length and SHA-256 of
+//     its full value (see Cut for the exact hash input), so that a record
+//     still proves what was asked. Cutting happens before the record is
+//     hashed, so the chain covers the line as stored. A denied request with
+//     a megabyte of match[] values adds a few KiB to the file, not a
+//     megabyte, and cannot rotate its sender's earlier records away.
 //   - Failures are never silent. Every failed write, flush, sync, rotation or
 //     reopen is returned to the caller, counted in
 //     promgate_audit_failures_total and logged (at most once per few seconds,

@@ -52,6 +52,11 @@ type Record struct {
 	// secret; that is the caller's job, and Writer also passes it through
 	// Redact as a second line of defence.
 	Error string `json:"error,omitempty"`
+	// Truncated names the fields that Writer cut to keep the record within
+	// its caps (MaxFieldBytes, MaxListEntries, MaxListBytes,
+	// MaxRecordBytes), each with the length and SHA-256 of its full value.
+	// Writer sets it and ignores what the caller put there.
+	Truncated *Truncation `json:"truncated,omitempty"`
 
 	// The last three fields belong to the hash chain. Writer sets them and
 	// ignores what the caller put there; they must stay last, in this order,
@@ -101,16 +106,17 @@ type Decision struct {
 // record keeps, after escaping.
 const MaxClientRequestID = 128
 
-// normalize returns a copy of r ready to be written: time in UTC (now when
-// zero), the client request ID made safe and the error redacted. It never
-// modifies r.
+// normalize returns a copy of r ready to be capped and written: time in UTC
+// (now when zero), the client request ID escaped (but not yet cut), the error
+// redacted and the fields the writer owns cleared. It never modifies r.
 func normalize(r *Record, now time.Time) Record {
 	c := *r
 	if c.Time.IsZero() {
 		c.Time = now
 	}
 	c.Time = c.Time.UTC()
-	c.ClientRequestID = SanitizeClientRequestID(c.ClientRequestID)
+	c.ClientRequestID = escapeClientRequestID(c.ClientRequestID)
+	c.Truncated = nil
 	c.ChainStart, c.PrevHash, c.Hash = "", "", ""
 	if c.Error != "" {
 		c.Error = Redact(c.Error)
@@ -122,8 +128,15 @@ func normalize(r *Record, now time.Time) Record {
 // printable characters are kept, a backslash becomes \\, other characters
 // become \xNN (bytes that are not UTF-8, and ASCII controls) or \u{N} (other
 // non-printable runes), and the result is cut to at most MaxClientRequestID
-// bytes without splitting a character or an escape.
+// bytes without splitting a character or an escape. A record whose ID was cut
+// names its full escaped length and hash in Truncated.
 func SanitizeClientRequestID(s string) string {
+	return cutEscaped(escapeClientRequestID(s), MaxClientRequestID)
+}
+
+// escapeClientRequestID escapes s as SanitizeClientRequestID does, without
+// cutting it.
+func escapeClientRequestID(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -139,9 +152,6 @@ func SanitizeClientRequestID(s string) string {
 			part = `\u{` + strings.ToUpper(strconv.FormatUint(uint64(r), 16)) + `}`
 		default:
 			part = s[i : i+size]
-		}
-		if b.Len()+len(part) > MaxClientRequestID {
-			break
 		}
 		b.WriteString(part)
 		i += size

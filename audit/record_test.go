@@ -131,19 +131,25 @@ func jsonKeys(t *testing.T, typ reflect.Type) []string {
 }
 
 // TestRecordFields pins the record's fields to DESIGN.md's list, plus
-// client_request_id, error and chain_start, both in the types and in the
-// output.
+// client_request_id, error, truncated and chain_start, both in the types and
+// in the output.
 func TestRecordFields(t *testing.T) {
 	documented := map[string][]string{
 		"record": {"bytes", "chain_start", "client_request_id", "decision", "duration_ms", "enforced_query", "error", "hash", "id",
-			"identity", "method", "path", "prev_hash", "query", "remote_addr", "route", "status", "time"},
+			"identity", "method", "path", "prev_hash", "query", "remote_addr", "route", "status", "time", "truncated"},
 		"identity": {"cert_fingerprint", "groups", "issuer", "method", "subject"},
 		"decision": {"allow", "policy_revision", "reason"},
+		"truncated": {"client_request_id", "decision.policy_revision", "decision.reason", "enforced_query", "error", "id",
+			"identity.cert_fingerprint", "identity.groups", "identity.issuer", "identity.method", "identity.subject",
+			"method", "path", "query", "remote_addr", "route"},
+		"cut": {"bytes", "count", "sha256"},
 	}
 	types := map[string]reflect.Type{
-		"record":   reflect.TypeFor[Record](),
-		"identity": reflect.TypeFor[Identity](),
-		"decision": reflect.TypeFor[Decision](),
+		"record":    reflect.TypeFor[Record](),
+		"identity":  reflect.TypeFor[Identity](),
+		"decision":  reflect.TypeFor[Decision](),
+		"truncated": reflect.TypeFor[Truncation](),
+		"cut":       reflect.TypeFor[Cut](),
 	}
 	for name, typ := range types {
 		if diff := cmp.Diff(documented[name], jsonKeys(t, typ)); diff != "" {
@@ -167,7 +173,9 @@ func TestRecordFields(t *testing.T) {
 
 	t.Run("full", func(t *testing.T) {
 		line := []byte(encodeOne(t, fullRecord()))
-		if diff := cmp.Diff(documented["record"], keysOf(t, line)); diff != "" {
+		// Only a record with a field over its cap has truncated.
+		want := slices.DeleteFunc(slices.Clone(documented["record"]), func(k string) bool { return k == "truncated" })
+		if diff := cmp.Diff(want, keysOf(t, line)); diff != "" {
 			t.Errorf("record keys (-want +got):\n%s", diff)
 		}
 		var nested struct {
@@ -182,6 +190,33 @@ func TestRecordFields(t *testing.T) {
 		}
 		if diff := cmp.Diff(documented["decision"], keysOf(t, nested.Decision)); diff != "" {
 			t.Errorf("decision keys (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("truncated", func(t *testing.T) {
+		line := []byte(encodeOne(t, oversizedRecord()))
+		if diff := cmp.Diff(documented["record"], keysOf(t, line)); diff != "" {
+			t.Errorf("record keys (-want +got):\n%s", diff)
+		}
+		var nested struct {
+			Truncated map[string]json.RawMessage `json:"truncated"`
+		}
+		if err := json.Unmarshal(line, &nested); err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for k, v := range nested.Truncated {
+			keys = append(keys, k)
+			want := []string{"bytes", "sha256"}
+			if k == "query" || k == "enforced_query" || k == "identity.groups" {
+				want = documented["cut"]
+			}
+			if diff := cmp.Diff(want, keysOf(t, v)); diff != "" {
+				t.Errorf("truncated.%s keys (-want +got):\n%s", k, diff)
+			}
+		}
+		slices.Sort(keys)
+		if diff := cmp.Diff(documented["truncated"], keys); diff != "" {
+			t.Errorf("truncated keys (-want +got):\n%s", diff)
 		}
 	})
 	t.Run("minimal", func(t *testing.T) {

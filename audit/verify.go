@@ -142,8 +142,8 @@ func newVerifier(opts VerifyOptions) *verifier {
 	return &verifier{opts: opts}
 }
 
-// maxLine bounds one record, far above what the gateway writes (queries are
-// bounded by limits.max_request_body).
+// maxLine bounds one record, far above MaxRecordBytes, so that files written
+// before records were bounded still verify.
 const maxLine = 64 << 20
 
 func (v *verifier) breakAt(b Break) {

@@ -171,6 +171,10 @@ func NewWriter(cfg config.Audit, logger *slog.Logger, reg prometheus.Registerer,
 		}
 	}
 
+	if w.chain.start != "" {
+		w.chain.start = capChainStart(w.chain.start)
+	}
+
 	var err error
 	if w.records, err = counter(reg, "promgate_audit_records_total",
 		"Audit records accepted by the writer."); err == nil {
@@ -241,6 +245,9 @@ func openFile(path string) (file, error) {
 // Write appends one record, as one line, after every record written before
 // it. It does not modify r. The time is written in UTC (a zero time becomes
 // now), the client request ID is sanitised and Error passes through Redact.
+// Every free-text field is then cut to its cap, with its full length and
+// SHA-256 in Truncated, so that the line is at most MaxRecordBytes long, all
+// before the record is hashed into the chain.
 //
 // While the writer is healthy, records are buffered and written out at the
 // next flush tick or when the buffer fills. After a failure, each Write
@@ -262,7 +269,7 @@ func (w *Writer) Write(r *Record) error {
 		}
 		body = encoders.Get().(*encoder)
 		defer encoders.Put(body)
-		err = body.encode(&rec)
+		err = body.encodeBounded(&rec)
 	}
 
 	w.mu.Lock()
