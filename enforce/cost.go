@@ -152,15 +152,11 @@ func (q *Query) Cost(p CostParams) Cost {
 }
 
 // evalCtx is the evaluation of a node: at how many points, how far apart,
-// and, for Lookback, how far before its reference time the node's own
-// evaluation may read (acc), the reference time being Start or, when
-// pinned, at.
+// and how far before Start its evaluation points may lie (reach).
 type evalCtx struct {
 	points   int64
 	interval time.Duration
-	acc      time.Duration
-	pinned   bool
-	at       time.Time
+	reach    time.Duration
 }
 
 // coster walks a query to sum its cost. Nodes are numbered in the order the
@@ -352,7 +348,11 @@ func (w *coster) walk(e parser.Expr, c evalCtx) {
 		w.c.SubqueryPoints = max(w.c.SubqueryPoints, pts)
 		w.c.Points = satAdd(w.c.Points, pts)
 		w.c.Samples = satAdd(w.c.Samples, satMul(c.points, max(ceilDiv(n.Range, step), 1)))
-		w.walk(n.Expr, w.shift(c, n.Timestamp, n.StartOrEnd, addSat(n.Range, n.OriginalOffset), pts, step))
+		w.walk(n.Expr, evalCtx{
+			points:   pts,
+			interval: step,
+			reach:    w.reach(c, n.Timestamp, n.StartOrEnd, addSat(n.Range, n.OriginalOffset)),
+		})
 	case *parser.AggregateExpr:
 		if n.Param != nil {
 			w.walk(n.Param, c)
@@ -392,30 +392,23 @@ func (w *coster) read(c evalCtx, vs *parser.VectorSelector, rng time.Duration) {
 		}
 	}
 	w.c.Samples = satAdd(w.c.Samples, s)
-	g := w.shift(c, vs.Timestamp, vs.StartOrEnd, addSat(rng, vs.OriginalOffset), c.points, c.interval)
-	lb := g.acc
-	if g.pinned {
-		lb = addSat(w.p.Start.Sub(g.at), g.acc)
-	}
-	w.c.Lookback = max(w.c.Lookback, lb)
+	w.c.Lookback = max(w.c.Lookback, w.reach(c, vs.Timestamp, vs.StartOrEnd, addSat(rng, vs.OriginalOffset)))
 }
 
-// shift returns the context of the children of a selector or subquery with
-// the given @ modifier and own reach (range plus offset), evaluated at
-// points, interval apart.
-func (w *coster) shift(c evalCtx, ts *int64, startOrEnd parser.ItemType, own time.Duration, points int64, interval time.Duration) evalCtx {
-	g := evalCtx{points: points, interval: interval, acc: own}
+// reach returns how far before Start a selector or subquery evaluated in c
+// reads, given its @ modifier and own reach (range plus offset): an @
+// modifier replaces the reach of c by how far the instant it names lies
+// before Start.
+func (w *coster) reach(c evalCtx, ts *int64, startOrEnd parser.ItemType, own time.Duration) time.Duration {
 	switch {
 	case ts != nil:
-		g.pinned, g.at = true, time.UnixMilli(*ts)
+		return addSat(w.p.Start.Sub(time.UnixMilli(*ts)), own)
 	case startOrEnd == parser.START:
-		g.pinned, g.at = true, w.p.Start
+		return own
 	case startOrEnd == parser.END:
-		g.pinned, g.at = true, w.p.End
-	default:
-		g.pinned, g.at, g.acc = c.pinned, c.at, addSat(c.acc, own)
+		return addSat(w.p.Start.Sub(w.p.End), own)
 	}
-	return g
+	return addSat(c.reach, own)
 }
 
 // ceilDiv returns ceil(d/step) for d >= 0 and step > 0, and 0 for d <= 0.

@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,5 +267,94 @@ func TestSaturating(t *testing.T) {
 		if got := satMul(tc.a, tc.b); got != tc.product {
 			t.Errorf("satMul(%d, %d) = %d, want %d", tc.a, tc.b, got, tc.product)
 		}
+	}
+}
+
+// costParams are the evaluations every fuzzed query is costed under: an
+// instant query, a Grafana panel over an hour and over 90 days, a range
+// query with a step larger than most subqueries, and degenerate parameters
+// (a 1ns step over centuries, an end before the start, 1ns intervals).
+var costParams = []CostParams{
+	instantAt(costT0),
+	rangeOver(time.Hour, 15*time.Second),
+	rangeOver(90*day, time.Hour),
+	rangeOver(90*day, day),
+	{Start: time.Unix(0, 0), End: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), Step: 1},
+	{Start: costT0, End: costT0.Add(-time.Hour), Step: -time.Second},
+	{Start: costT0.Add(-time.Hour), End: costT0, Step: time.Minute, ScrapeInterval: 1, EvalInterval: 1, LookbackDelta: 1},
+}
+
+// FuzzCost checks that Cost never panics on a query ParseQuery accepts, that
+// no field is negative, that points and steps are consistent, and that an
+// instant query's Lookback is at least Query.Lookback plus nothing negative.
+func FuzzCost(f *testing.F) {
+	for _, c := range loadGolden(f) {
+		f.Add(c.query)
+	}
+	f.Add(query20())
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > maxFuzzInput {
+			t.Skip()
+		}
+		q, err := ParseQuery(s)
+		if err != nil {
+			return
+		}
+		for _, p := range costParams {
+			c := q.Cost(p)
+			if c.Steps < 1 || c.Points < c.Steps || c.SubqueryPoints < 0 || c.SubqueryPoints > c.Points ||
+				c.Samples < 0 || c.Lookback < 0 {
+				t.Fatalf("ParseQuery(%q).Cost(%+v) = %+v", s, p, c)
+			}
+			if p.Start.Equal(p.End) {
+				if lb := q.Lookback(p.Start); c.Lookback < lb {
+					t.Fatalf("ParseQuery(%q).Cost(%+v).Lookback = %v, less than Lookback() = %v", s, p, c.Lookback, lb)
+				}
+			}
+		}
+	})
+}
+
+func TestCostAllocs(t *testing.T) {
+	for _, s := range []string{query20(), pinned20()} {
+		q, err := ParseQuery(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := rangeOver(90*day, time.Hour)
+		if n := testing.AllocsPerRun(100, func() { q.Cost(p) }); n != 0 {
+			t.Errorf("Cost(%.40q...) allocates %v times, want 0", s, n)
+		}
+	}
+}
+
+// pinned20 is query20 with every range selector pinned at the end of the
+// range, so that Cost looks for step-invariant subtrees.
+func pinned20() string { return strings.ReplaceAll(query20(), "[5m]", "[5m] @ end()") }
+
+// BenchmarkCost20 measures the cost of the 20-selector query of
+// BenchmarkRewrite20 (target: a few µs at most, next to the rewrite), as an
+// instant query, a 90-day Grafana panel, and with @ modifiers, which need
+// two more walks.
+func BenchmarkCost20(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		query string
+		p     CostParams
+	}{
+		{"instant", query20(), instantAt(costT0)},
+		{"range", query20(), rangeOver(90*day, time.Hour)},
+		{"pinned", pinned20(), rangeOver(90*day, time.Hour)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			q, err := ParseQuery(tc.query)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				q.Cost(tc.p)
+			}
+		})
 	}
 }
