@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/model"
 )
 
 const (
@@ -356,5 +357,137 @@ func BenchmarkCost20(b *testing.B) {
 				q.Cost(tc.p)
 			}
 		})
+	}
+}
+
+// Suggested limits on Cost, per series. Every Grafana time picker up to 90
+// days at its automatic step, the detector catalog and subqueries such as
+// [1h:1m] fit well under them; [1d:1ms] does not.
+const (
+	suggestedMaxQueryPoints    = 2_000_000
+	suggestedMaxSubqueryPoints = 1_000_000
+	suggestedMaxSamples        = 250_000_000
+)
+
+// exceeded returns the suggested limits c exceeds.
+func exceeded(c Cost) []string {
+	var l []string
+	if c.Points > suggestedMaxQueryPoints {
+		l = append(l, "max_query_points")
+	}
+	if c.SubqueryPoints > suggestedMaxSubqueryPoints {
+		l = append(l, "max_subquery_points")
+	}
+	if c.Samples > suggestedMaxSamples {
+		l = append(l, "max_samples_estimate")
+	}
+	return l
+}
+
+// grafanaLadder is Grafana's roundInterval: an interval in milliseconds
+// below the first value is rounded to the second.
+var grafanaLadder = [...][2]int64{
+	{10, 1}, {15, 10}, {35, 20}, {75, 50}, {150, 100}, {350, 200}, {750, 500},
+	{1500, 1000}, {3500, 2000}, {7500, 5000}, {12500, 10000}, {17500, 15000},
+	{25000, 20000}, {45000, 30000}, {90000, 60000}, {210000, 120000},
+	{450000, 300000}, {750000, 600000}, {1050000, 900000}, {1500000, 1200000},
+	{2700000, 1800000}, {5400000, 3600000}, {9000000, 7200000},
+	{16200000, 10800000}, {32400000, 21600000}, {86400000, 43200000},
+	{604800000, 86400000}, {1814400000, 604800000}, {3628800000, 2592000000},
+}
+
+// grafanaStep returns the step Grafana's Prometheus data source sends for a
+// panel of maxDataPoints over rng: rng/maxDataPoints rounded by the ladder,
+// at least the 15s minimum interval and rng/11000 (Prometheus refuses more
+// than 11,000 points), in whole seconds.
+func grafanaStep(rng time.Duration, maxDataPoints int64) time.Duration {
+	ms := rng.Milliseconds() / maxDataPoints
+	r := int64(31536000000)
+	for _, l := range grafanaLadder {
+		if ms < l[0] {
+			r = l[1]
+			break
+		}
+	}
+	safe := (rng + 11000*time.Second - 1) / 11000 / time.Second * time.Second
+	return max(time.Duration(r)*time.Millisecond, 15*time.Second, safe)
+}
+
+// TestCostLimits checks the suggested limits against Grafana panels over
+// every time picker range up to 90 days, for panels 1000 and 1500 pixels
+// wide and at Grafana's cap of 11,000 points, against detector queries run
+// as instant queries, and against queries that must be refused. Run with -v
+// to see the figures.
+func TestCostLimits(t *testing.T) {
+	panels := []string{
+		`rate(x[5m])`,
+		`sum by (pod) (rate(x[$__rate_interval]))`,
+		`max_over_time(x[$__interval])`,
+		`max_over_time(x[1h])`,
+		`avg_over_time(x[1d] offset 1w)`,
+		`max_over_time(rate(x[5m])[1h:1m])`,
+		`max_over_time(rate(x[5m])[1h:])`,
+		`avg_over_time(rate(x[5m])[1h:15s])`,
+		`(sum(rate(x[5m])) - avg_over_time(sum(rate(x[5m]))[1d:5m])) / stddev_over_time(sum(rate(x[5m]))[1d:5m])`,
+		query20(),
+	}
+	ranges := []time.Duration{
+		5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour,
+		12 * time.Hour, day, 2 * day, week, 30 * day, 90 * day,
+	}
+	for _, s := range panels {
+		var worst Cost
+		for _, rng := range ranges {
+			for _, width := range []int64{1000, 1500, 11000} {
+				step := grafanaStep(rng, width)
+				q, err := ParseQuery(strings.NewReplacer(
+					"$__rate_interval", model.Duration(max(step+15*time.Second, time.Minute)).String(),
+					"$__interval", model.Duration(step).String(),
+				).Replace(s))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := q.Cost(rangeOver(rng, step))
+				if l := exceeded(c); l != nil {
+					t.Errorf("%.60q over %v at %v: %+v exceeds %v", s, rng, step, c, l)
+				}
+				worst.Steps = max(worst.Steps, c.Steps)
+				worst.Points = max(worst.Points, c.Points)
+				worst.SubqueryPoints = max(worst.SubqueryPoints, c.SubqueryPoints)
+				worst.Samples = max(worst.Samples, c.Samples)
+				worst.Lookback = max(worst.Lookback, c.Lookback)
+			}
+		}
+		t.Logf("panel %.60q, worst over the time picker: %+v", s, worst)
+	}
+
+	instant := instantAt(costT0)
+	for _, tc := range []struct {
+		query  string
+		p      CostParams
+		refuse bool
+	}{
+		{`rate(x[5m])`, instant, false},
+		{`max_over_time(x[1h])`, instant, false},
+		{`avg_over_time(x[1d] offset 1w)`, instant, false},
+		{`max_over_time(rate(x[5m])[1h:1m])`, instant, false},
+		{`max_over_time(rate(x[5m])[1d:1m])`, instant, false},
+		{`max_over_time(rate(x[5m])[1h:1m])[1d:5m]`, instant, false},
+		{`count_over_time(vector(1)[1d:1ms])`, instant, true},
+		{`count_over_time(up[1d:1ms])`, instant, true},
+		{`count_over_time(vector(1)[1m:1ms])`, rangeOver(day, time.Hour), true},
+		{`max_over_time(x[1y:1s])`, instant, true},
+		{`max_over_time(x[90d])`, rangeOver(90*day, time.Hour), true},
+	} {
+		q, err := ParseQuery(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := q.Cost(tc.p)
+		l := exceeded(c)
+		if (l != nil) != tc.refuse {
+			t.Errorf("%q step %v: %+v exceeds %v, want refused %v", tc.query, tc.p.Step, c, l, tc.refuse)
+		}
+		t.Logf("%q step %v: %+v exceeds %v", tc.query, tc.p.Step, c, l)
 	}
 }
