@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 )
 
 // Discovery retry timing.
@@ -39,8 +42,17 @@ type provider struct {
 type discovered struct {
 	provider *oidc.Provider
 	keys     *keySet
-	// endSession is the provider's end_session_endpoint, if any.
+	// endSession is the provider's end_session_endpoint (RP-initiated
+	// logout), if any.
 	endSession string
+	// revocation is the provider's revocation_endpoint (RFC 7009), if any.
+	revocation string
+	// authStyle is how the gateway's client authenticates at the token and
+	// revocation endpoints: client_secret_basic unless the provider lists
+	// only client_secret_post. Fixing it once avoids x/oauth2's probing,
+	// which sends a failed request a second time with the secret in the
+	// body.
+	authStyle oauth2.AuthStyle
 }
 
 func newProvider(issuer, caFile string, now func() time.Time, log *slog.Logger, m *metrics) (*provider, error) {
@@ -89,14 +101,26 @@ func (p *provider) discover(ctx context.Context) error {
 		return err
 	}
 	var meta struct {
-		JWKSURL    string `json:"jwks_uri"`
-		EndSession string `json:"end_session_endpoint"`
+		JWKSURL     string   `json:"jwks_uri"`
+		EndSession  string   `json:"end_session_endpoint"`
+		Revocation  string   `json:"revocation_endpoint"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return fmt.Errorf("decode discovery document: %w", err)
 	}
 	if meta.JWKSURL == "" {
 		return errors.New("discovery document has no jwks_uri")
+	}
+	endSession, revocation := meta.EndSession, meta.Revocation
+	for name, v := range map[string]*string{"end_session_endpoint": &endSession, "revocation_endpoint": &revocation} {
+		if *v != "" && !sameSchemeURL(p.issuer, *v) {
+			// The browser is sent to one and the refresh token to the
+			// other: neither may be a relative, plain-http (for an https
+			// issuer) or otherwise odd URL.
+			p.log.Warn("oidc discovery endpoint ignored: not an absolute URL with the issuer's scheme", "endpoint", name)
+			*v = ""
+		}
 	}
 	ks := &keySet{
 		issuer: p.issuer, url: meta.JWKSURL, client: p.client, now: p.now, cooldown: jwksCooldown,
@@ -105,8 +129,31 @@ func (p *provider) discover(ctx context.Context) error {
 	if !ks.refresh(ctx) {
 		return errors.New("fetch jwks failed")
 	}
-	p.state.Store(&discovered{provider: op, keys: ks, endSession: meta.EndSession})
+	p.state.Store(&discovered{provider: op, keys: ks, endSession: endSession, revocation: revocation, authStyle: authStyleOf(meta.AuthMethods)})
 	return nil
+}
+
+// authStyleOf picks the client authentication of a provider's token
+// endpoint from token_endpoint_auth_methods_supported, whose default is
+// client_secret_basic (OpenID Connect Discovery 1.0).
+func authStyleOf(methods []string) oauth2.AuthStyle {
+	if len(methods) > 0 && !slices.Contains(methods, "client_secret_basic") && slices.Contains(methods, "client_secret_post") {
+		return oauth2.AuthStyleInParams
+	}
+	return oauth2.AuthStyleInHeader
+}
+
+// sameSchemeURL reports whether s is an absolute URL with a host, no user
+// info and no fragment, whose scheme is the issuer's (https, or http for a
+// loopback test issuer).
+func sameSchemeURL(issuer, s string) bool {
+	iu, err := url.Parse(issuer)
+	if err != nil {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == iu.Scheme && (u.Scheme == "https" || u.Scheme == "http") &&
+		u.Host != "" && u.User == nil && u.Fragment == "" && u.Opaque == ""
 }
 
 // run retries discovery with exponential backoff until it succeeds or ctx is

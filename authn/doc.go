@@ -63,18 +63,57 @@
 // another nonce or audience. The session cookie then replaces any session the
 // browser had, so a planted session does not survive a login.
 //
-// The session is stateless, so that replicas need no shared store: the
-// verified ID token's claims, its expiry and the refresh token (if any) are
-// sealed with AES-256-GCM under a key derived from cookie_secret_file, with
-// the cookie's name as additional data. A cookie that is tampered with,
-// renamed, sealed by another deployment, sent twice or expired is a 401, and
-// Login.ClearCookies expires it. Cookies are __Host- prefixed, Secure,
-// HttpOnly and SameSite=Lax, and expire with the ID token (plus 12 hours when
-// a refresh token can renew them at /oauth2/start). A session larger than one
-// cookie is split over up to four; a larger one is refused at login with a
-// clear message. Redirect targets (rd) at login and sign-out must be paths on
-// the gateway (see SafeRedirect). /oauth2/userinfo shows the identity and
-// never a token.
+// The session cookie needs no shared store between replicas: the verified
+// ID token's claims, a random session ID, the end of the session's
+// lifetime, the refresh token (if any) and, when the provider supports
+// RP-initiated logout, the raw ID token are sealed with AES-256-GCM under a
+// key derived from cookie_secret_file, with the cookie's name as additional
+// data. A cookie that is tampered with, renamed, sealed by another
+// deployment, sent twice, without a session ID or past its lifetime is a
+// 401, and Login.ClearCookies expires it. Cookies are __Host- prefixed,
+// Secure, HttpOnly and SameSite=Lax. A session larger than one cookie is
+// split over up to four; a larger one is refused at login with a clear
+// message. Redirect targets (rd) at login and sign-out must be paths on the
+// gateway (see SafeRedirect). /oauth2/userinfo shows the identity and never
+// a token.
+//
+// # Session lifetime and refresh
+//
+// A session lasts DefaultSessionLifetime (15 minutes) after login or its
+// last refresh, or less if the ID token expires sooner. Then the gateway
+// asks the provider again: a browser sent to /oauth2/start (the gateway
+// sends navigations to its pages there) has the session renewed with the
+// refresh token, keeping its session ID, and comes straight back. A session
+// without a refresh token (request offline_access to get one), one whose
+// refresh the provider refuses, and one more than 12 hours past its
+// lifetime are over: the cookie is cleared and the browser logs in again.
+// Until it is renewed, a session past its lifetime is a 401, but its cookie
+// is kept so that /oauth2/start can renew it.
+//
+// # Sign-out
+//
+// /oauth2/sign_out takes only a POST from a page of the gateway: a GET is
+// 405, so that a link, an image or a prefetch cannot sign anyone out, and a
+// POST whose Sec-Fetch-Site is not same-origin or whose Origin is not the
+// gateway's (the origin of redirect_url) is 403, as is one with neither
+// header. It clears the cookies, revokes the refresh token at the provider's
+// revocation_endpoint (RFC 7009), and sends the browser to the provider's
+// end_session_endpoint (RP-initiated logout, with id_token_hint) when
+// discovery lists them. A copy of the session cookie kept past sign-out is
+// stopped as follows:
+//
+//	replica that signed out  refused at once: the session ID is kept in a
+//	                         bounded in-memory list (50,000 sessions) until
+//	                         every cookie given before sign-out has expired
+//	other replicas           accepted until the copy's lifetime ends (at
+//	                         most 15 minutes after sign-out), then refused:
+//	                         its refresh token was revoked, so it cannot be
+//	                         renewed
+//	restart, or a full list  as other replicas
+//
+// If the provider lists no revocation_endpoint or the revocation fails (a
+// warning is logged), other replicas renew copies until the provider's
+// refresh token expires; the replica that signed out still refuses them.
 //
 // The mTLS authenticator reads only certificates that crypto/tls verified
 // against the client CA (the connection's verified chains), never the raw peer

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -31,9 +32,20 @@ const (
 	csrfCookie = "__Host-promgate_csrf"
 	// loginTTL is how long a started login may take.
 	loginTTL = 10 * time.Minute
+	// DefaultSessionLifetime is how long a session lasts after login or its
+	// last refresh before the gateway asks the provider again (ID tokens
+	// that expire sooner end it sooner). It bounds how long a copy of a
+	// signed-out cookie keeps working on a replica that did not see the
+	// sign-out: at its end the session needs its refresh token, which
+	// sign-out revoked.
+	DefaultSessionLifetime = 15 * time.Minute
 	// refreshWindow is how long a session cookie with a refresh token
-	// outlives its ID token, so that /oauth2/start can renew it.
+	// outlives its lifetime, so that /oauth2/start can renew it.
 	refreshWindow = 12 * time.Hour
+	// revokeTimeout bounds the revocation request at sign-out.
+	revokeTimeout = 5 * time.Second
+	// signedOutMax bounds the sessions remembered as signed out.
+	signedOutMax = 50000
 	// defaultRedirect is where a login without rd ends.
 	defaultRedirect = "/ui/"
 	// usedStatesMax bounds the memory of used login states.
@@ -49,23 +61,34 @@ const (
 )
 
 // Login is the browser login: /oauth2/start sends the browser to the
-// provider with the authorization code flow, PKCE (S256), state and nonce;
+// provider with the authorization code flow, PKCE (S256), state and nonce,
+// or renews a session whose lifetime has ended with its refresh token;
 // /oauth2/callback checks them all and sets the session cookie;
-// /oauth2/sign_out clears it and /oauth2/userinfo shows who the caller is.
+// /oauth2/sign_out ends the session and /oauth2/userinfo shows who the
+// caller is.
 type Login struct {
 	clientID     string
 	clientSecret string
 	redirectURL  string
-	scopes       []string
-	p            *provider
-	mapper       claimMapper
-	session      cookieJar
-	csrf         cookieJar
-	used         *usedStates
-	chain        Chain
-	now          func() time.Time
-	log          *slog.Logger
-	m            *metrics
+	// origin is the gateway's public origin, from redirectURL: a sign-out
+	// must come from a page of it.
+	origin string
+	scopes []string
+	// lifetime is the session lifetime (DefaultSessionLifetime).
+	lifetime time.Duration
+	// postLogoutURL is sent as post_logout_redirect_uri at RP-initiated
+	// logout when set; the provider must have it registered.
+	postLogoutURL string
+	p             *provider
+	mapper        claimMapper
+	session       cookieJar
+	csrf          cookieJar
+	used          *usedStates
+	signedOut     *signedOut
+	chain         Chain
+	now           func() time.Time
+	log           *slog.Logger
+	m             *metrics
 }
 
 // loginState is the content of the CSRF cookie.
@@ -106,20 +129,45 @@ func newLogin(cfg *config.Login, now func() time.Time, log *slog.Logger, m *metr
 	if len(scopes) == 0 {
 		scopes = config.DefaultLoginScopes
 	}
+	origin, err := originOf(cfg.RedirectURL)
+	if err != nil {
+		return nil, fmt.Errorf("authn.login.redirect_url: %w", err)
+	}
 	return &Login{
 		clientID:     cfg.ClientID,
 		clientSecret: secret,
 		redirectURL:  cfg.RedirectURL,
+		origin:       origin,
 		scopes:       slices.Clone(scopes),
+		lifetime:     DefaultSessionLifetime,
 		p:            p,
 		mapper:       newMapper(cfg.UsernameClaim, cfg.GroupsClaim),
 		session:      cookieJar{name: name, s: sess},
 		csrf:         cookieJar{name: csrfCookie, s: csrf},
 		used:         &usedStates{m: map[string]time.Time{}},
+		signedOut:    newSignedOut(signedOutMax),
 		now:          now,
 		log:          log.With("component", "login"),
 		m:            m,
 	}, nil
+}
+
+// originOf returns the origin (scheme://host[:port]) of an https URL, in
+// the form browsers send in the Origin header: lower-case, without the
+// default port.
+func originOf(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("%q is not an https URL", raw)
+	}
+	host := strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if p := u.Port(); p != "" && p != "443" {
+		host += ":" + p
+	}
+	return "https://" + host, nil
 }
 
 // readSecret reads a secret file, without surrounding whitespace.
@@ -150,11 +198,28 @@ func (l *Login) Session() *Session { return &Session{l: l} }
 
 // ClearCookies expires the session cookie (every chunk) in w. The gateway
 // calls it when the session authenticator refused r's cookie, so that a
-// tampered, renamed, foreign or expired cookie is not sent again.
+// tampered, renamed, foreign, signed-out or expired cookie is not sent
+// again. A cookie whose lifetime has ended but whose refresh token may still
+// renew it at /oauth2/start is kept, so that the browser sent there renews
+// the session rather than logging in again.
 func (l *Login) ClearCookies(w http.ResponseWriter, r *http.Request) {
-	if l.session.present(r) {
-		l.session.clear(w)
+	if !l.session.present(r) {
+		return
 	}
+	if sd, err := l.readSession(r); err == nil && l.renewable(sd, l.now()) {
+		return
+	}
+	l.session.clear(w)
+}
+
+// renewable reports whether sd's lifetime has ended and its refresh token
+// may renew it: the session was not signed out on this replica and is
+// within refreshWindow of its end. The window is checked here too, since a
+// copied cookie does not expire with the browser's.
+func (l *Login) renewable(sd *sessionData, now time.Time) bool {
+	end := time.Unix(sd.Expiry, 0)
+	return sd.ID != "" && sd.RefreshToken != "" && !now.Before(end) &&
+		now.Before(end.Add(refreshWindow)) && !l.signedOut.has(sd.ID, now)
 }
 
 // StartURL returns the login URL that comes back to r's path and query
@@ -170,10 +235,12 @@ func (l *Login) StartURL(r *http.Request) string {
 
 // oauthConfig returns the OAuth2 client for the discovered provider.
 func (l *Login) oauthConfig(d *discovered) *oauth2.Config {
+	ep := d.provider.Endpoint()
+	ep.AuthStyle = d.authStyle
 	return &oauth2.Config{
 		ClientID:     l.clientID,
 		ClientSecret: l.clientSecret,
-		Endpoint:     d.provider.Endpoint(),
+		Endpoint:     ep,
 		RedirectURL:  l.redirectURL,
 		Scopes:       l.scopes,
 	}
@@ -183,9 +250,10 @@ func (l *Login) clientContext(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, l.p.client)
 }
 
-// start begins a login. It always starts a new login (or renews an expired
-// session with its refresh token), even when a session cookie is present,
-// so that a planted session is replaced rather than kept.
+// start begins a login. It always starts a new login (or renews a session
+// whose lifetime has ended with its refresh token), even when a session
+// cookie is present, so that a planted session is replaced rather than
+// kept.
 func (l *Login) start(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		l.page(w, http.StatusMethodNotAllowed, "Use GET to sign in.")
@@ -227,24 +295,61 @@ func (l *Login) start(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
-// tryRefresh renews an expired session whose cookie holds a refresh token.
-// It reports whether it answered the request.
+// tryRefresh renews a session whose lifetime has ended, with the refresh
+// token its cookie holds, and reports whether it answered the request. A
+// session that cannot be renewed (no refresh token, signed out, too old, or
+// refused by the provider, for instance because its refresh token was
+// revoked at sign-out) is over: its cookie is cleared and the caller starts
+// a new login.
 func (l *Login) tryRefresh(w http.ResponseWriter, r *http.Request, d *discovered, rd string) bool {
 	old, err := l.readSession(r)
-	if err != nil || old.RefreshToken == "" || l.now().Before(time.Unix(old.Expiry, 0)) {
+	if err != nil {
+		return false
+	}
+	now := l.now()
+	if now.Before(time.Unix(old.Expiry, 0)) && !l.signedOut.has(old.ID, now) {
+		// A live session: start a new login anyway (see start).
+		return false
+	}
+	if !l.renewable(old, now) {
+		l.session.clear(w)
 		return false
 	}
 	ctx, cancel := context.WithTimeout(l.clientContext(r.Context()), discoveryTimeout)
 	defer cancel()
+	sd, err := l.refresh(ctx, d, old)
+	if err != nil {
+		l.m.login.WithLabelValues("failed").Inc()
+		l.log.Info("session refresh refused; the session ends and a new login starts", "err", err)
+		l.session.clear(w)
+		return false
+	}
+	if err := l.writeSession(w, sd); err != nil {
+		l.session.clear(w)
+		return false
+	}
+	l.m.login.WithLabelValues("refreshed").Inc()
+	noStore(w)
+	http.Redirect(w, r, rd, http.StatusSeeOther)
+	return true
+}
+
+// refresh asks the provider for new tokens with old's refresh token and
+// returns the renewed session: same ID, same issuer and subject, a new
+// lifetime. The provider's error is returned for the log; it never holds
+// the refresh token.
+func (l *Login) refresh(ctx context.Context, d *discovered, old *sessionData) (*sessionData, error) {
 	tok, err := l.oauthConfig(d).TokenSource(ctx, &oauth2.Token{RefreshToken: old.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
 	if err != nil {
-		l.log.Info("session refresh refused; starting a new login", "err", err)
-		return false
+		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.Response != nil {
+			// The body may echo what was sent; keep only the error code.
+			return nil, fmt.Errorf("token endpoint answered %d %s", re.Response.StatusCode, errorCode(re.ErrorCode))
+		}
+		return nil, err
 	}
 	sd, err := l.sessionFromToken(ctx, d, tok, "")
 	if err != nil {
-		l.log.Info("refreshed ID token refused; starting a new login", "err", err)
-		return false
+		return nil, fmt.Errorf("refreshed ID token: %w", err)
 	}
 	var oldClaims, newClaims struct {
 		Sub string `json:"sub"`
@@ -252,18 +357,13 @@ func (l *Login) tryRefresh(w http.ResponseWriter, r *http.Request, d *discovered
 	_ = json.Unmarshal(old.Claims, &oldClaims)
 	_ = json.Unmarshal(sd.Claims, &newClaims)
 	if sd.Issuer != old.Issuer || newClaims.Sub == "" || newClaims.Sub != oldClaims.Sub {
-		return false
+		return nil, errors.New("refreshed ID token names another subject")
 	}
+	sd.ID = old.ID
 	if sd.RefreshToken == "" {
 		sd.RefreshToken = old.RefreshToken
 	}
-	if err := l.writeSession(w, sd); err != nil {
-		return false
-	}
-	l.m.login.WithLabelValues("refreshed").Inc()
-	noStore(w)
-	http.Redirect(w, r, rd, http.StatusSeeOther)
-	return true
+	return sd, nil
 }
 
 // callback ends a login: the state must match the browser's CSRF cookie,
@@ -338,6 +438,7 @@ func (l *Login) callback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "The ID token is refused.", err)
 		return
 	}
+	sd.ID = randomString()
 	if err := l.writeSession(w, sd); err != nil {
 		fail(http.StatusRequestHeaderFieldsTooLarge, "The session is too large for cookies: the ID token carries too many claims (groups?). Ask the provider's administrator to trim them.", err)
 		return
@@ -348,7 +449,9 @@ func (l *Login) callback(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionFromToken verifies the ID token of a token response and builds the
-// session. A non-empty nonce must match the token's.
+// session, without an ID. A non-empty nonce must match the token's. The
+// session lasts the session lifetime, or until the ID token's exp if that
+// comes first.
 func (l *Login) sessionFromToken(ctx context.Context, d *discovered, tok *oauth2.Token, nonce string) (*sessionData, error) {
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -383,19 +486,39 @@ func (l *Login) sessionFromToken(ctx context.Context, d *discovered, tok *oauth2
 	if err != nil {
 		return nil, err
 	}
-	return &sessionData{Issuer: l.p.issuer, Claims: b, Expiry: exp.Unix(), RefreshToken: tok.RefreshToken}, nil
+	end := l.now().Add(l.lifetime)
+	if exp.Before(end) {
+		end = exp
+	}
+	sd := &sessionData{Issuer: l.p.issuer, Claims: b, Expiry: end.Unix(), RefreshToken: tok.RefreshToken}
+	if d.endSession != "" {
+		sd.IDToken = raw
+	}
+	return sd, nil
 }
 
+// writeSession sets the session cookie. A session that does not fit in the
+// cookies without its ID token is refused; one that fits only without it
+// drops it, since id_token_hint is optional at RP-initiated logout.
 func (l *Login) writeSession(w http.ResponseWriter, sd *sessionData) error {
-	b, err := json.Marshal(sd)
-	if err != nil {
-		return err
-	}
 	expires := time.Unix(sd.Expiry, 0)
 	if sd.RefreshToken != "" {
 		expires = expires.Add(refreshWindow)
 	}
-	return l.session.set(w, b, expires)
+	b, err := json.Marshal(sd)
+	if err != nil {
+		return err
+	}
+	err = l.session.set(w, b, expires)
+	if errors.Is(err, errTooLarge) && sd.IDToken != "" {
+		slim := *sd
+		slim.IDToken = ""
+		if b, err = json.Marshal(&slim); err != nil {
+			return err
+		}
+		err = l.session.set(w, b, expires)
+	}
+	return err
 }
 
 func (l *Login) readSession(r *http.Request) (*sessionData, error) {
@@ -430,11 +553,28 @@ func (l *Login) identityOf(sd *sessionData) (*Identity, error) {
 	return &Identity{Method: MethodSession, Subject: sub, Groups: groups, Issuer: sd.Issuer, Claims: claims}, nil
 }
 
-// signOut clears the session and the login state, then redirects to a
-// validated rd or shows a page.
+// signOut ends the session. It takes only a POST from a page of the
+// gateway: a GET is 405, so that a link, an image or a prefetch cannot sign
+// anyone out, and a cross-site POST is 403 (sign-out CSRF). Then it
+//
+//  1. records the session's ID as signed out on this replica until the last
+//     cookie it was given has expired, so that a copy of the cookie is
+//     refused here at once (Session.Authenticate);
+//  2. revokes the session's refresh token at the provider's
+//     revocation_endpoint (RFC 7009), so that no replica can renew a copy
+//     once its lifetime ends;
+//  3. clears the session and login-state cookies;
+//  4. redirects to the provider's end_session_endpoint (RP-initiated
+//     logout, with id_token_hint and post_logout_redirect_uri when known)
+//     when discovery lists one, else to a validated rd, else shows a page.
 func (l *Login) signOut(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		l.page(w, http.StatusMethodNotAllowed, "Use GET or POST to sign out.")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		l.page(w, http.StatusMethodNotAllowed, "Sign out with the Sign out button of the gateway's pages: sign-out takes a POST from this site.")
+		return
+	}
+	if !l.sameOrigin(r) {
+		l.page(w, http.StatusForbidden, "Cross-site sign-out refused: sign out from a page of this gateway.")
 		return
 	}
 	rd := r.URL.Query().Get("rd")
@@ -442,17 +582,112 @@ func (l *Login) signOut(w http.ResponseWriter, r *http.Request) {
 		l.page(w, http.StatusBadRequest, "The redirect target (rd) is refused: it must be a path on this gateway.")
 		return
 	}
+	now := l.now()
+	d := l.p.ready()
+	var idToken string
+	if sd, err := l.readSession(r); err == nil && sd.ID != "" {
+		idToken = sd.IDToken
+		until := now.Add(l.lifetime)
+		if end := time.Unix(sd.Expiry, 0); end.After(until) {
+			until = end
+		}
+		if l.signedOut.add(sd.ID, until, now) {
+			l.log.Warn("signed-out session list full; the oldest entry was dropped and its cookie works on this replica until its lifetime ends")
+		}
+		if sd.RefreshToken != "" {
+			l.revokeRefreshToken(r.Context(), d, sd.RefreshToken)
+		}
+	}
 	l.session.clear(w)
 	if l.csrf.present(r) {
 		l.csrf.clear(w)
 	}
 	l.m.login.WithLabelValues("signed_out").Inc()
+	noStore(w)
+	if d != nil && d.endSession != "" {
+		http.Redirect(w, r, l.endSessionURL(d, idToken), http.StatusSeeOther)
+		return
+	}
 	if rd != "" {
-		noStore(w)
 		http.Redirect(w, r, rd, http.StatusSeeOther)
 		return
 	}
 	l.page(w, http.StatusOK, "Signed out of promgate.")
+}
+
+// sameOrigin reports whether r comes from a page of the gateway: a
+// Sec-Fetch-Site header, when sent, must be same-origin, an Origin header,
+// when sent, must be the gateway's origin, and one of them must be sent.
+// "same-site" is refused: a sibling host is another application.
+func (l *Login) sameOrigin(r *http.Request) bool {
+	site, origin := r.Header.Values("Sec-Fetch-Site"), r.Header.Values("Origin")
+	if len(site) > 1 || len(origin) > 1 || (len(site) == 0 && len(origin) == 0) {
+		return false
+	}
+	if len(site) == 1 && site[0] != "same-origin" {
+		return false
+	}
+	// Browsers send the host in lower case; compare as such.
+	return len(origin) == 0 || strings.EqualFold(origin[0], l.origin)
+}
+
+// revokeRefreshToken revokes a refresh token at the provider (RFC 7009),
+// authenticated as the gateway's client. A failure is logged and does not
+// stop the sign-out: this replica refuses the session anyway, and others
+// keep renewing copies of its cookie until the refresh token expires.
+func (l *Login) revokeRefreshToken(ctx context.Context, d *discovered, token string) {
+	if d == nil || d.revocation == "" {
+		l.log.Warn("refresh token not revoked at sign-out: the provider lists no revocation_endpoint (or is unavailable); other replicas accept copies of the session cookie until the refresh token expires")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, revokeTimeout)
+	defer cancel()
+	form := url.Values{"token": {token}, "token_type_hint": {"refresh_token"}}
+	if d.authStyle == oauth2.AuthStyleInParams {
+		form.Set("client_id", l.clientID)
+		form.Set("client_secret", l.clientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.revocation, strings.NewReader(form.Encode()))
+	if err != nil {
+		l.log.Warn("refresh token not revoked at sign-out", "err", err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if d.authStyle != oauth2.AuthStyleInParams {
+		// RFC 6749 section 2.3.1: client_secret_basic form-encodes both
+		// parts.
+		req.SetBasicAuth(url.QueryEscape(l.clientID), url.QueryEscape(l.clientSecret))
+	}
+	resp, err := l.p.client.Do(req)
+	if err != nil {
+		l.log.Warn("refresh token not revoked at sign-out; other replicas accept copies of the session cookie until the refresh token expires", "err", err)
+		return
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		l.log.Warn("refresh token not revoked at sign-out; other replicas accept copies of the session cookie until the refresh token expires", "status", resp.StatusCode)
+	}
+}
+
+// endSessionURL returns the provider's end_session_endpoint with the
+// RP-initiated logout parameters: client_id, id_token_hint when the session
+// kept its ID token, and post_logout_redirect_uri when configured.
+func (l *Login) endSessionURL(d *discovered, idToken string) string {
+	u, err := url.Parse(d.endSession)
+	if err != nil {
+		return d.endSession
+	}
+	q := u.Query()
+	q.Set("client_id", l.clientID)
+	if idToken != "" {
+		q.Set("id_token_hint", idToken)
+	}
+	if l.postLogoutURL != "" {
+		q.Set("post_logout_redirect_uri", l.postLogoutURL)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // userinfo shows who the caller is, by any method of the chain. It never

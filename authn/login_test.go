@@ -1,14 +1,23 @@
 package authn
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,10 +211,10 @@ func TestLoginFlow(t *testing.T) {
 	if want := f.clock.now().Add(10 * time.Minute).UTC(); !sess.Expires.Equal(want.Truncate(time.Second)) {
 		t.Errorf("session expires %v, want %v", sess.Expires, want)
 	}
-	for _, secret := range []string{"opaque-access-token", "eyJ"} {
-		if strings.Contains(w.Body.String(), secret) || strings.Contains(sess.Value, secret) {
-			t.Errorf("a token shows in the callback's answer")
-		}
+	// The cookie's value is sealed, so only the body can show a JWT; "eyJ"
+	// may occur in ciphertext by chance.
+	if strings.Contains(w.Body.String(), "opaque-access-token") || strings.Contains(w.Body.String(), "eyJ") || strings.Contains(sess.Value, "opaque-access-token") {
+		t.Errorf("a token shows in the callback's answer")
 	}
 
 	id, err := f.authenticate(liveCookies(w))
@@ -496,14 +505,17 @@ func TestSessionRefresh(t *testing.T) {
 func TestLoginRedirects(t *testing.T) {
 	f := newLoginFixture(t)
 	for _, rd := range openRedirects {
-		for _, path := range []string{PathStart, PathSignOut} {
-			w := f.serve("GET", path+"?rd="+url.QueryEscape(rd), nil)
-			if w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" {
-				t.Errorf("%s?rd=%q: %d %q, want 400", path, rd, w.Code, w.Header().Get("Location"))
-			}
+		w := f.serve("GET", PathStart+"?rd="+url.QueryEscape(rd), nil)
+		if w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" {
+			t.Errorf("%s?rd=%q: %d %q, want 400", PathStart, rd, w.Code, w.Header().Get("Location"))
+		}
+		w = f.serve("POST", PathSignOut+"?rd="+url.QueryEscape(rd), nil, "Origin", testOrigin)
+		if w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" {
+			t.Errorf("%s?rd=%q: %d %q, want 400", PathSignOut, rd, w.Code, w.Header().Get("Location"))
 		}
 	}
-	w := f.serve("GET", PathSignOut+"?rd=/ui/", nil)
+	// Without an end_session_endpoint, sign-out goes to rd.
+	w := f.serve("POST", PathSignOut+"?rd=/ui/", nil, "Origin", testOrigin)
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/" {
 		t.Errorf("sign_out with a good rd: %d %q", w.Code, w.Header().Get("Location"))
 	}
@@ -531,13 +543,424 @@ func TestSafeRedirect(t *testing.T) {
 func TestSignOut(t *testing.T) {
 	f := newLoginFixture(t)
 	cookies := f.login()
-	w := f.serve("POST", PathSignOut, cookies)
+	w := f.serve("POST", PathSignOut, cookies, "Sec-Fetch-Site", "same-origin", "Origin", testOrigin)
 	if w.Code != http.StatusOK {
 		t.Fatalf("sign_out: %d", w.Code)
 	}
 	if c := cookieNamed(w, config.DefaultLoginCookieName); c == nil || c.MaxAge >= 0 {
 		t.Errorf("sign_out did not clear the session: %v", w.Header()["Set-Cookie"])
 	}
+	// A copy of the cookie kept past sign-out is refused on this replica.
+	_, err := f.authenticate(cookies)
+	wantReason(t, err, "signed_out")
+}
+
+// testOrigin is the gateway's origin in the login tests (from testCallback).
+const testOrigin = "https://gw.example"
+
+// TestSignOutMethodAndOrigin covers sign-out CSRF: only a POST from a page
+// of the gateway signs out. A link, an image or a prefetch (GET) gets 405,
+// and a form on another site gets 403; neither touches the session.
+func TestSignOutMethodAndOrigin(t *testing.T) {
+	f := newLoginFixture(t)
+	refused := []struct {
+		name   string
+		method string
+		header []string
+		status int
+	}{
+		{name: "GET", method: "GET", status: http.StatusMethodNotAllowed},
+		{name: "GET from the gateway", method: "GET", header: []string{"Sec-Fetch-Site", "same-origin", "Origin", testOrigin}, status: http.StatusMethodNotAllowed},
+		{name: "HEAD", method: "HEAD", status: http.StatusMethodNotAllowed},
+		{name: "PUT from the gateway", method: "PUT", header: []string{"Sec-Fetch-Site", "same-origin"}, status: http.StatusMethodNotAllowed},
+		{name: "POST cross-site", method: "POST", header: []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}, status: http.StatusForbidden},
+		{name: "POST same-site", method: "POST", header: []string{"Sec-Fetch-Site", "same-site", "Origin", "https://app.gw.example"}, status: http.StatusForbidden},
+		{name: "POST user-initiated", method: "POST", header: []string{"Sec-Fetch-Site", "none"}, status: http.StatusForbidden},
+		{name: "POST same-origin claimed, other Origin", method: "POST", header: []string{"Sec-Fetch-Site", "same-origin", "Origin", "https://evil.example"}, status: http.StatusForbidden},
+		{name: "POST Origin of another site", method: "POST", header: []string{"Origin", "https://evil.example"}, status: http.StatusForbidden},
+		{name: "POST Origin null", method: "POST", header: []string{"Origin", "null"}, status: http.StatusForbidden},
+		{name: "POST Origin over http", method: "POST", header: []string{"Origin", "http://gw.example"}, status: http.StatusForbidden},
+		{name: "POST Origin on another port", method: "POST", header: []string{"Origin", "https://gw.example:8443"}, status: http.StatusForbidden},
+		{name: "POST without Origin or Sec-Fetch-Site", method: "POST", status: http.StatusForbidden},
+	}
+	cookies := f.login()
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			w := f.serve(tc.method, PathSignOut, cookies, tc.header...)
+			if w.Code != tc.status {
+				t.Errorf("%s %s: %d, want %d", tc.method, PathSignOut, w.Code, tc.status)
+			}
+			if tc.status == http.StatusMethodNotAllowed && w.Header().Get("Allow") != "POST" {
+				t.Errorf("Allow = %q, want POST", w.Header().Get("Allow"))
+			}
+			if len(w.Result().Cookies()) != 0 || w.Header().Get("Location") != "" {
+				t.Errorf("a refused sign-out set cookies %v or redirected to %q", w.Header()["Set-Cookie"], w.Header().Get("Location"))
+			}
+			if id, err := f.authenticate(cookies); err != nil || id.Subject != "alice" {
+				t.Errorf("the session after a refused sign-out: %v, %v", id, err)
+			}
+		})
+	}
+	for _, header := range [][]string{
+		{"Sec-Fetch-Site", "same-origin"},
+		{"Origin", testOrigin},
+		{"Origin", "https://GW.example"},
+		{"Sec-Fetch-Site", "same-origin", "Origin", testOrigin},
+	} {
+		cookies := f.login()
+		w := f.serve("POST", PathSignOut, cookies, header...)
+		if c := cookieNamed(w, config.DefaultLoginCookieName); w.Code != http.StatusOK || c == nil || c.MaxAge >= 0 {
+			t.Errorf("POST with %q: %d %v, want 200 and the session cleared", header, w.Code, w.Header()["Set-Cookie"])
+		}
+	}
+}
+
+// logoutIssuer puts a test issuer behind a front that adds the endpoints
+// of sign-out to its discovery document: a revocation_endpoint (RFC 7009)
+// that records what it revokes, after which the token endpoint refuses the
+// token, and an end_session_endpoint (which the browser would visit).
+type logoutIssuer struct {
+	front *httptest.Server
+	// revokeStatus is the revocation endpoint's answer (200 when 0).
+	revokeStatus atomic.Int64
+
+	mu      sync.Mutex
+	revoked []url.Values // the forms of accepted revocations
+	auth    []string     // their client_id:secret
+}
+
+func (li *logoutIssuer) revocations() ([]url.Values, []string) {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	return slices.Clone(li.revoked), slices.Clone(li.auth)
+}
+
+func (li *logoutIssuer) isRevoked(token string) bool {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	return slices.ContainsFunc(li.revoked, func(v url.Values) bool { return v.Get("token") == token })
+}
+
+// newLogoutFixture is a login fixture whose provider offers revocation and
+// RP-initiated logout, issues refresh tokens and hour-long ID tokens (so the
+// session lifetime, not the ID token, ends the session). Its logs go to the
+// returned buffer.
+func newLogoutFixture(t *testing.T) (*loginFixture, *logoutIssuer, *bytes.Buffer) {
+	t.Helper()
+	f := &loginFixture{t: t, clock: newClock(), dir: t.TempDir()}
+	f.idp = newTestIssuer(t, f.clock)
+	li := &logoutIssuer{}
+	inner := f.idp.srv.Config.Handler
+	li.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			rec := httptest.NewRecorder()
+			inner.ServeHTTP(rec, r)
+			var doc map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			doc["revocation_endpoint"] = li.front.URL + "/token/revocation"
+			doc["end_session_endpoint"] = li.front.URL + "/session/end?ui_locales=en"
+			_ = json.NewEncoder(w).Encode(doc)
+		case "/token/revocation":
+			id, secret, ok := r.BasicAuth()
+			if r.Method != http.MethodPost || r.ParseForm() != nil || !ok || id != "promgate" || secret != "client-secret" {
+				http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+				return
+			}
+			if s := li.revokeStatus.Load(); s != 0 {
+				w.WriteHeader(int(s))
+				return
+			}
+			li.mu.Lock()
+			li.revoked = append(li.revoked, r.PostForm)
+			li.auth = append(li.auth, id+":"+secret)
+			li.mu.Unlock()
+		case "/token":
+			_ = r.ParseForm()
+			if r.PostForm.Get("grant_type") == "refresh_token" && li.isRevoked(r.PostForm.Get("refresh_token")) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = io.WriteString(w, `{"error":"invalid_grant"}`)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		default:
+			inner.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(li.front.Close)
+	f.idp.url = li.front.URL
+	f.idp.refreshToken = "refresh-token-value"
+	f.idp.idClaims = func(nonce string) map[string]any {
+		now := f.clock.now()
+		return map[string]any{
+			"iss": f.idp.url, "aud": "promgate", "sub": "alice", "groups": []string{"team-a"},
+			"nonce": nonce, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		}
+	}
+	f.l, f.chain = f.build("cookie secret that is long enough to derive keys from")
+	var logs bytes.Buffer
+	f.l.log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return f, li, &logs
+}
+
+// signOut posts to the sign-out page from the gateway's own page.
+func (f *loginFixture) signOut(cookies []*http.Cookie) *httptest.ResponseRecorder {
+	f.t.Helper()
+	return f.serve("POST", PathSignOut, cookies, "Sec-Fetch-Site", "same-origin", "Origin", testOrigin)
+}
+
+// TestSignOutEndsSession covers a session cookie copied before sign-out and
+// replayed after it (OWASP ASVS 3.3.1: logout invalidates the session). On
+// the replica that signed out, the copy is refused at once; on another
+// replica it works until its lifetime ends, and then cannot be renewed,
+// because sign-out revoked its refresh token.
+func TestSignOutEndsSession(t *testing.T) {
+	f, li, logs := newLogoutFixture(t)
+	cookies := f.login()
+	if id, err := f.authenticate(cookies); err != nil || id.Subject != "alice" {
+		t.Fatalf("before sign-out: %+v, %v", id, err)
+	}
+	replica2, chain2 := f.build("cookie secret that is long enough to derive keys from")
+
+	w := f.signOut(cookies)
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("sign_out: %d %s", w.Code, w.Body)
+	}
+	if c := cookieNamed(w, config.DefaultLoginCookieName); c == nil || c.MaxAge >= 0 {
+		t.Errorf("sign_out did not clear the session: %v", w.Header()["Set-Cookie"])
+	}
+	// RP-initiated logout at the provider.
+	loc, err := url.Parse(w.Header().Get("Location"))
+	if err != nil || loc.Scheme+"://"+loc.Host != li.front.URL || loc.Path != "/session/end" {
+		t.Fatalf("sign_out redirects to %q, want the end_session_endpoint", w.Header().Get("Location"))
+	}
+	q := loc.Query()
+	hint := strings.Split(q.Get("id_token_hint"), ".")
+	if q.Get("client_id") != "promgate" || len(hint) != 3 || q.Get("ui_locales") != "en" || q.Has("post_logout_redirect_uri") {
+		t.Errorf("end_session query %v, want client_id, an id_token_hint and the endpoint's own ui_locales", q)
+	}
+	if payload, err := base64.RawURLEncoding.DecodeString(hint[min(1, len(hint)-1)]); err != nil || !strings.Contains(string(payload), `"sub":"alice"`) {
+		t.Errorf("id_token_hint is not alice's ID token: %s", payload)
+	}
+	// RFC 7009 revocation of the refresh token, as the gateway's client.
+	forms, auth := li.revocations()
+	if len(forms) != 1 || forms[0].Get("token") != "refresh-token-value" || forms[0].Get("token_type_hint") != "refresh_token" || auth[0] != "promgate:client-secret" {
+		t.Errorf("revocations %v by %v, want the refresh token once, by promgate", forms, auth)
+	}
+
+	// This replica refuses the copy at once, clears it, and does not renew
+	// it at /oauth2/start.
+	_, err = f.authenticate(cookies)
+	wantReason(t, err, "signed_out")
+	r := httptest.NewRequest("GET", "/ui/", nil)
+	for _, c := range cookies {
+		r.AddCookie(c)
+	}
+	cw := httptest.NewRecorder()
+	f.l.ClearCookies(cw, r)
+	if c := cookieNamed(cw, config.DefaultLoginCookieName); c == nil || c.MaxAge >= 0 {
+		t.Errorf("ClearCookies kept a signed-out session: %v", cw.Header()["Set-Cookie"])
+	}
+	refreshes := f.idp.refreshes.Load()
+	f.clock.add(DefaultSessionLifetime)
+	w = f.serve("GET", PathStart+"?rd=/ui/", cookies)
+	if c := cookieNamed(w, config.DefaultLoginCookieName); w.Code != http.StatusFound || !strings.HasPrefix(w.Header().Get("Location"), f.idp.url+"/auth?") || c == nil || c.MaxAge >= 0 {
+		t.Errorf("signed-out session at start: %d %q %v, want a new login and the cookie cleared", w.Code, w.Header().Get("Location"), w.Header()["Set-Cookie"])
+	}
+	if f.idp.refreshes.Load() != refreshes {
+		t.Error("a signed-out session was refreshed")
+	}
+	f.clock.add(-DefaultSessionLifetime)
+
+	// Another replica has not seen the sign-out: the copy works there
+	// until its lifetime ends...
+	id, err := chain2.Authenticate(requestWith(cookies))
+	if err != nil || id.Subject != "alice" {
+		t.Fatalf("another replica before the lifetime ends: %+v, %v", id, err)
+	}
+	f.clock.add(DefaultSessionLifetime)
+	_, err = chain2.Authenticate(requestWith(cookies))
+	wantReason(t, err, "session_expired")
+	// ...and then its revoked refresh token does not renew it: the cookie
+	// is cleared and the browser logs in again.
+	saved := f.l
+	f.l = replica2
+	w = f.serve("GET", PathStart+"?rd=/ui/", cookies)
+	f.l = saved
+	if c := cookieNamed(w, config.DefaultLoginCookieName); w.Code != http.StatusFound || !strings.HasPrefix(w.Header().Get("Location"), f.idp.url+"/auth?") || c == nil || c.MaxAge >= 0 {
+		t.Errorf("revoked session at another replica's start: %d %q %v, want a new login and the cookie cleared", w.Code, w.Header().Get("Location"), w.Header()["Set-Cookie"])
+	}
+	for _, secret := range []string{"refresh-token-value", "client-secret", "eyJ"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log shows %q: %s", secret, logs)
+		}
+	}
+}
+
+// TestSignOutRevocationFails: a provider that does not revoke does not stop
+// the sign-out, and this replica still refuses the copied cookie.
+func TestSignOutRevocationFails(t *testing.T) {
+	f, li, logs := newLogoutFixture(t)
+	li.revokeStatus.Store(http.StatusServiceUnavailable)
+	cookies := f.login()
+	w := f.signOut(cookies)
+	if c := cookieNamed(w, config.DefaultLoginCookieName); w.Code != http.StatusSeeOther || c == nil || c.MaxAge >= 0 {
+		t.Fatalf("sign_out: %d %v", w.Code, w.Header()["Set-Cookie"])
+	}
+	_, err := f.authenticate(cookies)
+	wantReason(t, err, "signed_out")
+	if !strings.Contains(logs.String(), "refresh token not revoked") || strings.Contains(logs.String(), "refresh-token-value") {
+		t.Errorf("log %s, want a warning without the token", logs)
+	}
+}
+
+func TestSignOutPostLogoutRedirect(t *testing.T) {
+	f, _, _ := newLogoutFixture(t)
+	f.l.postLogoutURL = "https://gw.example/signed-out"
+	w := f.signOut(f.login())
+	loc, _ := url.Parse(w.Header().Get("Location"))
+	if got := loc.Query().Get("post_logout_redirect_uri"); got != "https://gw.example/signed-out" {
+		t.Errorf("post_logout_redirect_uri = %q", got)
+	}
+	// Without a session, the provider's logout still gets client_id.
+	w = f.signOut(nil)
+	loc, _ = url.Parse(w.Header().Get("Location"))
+	if w.Code != http.StatusSeeOther || loc.Query().Get("client_id") != "promgate" || loc.Query().Has("id_token_hint") {
+		t.Errorf("sign_out without a session: %d %q", w.Code, w.Header().Get("Location"))
+	}
+}
+
+// TestSessionLifetime: a session lasts DefaultSessionLifetime, then
+// /oauth2/start renews it with the refresh token (same session ID), and a
+// refresh that fails ends it.
+func TestSessionLifetime(t *testing.T) {
+	f, _, logs := newLogoutFixture(t)
+	cookies := f.login()
+	sid := f.sessionID(cookies)
+	f.clock.add(DefaultSessionLifetime - time.Second)
+	if _, err := f.authenticate(cookies); err != nil {
+		t.Fatalf("a second before the lifetime ends: %v", err)
+	}
+	f.clock.add(time.Second)
+	_, err := f.authenticate(cookies)
+	wantReason(t, err, "session_expired")
+	// The gateway's error answer keeps a cookie that can be renewed...
+	cw := httptest.NewRecorder()
+	f.l.ClearCookies(cw, requestWith(cookies))
+	if len(cw.Result().Cookies()) != 0 {
+		t.Errorf("ClearCookies cleared a renewable session: %v", cw.Header()["Set-Cookie"])
+	}
+	// ...which /oauth2/start renews.
+	w := f.serve("GET", PathStart+"?rd=/ui/x", cookies)
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/x" || f.idp.refreshes.Load() != 1 {
+		t.Fatalf("refresh at start: %d %q refreshes %d", w.Code, w.Header().Get("Location"), f.idp.refreshes.Load())
+	}
+	renewed := liveCookies(w)
+	if id, err := f.authenticate(renewed); err != nil || id.Subject != "alice" {
+		t.Fatalf("renewed session: %+v %v", id, err)
+	}
+	if got := f.sessionID(renewed); got != sid {
+		t.Errorf("the renewed session's ID changed: signing out would not end the old cookies")
+	}
+	if c := cookieNamed(w, config.DefaultLoginCookieName); !c.Expires.Equal(f.clock.now().Add(DefaultSessionLifetime + refreshWindow).UTC()) {
+		t.Errorf("renewed cookie expires %v, want the lifetime plus the refresh window", c.Expires)
+	}
+
+	// The provider refuses the refresh token: the session is over.
+	f.idp.refreshToken = "another-refresh-token"
+	f.clock.add(DefaultSessionLifetime)
+	w = f.serve("GET", PathStart+"?rd=/ui/", renewed)
+	if c := cookieNamed(w, config.DefaultLoginCookieName); w.Code != http.StatusFound || !strings.HasPrefix(w.Header().Get("Location"), f.idp.url+"/auth?") || c == nil || c.MaxAge >= 0 {
+		t.Errorf("refused refresh: %d %q %v, want a new login and the cookie cleared", w.Code, w.Header().Get("Location"), w.Header()["Set-Cookie"])
+	}
+	if strings.Contains(logs.String(), "refresh-token-value") || !strings.Contains(logs.String(), "invalid_grant") {
+		t.Errorf("log %s, want the error code without the token", logs)
+	}
+
+	// A copy replayed after the refresh window is not sent to the provider,
+	// though the cookie's own expiry no longer binds it.
+	f.idp.refreshToken = "refresh-token-value"
+	f.clock.add(refreshWindow)
+	before := f.idp.refreshes.Load()
+	cw = httptest.NewRecorder()
+	f.l.ClearCookies(cw, requestWith(renewed))
+	w = f.serve("GET", PathStart, renewed)
+	if c := cookieNamed(cw, config.DefaultLoginCookieName); c == nil || c.MaxAge >= 0 || w.Code != http.StatusFound || f.idp.refreshes.Load() != before {
+		t.Errorf("a session past its refresh window: cleared %v, start %d, refreshes %d", cw.Header()["Set-Cookie"], w.Code, f.idp.refreshes.Load()-before)
+	}
+}
+
+// TestSessionWithoutIDIsRefused: a cookie sealed before sessions had IDs
+// cannot be signed out, so it is not accepted.
+func TestSessionWithoutIDIsRefused(t *testing.T) {
+	f := newLoginFixture(t)
+	w := httptest.NewRecorder()
+	b := []byte(`{"iss":"` + f.idp.url + `","claims":{"sub":"alice"},"exp":` + fmt.Sprint(f.clock.now().Add(time.Minute).Unix()) + `}`)
+	if err := f.l.session.set(w, b, f.clock.now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.authenticate(liveCookies(w))
+	wantReason(t, err, "bad_session")
+}
+
+func TestSignedOutBounded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newSignedOut(3)
+	for _, id := range []string{"a", "b", "c"} {
+		if s.add(id, now.Add(time.Minute), now) {
+			t.Fatalf("add(%s) dropped an entry below the bound", id)
+		}
+	}
+	if !s.add("d", now.Add(time.Minute), now) || s.has("a", now) || !s.has("b", now) || !s.has("d", now) || s.len() != 3 {
+		t.Errorf("a full set drops its oldest entry: has a %v b %v d %v, len %d", s.has("a", now), s.has("b", now), s.has("d", now), s.len())
+	}
+	// Entries end with their lifetime and are forgotten.
+	later := now.Add(time.Minute)
+	if s.has("b", later) {
+		t.Error("an ended entry still refuses")
+	}
+	s.add("e", later.Add(time.Minute), later)
+	if s.len() != 1 {
+		t.Errorf("len %d after expiry, want 1", s.len())
+	}
+	// Signing one session out again neither extends nor duplicates it.
+	for range 1000 {
+		s.add("e", later.Add(time.Hour), later)
+	}
+	if len(s.queue) != 1 || s.has("e", later.Add(time.Minute)) {
+		t.Errorf("repeated sign-outs: queue %d, entry extended %v", len(s.queue), s.has("e", later.Add(time.Minute)))
+	}
+	// Many sign-outs over time keep the queue's array small.
+	big := newSignedOut(100)
+	for i := range 100000 {
+		at := now.Add(time.Duration(i) * time.Second)
+		big.add(fmt.Sprint(i), at.Add(10*time.Second), at)
+	}
+	if big.len() > 100 || cap(big.queue) > 1000 {
+		t.Errorf("after 100000 sign-outs: %d entries, queue capacity %d", big.len(), cap(big.queue))
+	}
+}
+
+func requestWith(cookies []*http.Cookie) *http.Request {
+	r := httptest.NewRequest("GET", "/ui/", nil)
+	for _, c := range cookies {
+		r.AddCookie(c)
+	}
+	return r
+}
+
+// sessionID opens the session cookie and returns its ID.
+func (f *loginFixture) sessionID(cookies []*http.Cookie) string {
+	f.t.Helper()
+	sd, err := f.l.readSession(requestWith(cookies))
+	if err != nil || sd.ID == "" {
+		f.t.Fatalf("session cookie: %v, id %q", err, sd.ID)
+	}
+	return sd.ID
 }
 
 // TestUserinfo checks that userinfo shows who the caller is, never a token.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -82,14 +83,22 @@ func (s *sealer) open(name, value string) ([]byte, error) {
 
 // sessionData is what a session cookie holds, encrypted.
 type sessionData struct {
+	// ID names the session from login to sign-out: a refresh keeps it, so
+	// that signing out ends every cookie the session was ever given. A
+	// cookie without one (sealed before sessions had IDs) is refused.
+	ID string `json:"sid"`
 	// Issuer and Claims are the verified ID token's.
 	Issuer string          `json:"iss"`
 	Claims json.RawMessage `json:"claims"`
-	// Expiry is the ID token's exp: the session ends with it.
+	// Expiry ends this stretch of the session: the session lifetime after
+	// login or the last refresh, or the ID token's exp if that comes first.
 	Expiry int64 `json:"exp"`
-	// RefreshToken renews the session at /oauth2/start when present. It
-	// never leaves the encrypted cookie.
+	// RefreshToken renews the session at /oauth2/start when present, and is
+	// revoked at sign-out. It never leaves the encrypted cookie.
 	RefreshToken string `json:"rt,omitempty"`
+	// IDToken is the raw ID token, kept only when the provider has an
+	// end_session_endpoint, as the id_token_hint of RP-initiated logout.
+	IDToken string `json:"idt,omitempty"`
 }
 
 // cookieJar writes and reads one logical cookie that may span chunks named
@@ -223,18 +232,119 @@ func (s *Session) Method() Method { return MethodSession }
 
 // Authenticate decrypts the session cookie. A request without it has no
 // credentials; a cookie that is tampered with, renamed, from another
-// deployment or expired is refused (the gateway's error answer should clear
-// it with Login.ClearCookies).
+// deployment, signed out on this replica or past its lifetime is refused
+// (the gateway's error answer should pass it to Login.ClearCookies, which
+// keeps only a cookie that /oauth2/start can still renew).
 func (s *Session) Authenticate(r *http.Request) (*Identity, error) {
 	sd, err := s.l.readSession(r)
 	if errors.Is(err, errNoCookie) {
 		return nil, ErrNoCredentials
 	}
-	if err != nil {
+	if err != nil || sd.ID == "" {
 		return nil, &Error{Method: MethodSession, Reason: "bad_session", Msg: "the session cookie is not valid; sign in again at /oauth2/start"}
 	}
-	if !s.l.now().Before(time.Unix(sd.Expiry, 0)) {
-		return nil, &Error{Method: MethodSession, Reason: "session_expired", Msg: "the session has expired; sign in again at /oauth2/start"}
+	now := s.l.now()
+	if s.l.signedOut.has(sd.ID, now) {
+		return nil, &Error{Method: MethodSession, Reason: "signed_out", Msg: "this session was signed out; sign in again at /oauth2/start"}
+	}
+	if !now.Before(time.Unix(sd.Expiry, 0)) {
+		return nil, &Error{Method: MethodSession, Reason: "session_expired", Msg: "the session has expired; renew it or sign in again at /oauth2/start"}
 	}
 	return s.l.identityOf(sd)
+}
+
+// signedOut remembers the sessions signed out on this replica, each until
+// the last cookie it could have been given before sign-out has expired, so
+// that a copy of the cookie kept past sign-out is refused at once here.
+// Other replicas do not see it; they refuse the copy when its lifetime ends
+// and the refresh token it holds, revoked at sign-out, no longer renews it.
+//
+// It holds at most max sessions. Sessions enter in the order their entries
+// end (every entry lasts one session lifetime from its sign-out), so the
+// oldest entry is both the first to expire and, when a flood of sign-outs
+// fills the set, the one dropped: its cookie then works on this replica
+// until its own lifetime ends, as on any other replica.
+type signedOut struct {
+	mu    sync.Mutex
+	max   int
+	until map[string]time.Time
+	queue []signedOutEntry // in order of sign-out
+	// dropped counts live entries dropped because the set was full.
+	dropped int
+}
+
+type signedOutEntry struct {
+	id    string
+	until time.Time
+}
+
+func newSignedOut(max int) *signedOut {
+	return &signedOut{max: max, until: map[string]time.Time{}}
+}
+
+// add records id as signed out until until. It reports whether a live entry
+// had to be dropped to make room.
+func (s *signedOut) add(id string, until, now time.Time) (dropped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(now)
+	if old, ok := s.until[id]; ok && now.Before(old) {
+		// Already signed out: the first sign-out's entry outlasts every
+		// cookie given before it, and this replica renews none after it.
+		// Not extending it keeps repeated sign-outs of one cookie from
+		// growing the queue.
+		return false
+	}
+	if _, ok := s.until[id]; !ok && len(s.until) >= s.max {
+		for len(s.until) >= s.max && len(s.queue) > 0 {
+			e := s.pop()
+			if s.until[e.id].Equal(e.until) {
+				delete(s.until, e.id)
+				dropped = true
+			}
+		}
+		if dropped {
+			s.dropped++
+		}
+	}
+	s.until[id] = until
+	s.queue = append(s.queue, signedOutEntry{id: id, until: until})
+	return dropped
+}
+
+// has reports whether id was signed out and its entry has not ended.
+func (s *signedOut) has(id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.until[id]
+	return ok && now.Before(until)
+}
+
+// len returns the number of sessions held, ended or not.
+func (s *signedOut) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.until)
+}
+
+// expire forgets entries that have ended, from the front of the queue.
+func (s *signedOut) expire(now time.Time) {
+	for len(s.queue) > 0 && !now.Before(s.queue[0].until) {
+		e := s.pop()
+		if s.until[e.id].Equal(e.until) {
+			delete(s.until, e.id)
+		}
+	}
+}
+
+// pop removes the queue's first entry, compacting the queue now and then
+// so that its array does not grow without bound.
+func (s *signedOut) pop() signedOutEntry {
+	e := s.queue[0]
+	s.queue[0] = signedOutEntry{}
+	s.queue = s.queue[1:]
+	if cap(s.queue) > 64 && len(s.queue) < cap(s.queue)/4 {
+		s.queue = append([]signedOutEntry(nil), s.queue...)
+	}
+	return e
 }
