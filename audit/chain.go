@@ -168,6 +168,11 @@ var errNoRecord = errors.New("no record")
 // file does not end with a newline (a record cut short) or its last line is
 // longer than maxTail.
 func lastLine(path string) ([]byte, error) {
+	return lastLineWithin(path, maxTail)
+}
+
+// lastLineWithin is lastLine reading at most limit bytes of the file's end.
+func lastLineWithin(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errNoRecord
@@ -184,7 +189,7 @@ func lastLine(path string) ([]byte, error) {
 	if size == 0 {
 		return nil, errNoRecord
 	}
-	n := min(size, maxTail)
+	n := min(size, limit)
 	buf := make([]byte, n)
 	if _, err := f.ReadAt(buf, size-n); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
@@ -195,7 +200,7 @@ func lastLine(path string) ([]byte, error) {
 	buf = buf[:len(buf)-1]
 	i := bytes.LastIndexByte(buf, '\n')
 	if i < 0 && n < size {
-		return nil, fmt.Errorf("the last record is longer than %d bytes", maxTail)
+		return nil, fmt.Errorf("the last record is longer than %d bytes", limit)
 	}
 	return buf[i+1:], nil
 }

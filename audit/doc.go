@@ -46,7 +46,11 @@
 //     for example because its folder is gone or no longer writable, writes
 //     fail as above.
 //   - Size-based rotation keeps audit.max_files rotated files (audit.log.1 is
-//     the newest) and deletes older ones.
+//     the newest) and deletes older ones. Deleting a file that a shipper has
+//     not confirmed in the checkpoint file audit.log.shipped (see
+//     ShippedSuffix) is counted in promgate_audit_unshipped_rotations_total
+//     and logged as a warning: unless shipped by other means, its records
+//     are gone.
 //
 // # Refuses
 //

@@ -74,6 +74,9 @@ type Writer struct {
 	log      *slog.Logger
 	records  prometheus.Counter
 	failures prometheus.Counter
+	// unshippedRotations counts files rotation deleted without a shipping
+	// confirmation (see ShippedSuffix).
+	unshippedRotations prometheus.Counter
 
 	// Hooks, replaced in tests.
 	open   func(path string) (file, error)
@@ -104,9 +107,12 @@ type Writer struct {
 // created with mode 0600); its folder must exist. With cfg.MaxSize above zero
 // the file is rotated before it would grow beyond MaxSize: audit.log becomes
 // audit.log.1, audit.log.1 becomes audit.log.2, and so on, keeping
-// cfg.MaxFiles rotated files and deleting older ones.
+// cfg.MaxFiles rotated files and deleting older ones. A file deleted before a
+// shipper confirmed it in the checkpoint file cfg.Path+ShippedSuffix is
+// counted and logged.
 //
-// The metrics promgate_audit_records_total and promgate_audit_failures_total
+// The metrics promgate_audit_records_total, promgate_audit_failures_total,
+// promgate_audit_unshipped_rotations_total and promgate_audit_last_hash_info
 // are registered with reg; a nil reg registers nothing. Errors name the
 // configuration key they concern.
 func NewWriter(cfg config.Audit, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Writer, error) {
@@ -180,6 +186,10 @@ func NewWriter(cfg config.Audit, logger *slog.Logger, reg prometheus.Registerer,
 		"Audit records accepted by the writer."); err == nil {
 		w.failures, err = counter(reg, "promgate_audit_failures_total",
 			"Audit write, flush, sync, rotation and open failures; each may have lost records.")
+	}
+	if err == nil {
+		w.unshippedRotations, err = counter(reg, "promgate_audit_unshipped_rotations_total",
+			"Audit files that rotation deleted without a shipper's confirmation in the checkpoint file audit.path + \".shipped\".")
 	}
 	if err == nil && reg != nil {
 		// A second Writer on the same registry replaces the first one's
@@ -501,7 +511,9 @@ func (w *Writer) checkFileLocked() error {
 }
 
 // rotateLocked writes pending into the current file, shifts the rotated
-// files up by one, moves the current file to .1 and opens a fresh one.
+// files up by one, moves the current file to .1 and opens a fresh one. Every
+// file it deletes, by removing it or by renaming another over it, is first
+// checked against the shipping checkpoint (confirmLocked).
 func (w *Writer) rotateLocked() error {
 	if err := w.flushPendingLocked(); err != nil {
 		return err
@@ -511,8 +523,17 @@ func (w *Writer) rotateLocked() error {
 	}
 	w.dirty = false
 	name := func(i int) string { return w.path + "." + strconv.Itoa(i) }
+	// newer lists the files of the set newer than name(i), oldest first.
+	newer := func(i int) []string {
+		files := make([]string, 0, i)
+		for j := i - 1; j >= 1; j-- {
+			files = append(files, name(j))
+		}
+		return append(files, w.path)
+	}
 	// Files beyond max_files are left over from a larger setting.
 	for i := w.maxFiles + 1; ; i++ {
+		u := w.confirmLocked(name(i), newer(i))
 		err := os.Remove(name(i))
 		if errors.Is(err, fs.ErrNotExist) {
 			break
@@ -520,20 +541,31 @@ func (w *Writer) rotateLocked() error {
 		if err != nil {
 			return fmt.Errorf("remove old audit file: %w", err)
 		}
+		w.deletedLocked(u)
 	}
 	if w.maxFiles == 0 {
+		u := w.confirmLocked(w.path, nil)
 		if err := os.Remove(w.path); err != nil {
 			return fmt.Errorf("remove full audit file: %w", err)
 		}
+		w.deletedLocked(u)
 	} else {
+		// The first rename replaces, and so deletes, name(max_files).
 		for i := w.maxFiles - 1; i >= 1; i-- {
-			if err := os.Rename(name(i), name(i+1)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			u := w.confirmLocked(name(i+1), newer(i+1))
+			err := os.Rename(name(i), name(i+1))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("shift rotated audit file: %w", err)
 			}
+			if err == nil {
+				w.deletedLocked(u)
+			}
 		}
+		u := w.confirmLocked(name(1), newer(1))
 		if err := os.Rename(w.path, name(1)); err != nil {
 			return fmt.Errorf("rotate audit file: %w", err)
 		}
+		w.deletedLocked(u)
 	}
 	if err := w.closeFileLocked(); err != nil {
 		w.log.Warn("close rotated audit file", "path", w.path, "err", err)

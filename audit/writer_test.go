@@ -221,6 +221,9 @@ promgate_audit_last_hash_info{hash="0000000000000000"} 1
 # HELP promgate_audit_records_total Audit records accepted by the writer.
 # TYPE promgate_audit_records_total counter
 promgate_audit_records_total 0
+# HELP promgate_audit_unshipped_rotations_total Audit files that rotation deleted without a shipper's confirmation in the checkpoint file audit.path + ".shipped".
+# TYPE promgate_audit_unshipped_rotations_total counter
+promgate_audit_unshipped_rotations_total 0
 `
 	if err := testutil.GatherAndCompare(tw.reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
