@@ -57,6 +57,9 @@ type snapshot struct {
 	// cache holds this revision's decisions when they depend on the input
 	// alone (cache.go); nil otherwise.
 	cache *decisionCache
+	// compiled holds this revision's allowed decisions by value, each
+	// parsed and compiled once (cache.go).
+	compiled *compiledDecisions
 }
 
 // New loads and compiles the policy folder cfg.Policies and prepares the
@@ -144,7 +147,7 @@ func (a *Authorizer) build(ctx context.Context) (*snapshot, error) {
 	for i, f := range files {
 		names[i] = f.name
 	}
-	s := &snapshot{query: pq, revision: revision(files), files: names, readsQuery: readsQuery(p.modules)}
+	s := &snapshot{query: pq, revision: revision(files), files: names, readsQuery: readsQuery(p.modules), compiled: newCompiledDecisions()}
 	if !s.readsQuery && deterministic(p.modules) {
 		s.cache = newDecisionCache()
 	}
@@ -272,9 +275,12 @@ func prefixed(prefix string, err error) error {
 // non-nil error wrapping ErrUndefined, ErrEvaluation or ErrMalformed. The
 // error text is for logs and the audit record, not for the caller.
 //
-// When the revision's decisions depend on the input alone (no input.query,
-// no time, random or UUID built-ins), they are cached per revision; the
-// returned Decision may then be shared and must not be modified.
+// An allowed decision carries its compiled Enforcer (Decision.Enforcer); a
+// confinement that does not compile is malformed. When the revision's
+// decisions depend on the input alone (no input.query, no time, random or
+// UUID built-ins), they are cached per revision by input, and allowed
+// decisions are kept by value whatever the policy; the returned Decision may
+// then be shared and must not be modified.
 func (a *Authorizer) Decide(ctx context.Context, in Input) (Decision, error) {
 	d, err := a.decide(ctx, in)
 	result := "deny"
@@ -367,7 +373,7 @@ func (a *Authorizer) evalWith(ctx context.Context, s *snapshot, input ast.Value)
 	if !ok {
 		return Decision{Reason: reasonMalformed}, fmt.Errorf("%w (revision %s): unexpected result %T", ErrMalformed, s.revision, rs[0].Expressions[0].Value)
 	}
-	d, err := parseDecision(t.Value)
+	d, err := s.compiled.parse(t.Value)
 	if err != nil {
 		return Decision{Reason: reasonMalformed}, fmt.Errorf("%w (revision %s)", err, s.revision)
 	}

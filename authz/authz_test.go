@@ -117,7 +117,8 @@ func TestDecideFailsClosed(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) {
 				t.Errorf("Decide() error = %v, want %v", err, tc.wantErr)
 			}
-			if diff := cmp.Diff(Decision{Reason: tc.reason}, d); diff != "" {
+			checkEnforcer(t, d)
+			if diff := cmp.Diff(Decision{Reason: tc.reason}, d, ignoreEnforcer); diff != "" {
 				t.Errorf("Decide() decision mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -203,7 +204,8 @@ func TestDecideParsesDecision(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decide() error = %v", err)
 			}
-			if diff := cmp.Diff(tc.want, d); diff != "" {
+			checkEnforcer(t, d)
+			if diff := cmp.Diff(tc.want, d, ignoreEnforcer); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -582,7 +584,7 @@ func TestDecisionFromDataOnly(t *testing.T) {
 		t.Fatalf("New() = %v", err)
 	}
 	d, err := a.Decide(t.Context(), queryInput(alice))
-	if err != nil || !cmp.Equal(d, Decision{Reason: "maintenance"}) {
+	if err != nil || !cmp.Equal(d, Decision{Reason: "maintenance"}, ignoreEnforcer) {
 		t.Errorf("Decide() = %+v, %v", d, err)
 	}
 }

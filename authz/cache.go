@@ -163,3 +163,59 @@ func deterministic(modules map[string]*ast.Module) bool {
 	}
 	return true
 }
+
+// maxCompiled bounds the allowed decisions a revision keeps compiled.
+const maxCompiled = 4096
+
+// compiledDecisions remembers the allowed decisions of one revision by
+// their value, so that every input the policy gives one answer shares one
+// parsed Decision and one compiled Enforcer, whether or not the decision
+// cache applies (a policy reading input.query, or a new remote address,
+// evaluates again but rarely answers anything new). Parsing is a pure
+// function of the value, so the answer is the one parseDecision would give.
+// Denials are not kept: they compile nothing, and their reasons often name
+// the caller. When full, it starts again empty.
+type compiledDecisions struct {
+	mu sync.RWMutex
+	m  map[int][]compiledDecision // by ast.Value.Hash
+	n  int
+}
+
+type compiledDecision struct {
+	v ast.Value
+	d Decision
+}
+
+func newCompiledDecisions() *compiledDecisions {
+	return &compiledDecisions{m: map[int][]compiledDecision{}}
+}
+
+// parse returns the Decision of v, from memory or from parseDecision.
+func (c *compiledDecisions) parse(v ast.Value) (Decision, error) {
+	h := v.Hash()
+	c.mu.RLock()
+	for _, e := range c.m[h] {
+		if ast.ValueEqual(e.v, v) {
+			c.mu.RUnlock()
+			return e.d, nil
+		}
+	}
+	c.mu.RUnlock()
+	d, err := parseDecision(v)
+	if err != nil || !d.Allow {
+		return d, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.m[h] {
+		if ast.ValueEqual(e.v, v) {
+			return e.d, nil
+		}
+	}
+	if c.n >= maxCompiled {
+		c.m, c.n = map[int][]compiledDecision{}, 0
+	}
+	c.m[h] = append(c.m[h], compiledDecision{v: v, d: d})
+	c.n++
+	return d, nil
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp/syntax"
 	"slices"
 	"strings"
 	"time"
@@ -13,8 +12,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/promgate/promgate/enforce"
 )
 
 // Decision is the policy's answer for one request.
@@ -33,6 +32,12 @@ import (
 // lists (literal and regex together) are empty allows no value at all, so
 // such a decision is turned into a denial rather than handed on as an empty
 // (unrestricted-looking) set.
+//
+// The confinement is validated and compiled into an *enforce.Enforcer once,
+// when the policy answers (Decide, DecideJSON, Compile); a decision whose
+// confinement does not compile is a denial with an ErrMalformed error. The
+// cached decisions of a revision carry their Enforcer, so a request never
+// validates a decision again.
 type Decision struct {
 	// Allow says whether the request may go on.
 	Allow bool `json:"allow"`
@@ -54,7 +59,18 @@ type Decision struct {
 	Tenant string `json:"tenant,omitempty"`
 	// Limits are per-decision query limits; zero fields are not set.
 	Limits Limits `json:"limits,omitzero"`
+
+	// en is the compiled confinement: non-nil exactly when Allow is true,
+	// for a decision made by Decide, DecideJSON or Compile.
+	en *enforce.Enforcer
 }
+
+// Enforcer returns the decision's confinement (Enforce, EnforceRegex and
+// Matchers), validated and compiled when the policy answered. It is non-nil
+// exactly when Allow is true, for a decision made by Decide, DecideJSON or
+// Compile; a Decision built by hand has none until it goes through Compile.
+// An unrestricted decision's Enforcer reports Unrestricted.
+func (d Decision) Enforcer() *enforce.Enforcer { return d.en }
 
 // Limits are the query limits a decision may set. Zero means not set.
 type Limits struct {
@@ -105,8 +121,9 @@ const (
 // maxTenantLength bounds a tenant ID; Mimir and Cortex accept up to 150.
 const maxTenantLength = 150
 
-// parseDecision turns the policy's value into a Decision. Unknown keys are
-// refused: a misspelt "enforce" must not read as "unrestricted".
+// parseDecision turns the policy's value into a Decision and compiles it.
+// Unknown keys are refused: a misspelt "enforce" must not read as
+// "unrestricted".
 func parseDecision(v ast.Value) (Decision, error) {
 	obj, ok := v.(ast.Object)
 	if !ok {
@@ -144,9 +161,7 @@ func parseDecision(v ast.Value) (Decision, error) {
 		case "enforce":
 			d.Enforce, err = parseEnforce("enforce", val.Value)
 		case "enforce_regex":
-			if d.EnforceRegex, err = parseEnforce("enforce_regex", val.Value); err == nil {
-				err = checkRegexes(d.EnforceRegex)
-			}
+			d.EnforceRegex, err = parseEnforce("enforce_regex", val.Value)
 		case "matchers":
 			d.Matchers, err = parseMatchers(val.Value)
 		case "tenant":
@@ -163,21 +178,77 @@ func parseDecision(v ast.Value) (Decision, error) {
 	if !hasAllow {
 		return Decision{}, fmt.Errorf(`%w: "allow" is missing`, ErrMalformed)
 	}
-	if d.Allow {
-		if label, ok := emptyLabel(d); ok {
-			return Decision{Reason: fmt.Sprintf("denied: the policy allows no value of label %q", label)}, nil
+	return d.compile()
+}
+
+// Compile validates d as Decide validates a policy's answer and compiles its
+// Enforcer: for decisions the gateway makes itself, and for tests. A denial
+// keeps only its Reason. Enforce and EnforceRegex must list each value once.
+// On failure it returns a denial with a safe Reason and an error wrapping
+// ErrMalformed, as Decide does.
+func Compile(d Decision) (Decision, error) {
+	err := func() error {
+		if !d.Allow {
+			return nil
 		}
-	}
-	if !d.Allow {
-		d = Decision{Reason: d.Reason}
-	}
-	if d.Reason == "" {
-		d.Reason = reasonDenied
-		if d.Allow {
-			d.Reason = reasonAllowed
+		if d.Tenant != "" {
+			if err := ValidateTenant(d.Tenant); err != nil {
+				return fmt.Errorf(`%w: "tenant": %w`, ErrMalformed, err)
+			}
 		}
+		return nil
+	}()
+	if err == nil {
+		d.en = nil
+		d, err = d.compile()
+	}
+	if err != nil {
+		return Decision{Reason: reasonMalformed}, err
 	}
 	return d, nil
+}
+
+// compile finishes a decision whose fields have their types: it validates
+// and compiles the confinement with enforce.NewPolicyEnforcer, the only
+// validation it gets, turns a label allowed no value into a denial, drops
+// a denial's other fields and fills in a missing reason. A denial's
+// confinement is validated too, so that a decision's shape never depends on
+// its allow.
+func (d Decision) compile() (Decision, error) {
+	p := enforce.Policy{Enforce: d.Enforce, EnforceRegex: d.EnforceRegex, Matchers: d.Matchers}
+	if !d.Allow {
+		if len(p.Enforce)+len(p.EnforceRegex)+len(p.Matchers) > 0 {
+			if err := p.Validate(); err != nil {
+				return Decision{}, confinementError(err)
+			}
+		}
+		if d.Reason == "" {
+			d.Reason = reasonDenied
+		}
+		return Decision{Reason: d.Reason}, nil
+	}
+	en, err := enforce.NewPolicyEnforcer(p)
+	if err != nil {
+		return Decision{}, confinementError(err)
+	}
+	if label, ok := emptyLabel(d); ok {
+		return Decision{Reason: fmt.Sprintf("denied: the policy allows no value of label %q", label)}, nil
+	}
+	if d.Reason == "" {
+		d.Reason = reasonAllowed
+	}
+	d.en = en
+	return d, nil
+}
+
+// confinementError wraps an error of enforce.NewPolicyEnforcer, naming the
+// decision key of a bad matcher (enforce's message names the label of the
+// others).
+func confinementError(err error) error {
+	if ee, ok := errors.AsType[*enforce.Error](err); ok && ee.Matcher != "" {
+		return fmt.Errorf(`%w: "matchers": %w`, ErrMalformed, err)
+	}
+	return fmt.Errorf("%w: %w", ErrMalformed, err)
 }
 
 // emptyLabel returns the first label, in enforce order and then in
@@ -310,59 +381,12 @@ func ValidateTenant(s string) error {
 	return nil
 }
 
-// checkRegexes refuses a regular expression that does not compile on its
-// own or that matches the empty string (which would expose series lacking
-// the label).
-func checkRegexes(m map[string][]string) error {
-	for _, label := range slices.Sorted(maps.Keys(m)) {
-		for _, r := range m[label] {
-			if err := validateRegex(r); err != nil {
-				return fmt.Errorf(`%w: "enforce_regex" label %q: %w`, ErrMalformed, label, err)
-			}
-		}
-	}
-	return nil
-}
-
-// validateRegex is enforce.ValidateRegex, kept here because authz imports
-// no enforcement code: it compiles alone as RE2 and does not match "".
-func validateRegex(r string) error {
-	if _, err := syntax.Parse(r, syntax.Perl|syntax.DotNL); err != nil {
-		return fmt.Errorf("regular expression %q does not compile: %w", r, err)
-	}
-	m, err := labels.NewMatcher(labels.MatchRegexp, "l", r)
-	if err != nil {
-		return fmt.Errorf("regular expression %q does not compile: %w", r, err)
-	}
-	if m.Matches("") {
-		return fmt.Errorf("regular expression %q matches the empty string, which would expose series without the label", r)
-	}
-	return nil
-}
-
-// matcherParser parses decision matchers as a Prometheus server without
-// feature flags does.
-var matcherParser = parser.NewParser(parser.Options{})
-
-// parseMatchers reads "matchers": an array or set of series selectors in
-// braces, each with at least one matcher. A bare metric name is refused: as
-// a constraint it would confine every selector to that one metric.
+// parseMatchers reads "matchers": an array or set of strings. Their syntax
+// is checked once, when the decision is compiled (enforce.ParseDecisionMatcher).
 func parseMatchers(v ast.Value) ([]string, error) {
 	list, err := stringList(v)
 	if err != nil {
 		return nil, fmt.Errorf(`%w: "matchers": %w`, ErrMalformed, err)
-	}
-	for _, s := range list {
-		if !strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "{") {
-			return nil, fmt.Errorf(`%w: "matchers": %q is not a selector in braces such as {secret!="true"}`, ErrMalformed, s)
-		}
-		ms, err := matcherParser.ParseMetricSelector(s)
-		if err != nil {
-			return nil, fmt.Errorf(`%w: "matchers": %q: %w`, ErrMalformed, s, err)
-		}
-		if len(ms) == 0 || slices.Contains(ms, nil) {
-			return nil, fmt.Errorf(`%w: "matchers": %q holds no matcher`, ErrMalformed, s)
-		}
 	}
 	if len(list) == 0 {
 		return nil, nil

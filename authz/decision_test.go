@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/promgate/promgate/enforce"
 )
 
 // TestParseDecisionFields checks the decision fields added for richer
@@ -85,6 +87,9 @@ func TestParseDecisionFields(t *testing.T) {
 			value: `{"allow": true, "limits": {"max_range": "1d", "max_lookback": "2d", "min_step": "1m"}}`,
 			want:  Decision{Allow: true, Reason: reasonAllowed, Limits: Limits{MaxRange: 24 * time.Hour, MaxLookback: 48 * time.Hour, MinStep: time.Minute}},
 		},
+		{name: "enforce empty value", value: `{"allow": true, "enforce": {"namespace": ["a", ""]}}`, wantErr: "enforced label namespace has an empty value"},
+		{name: "deny with a bad matcher is malformed", value: `{"allow": false, "matchers": ["up"]}`, wantErr: `"matchers": decision matcher "up" is not a selector in braces`},
+		{name: "deny with a bad regex is malformed", value: `{"allow": false, "enforce_regex": {"namespace": [".*"]}}`, wantErr: "matches the empty string"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,7 +103,8 @@ func TestParseDecisionFields(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseDecision() error = %v", err)
 			}
-			if diff := cmp.Diff(tc.want, d); diff != "" {
+			checkEnforcer(t, d)
+			if diff := cmp.Diff(tc.want, d, ignoreEnforcer); diff != "" {
 				t.Errorf("parseDecision() mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -113,7 +119,8 @@ func TestDecideRefusesEmptyMatchingRegex(t *testing.T) {
 	if !errors.Is(err, ErrMalformed) {
 		t.Fatalf("Decide() error = %v, want ErrMalformed", err)
 	}
-	if diff := cmp.Diff(Decision{Reason: reasonMalformed}, d); diff != "" {
+	checkEnforcer(t, d)
+	if diff := cmp.Diff(Decision{Reason: reasonMalformed}, d, ignoreEnforcer); diff != "" {
 		t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -128,5 +135,84 @@ func TestValidateTenant(t *testing.T) {
 		if err := ValidateTenant(s); err == nil {
 			t.Errorf("ValidateTenant(%q) = nil, want an error", s)
 		}
+	}
+}
+
+// TestDecideCompilesEnforcer checks that an allowed decision comes with its
+// Enforcer, compiled from the whole confinement, and that a cached decision
+// hands out the one compiled when the policy answered.
+func TestDecideCompilesEnforcer(t *testing.T) {
+	a := newAuthorizer(t, writeFolder(t, policy(`decision := {"allow": true, "enforce": {"namespace": ["shared"]}, "enforce_regex": {"namespace": ["team-.*"]}, "matchers": ["{secret!=\"true\"}"]}`)), nil)
+	d, err := a.Decide(t.Context(), queryInput(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := d.Enforcer()
+	if en == nil {
+		t.Fatal("Enforcer() = nil for an allowed decision")
+	}
+	q, err := enforce.ParseQuery("up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := en.Rewrite(q)
+	if want := `up{namespace=~"shared|(?:team-.*)",secret!="true"}`; err != nil || got != want {
+		t.Errorf("Rewrite(up) = %q, %v; want %q", got, err, want)
+	}
+	again, err := a.Decide(t.Context(), queryInput(alice))
+	if err != nil || again.Enforcer() != en {
+		t.Errorf("cached Decide() = %p, %v; want the Enforcer compiled the first time, %p", again.Enforcer(), err, en)
+	}
+}
+
+func TestDecideUnrestrictedEnforcer(t *testing.T) {
+	a := newAuthorizer(t, writeFolder(t, policy(`decision := {"allow": true}`)), nil)
+	d, err := a.Decide(t.Context(), queryInput(alice))
+	if err != nil || d.Enforcer() == nil || !d.Enforcer().Unrestricted() {
+		t.Errorf("Decide() = %+v (Enforcer %v), %v; want an unrestricted Enforcer", d, d.Enforcer(), err)
+	}
+}
+
+func TestCompile(t *testing.T) {
+	tests := []struct {
+		name    string
+		d       Decision
+		want    Decision
+		wantErr string
+	}{
+		{name: "unrestricted", d: Decision{Allow: true}, want: Decision{Allow: true, Reason: reasonAllowed}},
+		{
+			name: "confined",
+			d:    Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", Limits: Limits{MaxRange: time.Hour}},
+			want: Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", Limits: Limits{MaxRange: time.Hour}},
+		},
+		{name: "deny keeps its reason only", d: Decision{Reason: "no", Tenant: "x/y"}, want: Decision{Reason: "no"}},
+		{name: "deny without reason", d: Decision{}, want: Decision{Reason: reasonDenied}},
+		{name: "label allowed nothing", d: Decision{Allow: true, Enforce: map[string][]string{"namespace": {}}}, want: Decision{Reason: `denied: the policy allows no value of label "namespace"`}},
+		{name: "repeated value", d: Decision{Allow: true, Enforce: map[string][]string{"namespace": {"a", "a"}}}, wantErr: `lists value "a" twice`},
+		{name: "bad matcher", d: Decision{Allow: true, Matchers: []string{"up"}}, wantErr: `"matchers"`},
+		{name: "bad regex", d: Decision{Allow: true, EnforceRegex: map[string][]string{"namespace": {"a|"}}}, wantErr: "matches the empty string"},
+		{name: "bad tenant", d: Decision{Allow: true, Tenant: "a/b"}, wantErr: `"tenant"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Compile(tc.d)
+			checkEnforcer(t, d)
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("Compile() error = %v, want ErrMalformed containing %q", err, tc.wantErr)
+				}
+				if diff := cmp.Diff(Decision{Reason: reasonMalformed}, d, ignoreEnforcer); diff != "" {
+					t.Errorf("Compile() mismatch (-want +got):\n%s", diff)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Compile() error = %v", err)
+			}
+			if diff := cmp.Diff(tc.want, d, ignoreEnforcer); diff != "" {
+				t.Errorf("Compile() mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -107,7 +107,8 @@ func TestDefaultPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decide() error = %v", err)
 			}
-			if diff := cmp.Diff(tc.want, d); diff != "" {
+			checkEnforcer(t, d)
+			if diff := cmp.Diff(tc.want, d, ignoreEnforcer); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})

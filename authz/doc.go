@@ -28,6 +28,12 @@
 //     becomes an HTTP header and, upstream, a storage path. A label allowed
 //     no value at all (neither literal nor regex) turns the decision into a
 //     denial.
+//   - Compiled once. The confinement of a decision is validated and
+//     compiled into an *enforce.Enforcer (Decision.Enforcer) when the policy
+//     answers, by enforce.NewPolicyEnforcer alone; one that does not compile
+//     is a malformed decision. A revision keeps its allowed decisions by
+//     value, and its decision cache keeps them by input, each with its
+//     Enforcer, so that the request path never validates a decision again.
 //   - No network and no secrets. Policies are compiled with http.send, every
 //     net.* built-in and opa.runtime removed, and with no host allowed for
 //     JSON-schema references; using one is a load error naming file and line.

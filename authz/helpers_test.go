@@ -1,7 +1,26 @@
 package authz
 
-import "github.com/promgate/promgate/config"
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/promgate/promgate/config"
+)
 
 func configFor(dir string) config.Authz {
 	return config.Authz{Policies: dir, Decision: decisionRef}
+}
+
+// ignoreEnforcer lets cmp compare decisions by their fields. The compiled
+// Enforcer has no state cmp can read; checkEnforcer checks it.
+var ignoreEnforcer = cmpopts.IgnoreUnexported(Decision{})
+
+// checkEnforcer reports a decision whose Enforcer is not there exactly when
+// it allows.
+func checkEnforcer(t *testing.T, d Decision) {
+	t.Helper()
+	if (d.Enforcer() != nil) != d.Allow {
+		t.Errorf("Decision{Allow: %v}.Enforcer() = %v, want it non-nil exactly when allowed", d.Allow, d.Enforcer())
+	}
 }
