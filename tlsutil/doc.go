@@ -53,9 +53,9 @@
 // established connections keep theirs. A half-written pair (a new certificate
 // with the old key, a truncated file) fails the reload: the previous snapshot
 // stays, the failure is logged at error level and counted in
-// promgate_tls_reloads_total{result="failure"}, and nothing exits. Watch polls
-// a SHA-256 over the files and reloads when it changes. One handshake never
-// mixes two snapshots.
+// promgate_tls_reloads_total{result="failure"}, and nothing exits. The
+// gateway's reload watcher (package reload) calls Reload when Files change
+// or on SIGHUP. One handshake never mixes two snapshots.
 //
 // # Upstream
 //

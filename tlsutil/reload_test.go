@@ -2,7 +2,6 @@ package tlsutil_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -272,64 +270,4 @@ func TestReloadClientCA(t *testing.T) {
 		t.Errorf("client CA expiry = %v, want %v", got, want)
 	}
 	checkReloads(t, reg, 2, 0)
-}
-
-// TestWatch checks that Watch reloads when the files change, does not retry a
-// failed reload until they change again, and returns when its context ends.
-func TestWatch(t *testing.T) {
-	f := newFixture(t)
-	next1, next1Key := f.issue(t, serverSpec())
-	next2, next2Key := f.issue(t, serverSpec())
-	synctest.Test(t, func(t *testing.T) {
-		const interval = 10 * time.Second
-		s, reg := f.server(t, f.config(config.VerifyClientCertIfGiven))
-		served := func() *big.Int {
-			c, err := s.TLSConfig().GetCertificate(&tls.ClientHelloInfo{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c.Leaf.SerialNumber
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() {
-			s.Watch(ctx, interval)
-			close(done)
-		}()
-
-		time.Sleep(3 * interval)
-		synctest.Wait()
-		checkReloads(t, reg, 0, 0) // nothing changed: no reload
-
-		f.write(t, "server.key", next1Key)
-		f.write(t, "server.crt", next1)
-		time.Sleep(interval)
-		synctest.Wait()
-		if got, want := served(), serial(t, next1); got.Cmp(want) != 0 {
-			t.Errorf("after change: served %v, want %v", got, want)
-		}
-		checkReloads(t, reg, 1, 0)
-
-		f.write(t, "server.crt", next2) // key not written yet
-		time.Sleep(interval)
-		synctest.Wait()
-		checkReloads(t, reg, 1, 1)
-		time.Sleep(3 * interval)
-		synctest.Wait()
-		checkReloads(t, reg, 1, 1) // not retried while the files stay the same
-		if got, want := served(), serial(t, next1); got.Cmp(want) != 0 {
-			t.Errorf("half-written pair: served %v, want the previous %v", got, want)
-		}
-
-		f.write(t, "server.key", next2Key)
-		time.Sleep(interval)
-		synctest.Wait()
-		if got, want := served(), serial(t, next2); got.Cmp(want) != 0 {
-			t.Errorf("pair completed: served %v, want %v", got, want)
-		}
-		checkReloads(t, reg, 2, 1)
-
-		cancel()
-		<-done
-	})
 }

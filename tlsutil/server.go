@@ -1,7 +1,6 @@
 package tlsutil
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,9 +15,6 @@ import (
 	"github.com/promgate/promgate/config"
 )
 
-// DefaultWatchInterval is how often Watch polls the files when given no
-// positive interval.
-const DefaultWatchInterval = 10 * time.Second
 
 // cipherSuites are the TLS 1.2 suites of Mozilla's intermediate profile that
 // Go implements: ECDHE key exchange with an AEAD cipher only. RSA key exchange
@@ -48,7 +44,7 @@ var (
 
 // Server holds the public listener's certificate, key and client CAs, and the
 // rules that every client connection is checked against. Its files are
-// reloaded without a restart; see Reload and Watch.
+// reloaded without a restart; see Reload.
 type Server struct {
 	cfg        config.TLS
 	logger     *slog.Logger
@@ -59,7 +55,6 @@ type Server struct {
 
 	mu        sync.Mutex // serialises loads
 	snap      atomic.Pointer[snapshot]
-	attempted atomic.Pointer[[sha256.Size]byte] // digest of the files at the last load attempt
 
 	// verifyHook, when set by tests, sees every connection that reaches the
 	// connection check.
@@ -181,8 +176,6 @@ func (s *Server) Files() []string {
 // read. The caller holds s.mu.
 func (s *Server) load() (*snapshot, error) {
 	fs := readFiles(s.Files())
-	sum := fs.sum
-	s.attempted.Store(&sum)
 	now := time.Now()
 
 	var errs []error
@@ -333,30 +326,4 @@ func (s *Server) Reload() error {
 		"subject", snap.cert.Leaf.Subject.String(),
 		"not_after", snap.cert.Leaf.NotAfter.UTC())
 	return nil
-}
-
-// Watch polls a SHA-256 digest over the content of Files every interval (or
-// DefaultWatchInterval if interval is not positive) and calls Reload when it
-// differs from the digest of the last load attempt. A failed reload is
-// therefore not retried until the files change again. Watch returns when ctx
-// is done.
-func (s *Server) Watch(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		interval = DefaultWatchInterval
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		sum := readFiles(s.Files()).sum
-		if last := s.attempted.Load(); last != nil && *last == sum {
-			continue
-		}
-		s.logger.Info("tls files changed; reloading")
-		_ = s.Reload() // Reload logs and counts failures.
-	}
 }
