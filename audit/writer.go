@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -299,7 +300,7 @@ func (w *Writer) Write(r *Record) error {
 	if err != nil {
 		return w.failLocked("encode", err)
 	}
-	if kept, err := w.appendLocked(line); err != nil {
+	if kept, err := w.appendLocked(line, saved); err != nil {
 		if !kept {
 			// The record is not in the log: the next one links to the
 			// record before it.
@@ -351,9 +352,10 @@ func (w *Writer) lastHashLocked() string {
 }
 
 // appendLocked adds line to the output, rotating first when the file would
-// grow beyond maxSize. kept reports whether the line is in the output or
-// still pending; it is false when the record was dropped.
-func (w *Writer) appendLocked(line []byte) (kept bool, err error) {
+// grow beyond maxSize. prev is the hash the line links to: the last record
+// of the file that rotation moves away. kept reports whether the line is in
+// the output or still pending; it is false when the record was dropped.
+func (w *Writer) appendLocked(line []byte, prev [sha256.Size]byte) (kept bool, err error) {
 	through := w.failed
 	if w.out == nil {
 		if err := w.openLocked(); err != nil {
@@ -361,7 +363,7 @@ func (w *Writer) appendLocked(line []byte) (kept bool, err error) {
 		}
 	}
 	if w.path != "" && w.maxSize > 0 && w.size > 0 && w.size+int64(len(line)) > w.maxSize {
-		if err := w.rotateLocked(); err != nil {
+		if err := w.rotateLocked(prev); err != nil {
 			return false, w.failLocked("rotate", err)
 		}
 	}
@@ -514,7 +516,7 @@ func (w *Writer) checkFileLocked() error {
 // files up by one, moves the current file to .1 and opens a fresh one. Every
 // file it deletes, by removing it or by renaming another over it, is first
 // checked against the shipping checkpoint (confirmLocked).
-func (w *Writer) rotateLocked() error {
+func (w *Writer) rotateLocked(last [sha256.Size]byte) error {
 	if err := w.flushPendingLocked(); err != nil {
 		return err
 	}
@@ -573,9 +575,11 @@ func (w *Writer) rotateLocked() error {
 	if err := w.openLocked(); err != nil {
 		return err
 	}
-	// The new file's first record links to this hash. Logged, so that the
-	// end of the rotated file can be checked later (audit verify -last-hash).
-	w.log.Info("rotated audit file", "path", w.path, "rotated_to", name(1), "last_hash", w.lastHashLocked())
+	// The new file's first record links to last, the hash of the rotated
+	// file's last record (w.chain.last is already the new record's). Logged,
+	// so that the end of the rotated file can be checked later (audit verify
+	// -last-hash).
+	w.log.Info("rotated audit file", "path", w.path, "rotated_to", name(1), "last_hash", hex.EncodeToString(last[:]))
 	return nil
 }
 

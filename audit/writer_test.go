@@ -430,6 +430,42 @@ func TestRotation(t *testing.T) {
 	}
 }
 
+// TestRotationLogsRotatedFilesLastHash checks that the "rotated audit file"
+// log line names the last record of the file just rotated, which is what
+// `audit verify -last-hash` needs to check that file's end.
+func TestRotationLogsRotatedFilesLastHash(t *testing.T) {
+	cfg := fileCfg(t.TempDir())
+	cfg.MaxSize, cfg.MaxFiles = 10, 1
+	tw := newTestWriter(t, cfg, slowFlush)
+	tw.mustWrite(t, "r0")
+	h0 := tw.LastHash()
+	tw.mustWrite(t, "r1") // rotates audit.log, holding r0, to audit.log.1
+	var logged []string
+	tw.logs.mu.Lock()
+	for _, r := range tw.logs.records {
+		if r.Message != "rotated audit file" {
+			continue
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "last_hash" {
+				logged = append(logged, a.Value.String())
+			}
+			return true
+		})
+	}
+	tw.logs.mu.Unlock()
+	if len(logged) != 1 || logged[0] != h0 {
+		t.Fatalf("rotation logged last_hash %q, want [%s], the hash of r0", logged, h0)
+	}
+	res, err := Verify(VerifyOptions{LastHash: logged[0]}, cfg.Path+".1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Errorf("verify audit.log.1 -last-hash <logged>: %v", res.Breaks)
+	}
+}
+
 // flakyFile fails writes with ENOSPC while fail is set. With partial set, the
 // failing write first writes that many bytes.
 type flakyFile struct {
