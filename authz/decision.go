@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -25,13 +26,14 @@ import (
 //	EnforceRegex  "enforce_regex": {label: [string]}   no regex confinement
 //	Matchers      "matchers": [string]                 no extra constraint
 //	Tenant        "tenant": string                     no tenant
+//	RateKey       "rate_key": string                   a rate bucket per identity
 //	Limits        "limits": {max_range, ...}           the configured limits only
 //
-// Enforce, EnforceRegex, Matchers, Tenant and Limits are set only when Allow
-// is true; all three confinements empty means unrestricted. A label whose
-// lists (literal and regex together) are empty allows no value at all, so
-// such a decision is turned into a denial rather than handed on as an empty
-// (unrestricted-looking) set.
+// Enforce, EnforceRegex, Matchers, Tenant, RateKey and Limits are set only
+// when Allow is true; all three confinements empty means unrestricted. A
+// label whose lists (literal and regex together) are empty allows no value
+// at all, so such a decision is turned into a denial rather than handed on as
+// an empty (unrestricted-looking) set.
 //
 // The confinement is validated and compiled into an *enforce.Enforcer once,
 // when the policy answers (Decide, DecideJSON, Compile); a decision whose
@@ -57,6 +59,11 @@ type Decision struct {
 	Matchers []string `json:"matchers,omitempty"`
 	// Tenant is the upstream tenant (for X-Scope-OrgID and alike), or "".
 	Tenant string `json:"tenant,omitempty"`
+	// RateKey names the rate-limit bucket the request draws from, such as a
+	// tenant or a group, so that the callers given one key share one
+	// bucket. "" means a bucket per identity. It is 1 to 128 bytes of
+	// printable ASCII.
+	RateKey string `json:"rate_key,omitempty"`
 	// Limits are per-decision query limits; zero fields are not set.
 	Limits Limits `json:"limits,omitzero"`
 
@@ -72,17 +79,47 @@ type Decision struct {
 // An unrestricted decision's Enforcer reports Unrestricted.
 func (d Decision) Enforcer() *enforce.Enforcer { return d.en }
 
-// Limits are the query limits a decision may set. Zero means not set.
+// Limits are the limits a decision may set, each applied with the
+// configuration's (the stricter one wins). Zero means not set.
+//
+//	field               policy key ("limits": {...})   value
+//	MaxRange            max_range                      duration string, "7d"
+//	MaxLookback         max_lookback                   duration string
+//	MinStep             min_step                       duration string
+//	MaxQueryPoints      max_query_points               whole number
+//	MaxSubqueryPoints   max_subquery_points            whole number
+//	MaxSamplesEstimate  max_samples_estimate           whole number
+//	MaxConcurrency      max_concurrency                whole number
+//	RequestsPerSecond   requests_per_second            number, fractions allowed
+//	Burst               burst                          whole number
+//
+// A negative number, a fraction where a whole number is due, or an unknown
+// key makes the decision malformed.
 type Limits struct {
-	MaxRange    time.Duration
+	// MaxRange bounds the time range of a range query.
+	MaxRange time.Duration
+	// MaxLookback bounds how far back from now a query may read.
 	MaxLookback time.Duration
-	MinStep     time.Duration
+	// MinStep is the smallest step of a range query.
+	MinStep time.Duration
+	// MaxQueryPoints bounds the evaluation points of a query.
+	MaxQueryPoints int64
+	// MaxSubqueryPoints bounds the points one subquery evaluates.
+	MaxSubqueryPoints int64
+	// MaxSamplesEstimate bounds the samples a query is estimated to read
+	// per series.
+	MaxSamplesEstimate int64
+	// MaxConcurrency bounds the requests in flight per rate bucket.
+	MaxConcurrency int
+	// RequestsPerSecond and Burst are the token bucket of the rate bucket.
+	RequestsPerSecond float64
+	Burst             int
 }
 
 // MarshalJSON writes the limits as the policy writes them: Prometheus-style
-// durations, set fields only.
+// durations and numbers, set fields only.
 func (l Limits) MarshalJSON() ([]byte, error) {
-	m := map[string]string{}
+	m := map[string]any{}
 	for _, f := range []struct {
 		key string
 		d   time.Duration
@@ -90,6 +127,23 @@ func (l Limits) MarshalJSON() ([]byte, error) {
 		if f.d != 0 {
 			m[f.key] = model.Duration(f.d).String()
 		}
+	}
+	for _, f := range []struct {
+		key string
+		n   int64
+	}{
+		{"max_query_points", l.MaxQueryPoints},
+		{"max_subquery_points", l.MaxSubqueryPoints},
+		{"max_samples_estimate", l.MaxSamplesEstimate},
+		{"max_concurrency", int64(l.MaxConcurrency)},
+		{"burst", int64(l.Burst)},
+	} {
+		if f.n != 0 {
+			m[f.key] = f.n
+		}
+	}
+	if l.RequestsPerSecond != 0 {
+		m["requests_per_second"] = l.RequestsPerSecond
 	}
 	return json.Marshal(m)
 }
@@ -120,6 +174,10 @@ const (
 
 // maxTenantLength bounds a tenant ID; Mimir and Cortex accept up to 150.
 const maxTenantLength = 150
+
+// maxRateKeyLength bounds a rate key, which keys a map of buckets and is
+// written to logs.
+const maxRateKeyLength = 128
 
 // parseDecision turns the policy's value into a Decision and compiles it.
 // Unknown keys are refused: a misspelt "enforce" must not read as
@@ -166,10 +224,12 @@ func parseDecision(v ast.Value) (Decision, error) {
 			d.Matchers, err = parseMatchers(val.Value)
 		case "tenant":
 			d.Tenant, err = parseTenant(val.Value)
+		case "rate_key":
+			d.RateKey, err = parseRateKey(val.Value)
 		case "limits":
 			d.Limits, err = parseLimits(val.Value)
 		default:
-			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant and limits", ErrMalformed, string(key))
+			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant, rate_key and limits", ErrMalformed, string(key))
 		}
 	})
 	if err != nil {
@@ -196,7 +256,12 @@ func Compile(d Decision) (Decision, error) {
 				return fmt.Errorf(`%w: "tenant": %w`, ErrMalformed, err)
 			}
 		}
-		return nil
+		if d.RateKey != "" {
+			if err := validateRateKey(d.RateKey); err != nil {
+				return fmt.Errorf(`%w: "rate_key": %w`, ErrMalformed, err)
+			}
+		}
+		return d.Limits.validate()
 	}()
 	if err == nil {
 		d.en = nil
@@ -381,6 +446,36 @@ func ValidateTenant(s string) error {
 	return nil
 }
 
+// parseRateKey reads "rate_key".
+func parseRateKey(v ast.Value) (string, error) {
+	s, ok := v.(ast.String)
+	if !ok {
+		return "", fmt.Errorf(`%w: "rate_key" has type %s, want a string`, ErrMalformed, ast.ValueName(v))
+	}
+	if err := validateRateKey(string(s)); err != nil {
+		return "", fmt.Errorf(`%w: "rate_key": %w`, ErrMalformed, err)
+	}
+	return string(s), nil
+}
+
+// validateRateKey accepts 1 to 128 bytes of printable ASCII (space to
+// tilde): a rate key keys the gateway's buckets and is logged, so no control
+// character or invalid UTF-8 may reach it.
+func validateRateKey(s string) error {
+	switch {
+	case s == "":
+		return errors.New("rate key is empty; omit the key for a bucket per identity")
+	case len(s) > maxRateKeyLength:
+		return fmt.Errorf("rate key is longer than %d bytes", maxRateKeyLength)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' {
+			return fmt.Errorf("rate key holds %q; use printable ASCII", rune(c))
+		}
+	}
+	return nil
+}
+
 // parseMatchers reads "matchers": an array or set of strings. Their syntax
 // is checked once, when the decision is compiled (enforce.ParseDecisionMatcher).
 func parseMatchers(v ast.Value) ([]string, error) {
@@ -394,6 +489,7 @@ func parseMatchers(v ast.Value) ([]string, error) {
 	return list, nil
 }
 
+// parseLimits reads "limits": an object of the keys Limits lists.
 func parseLimits(v ast.Value) (Limits, error) {
 	obj, ok := v.(ast.Object)
 	if !ok {
@@ -408,29 +504,106 @@ func parseLimits(v ast.Value) (Limits, error) {
 			return
 		}
 		key, _ := k.Value.(ast.String)
-		var dst *time.Duration
 		switch key {
 		case "max_range":
-			dst = &l.MaxRange
+			l.MaxRange, err = limitDuration(key, val.Value)
 		case "max_lookback":
-			dst = &l.MaxLookback
+			l.MaxLookback, err = limitDuration(key, val.Value)
 		case "min_step":
-			dst = &l.MinStep
+			l.MinStep, err = limitDuration(key, val.Value)
+		case "max_query_points":
+			l.MaxQueryPoints, err = limitInt(key, val.Value)
+		case "max_subquery_points":
+			l.MaxSubqueryPoints, err = limitInt(key, val.Value)
+		case "max_samples_estimate":
+			l.MaxSamplesEstimate, err = limitInt(key, val.Value)
+		case "max_concurrency":
+			var n int64
+			n, err = limitInt(key, val.Value)
+			l.MaxConcurrency = int(n)
+		case "burst":
+			var n int64
+			n, err = limitInt(key, val.Value)
+			l.Burst = int(n)
+		case "requests_per_second":
+			l.RequestsPerSecond, err = limitFloat(key, val.Value)
 		default:
-			err = fmt.Errorf(`%w: "limits" key %s is unknown; use max_range, max_lookback or min_step`, ErrMalformed, k)
-			return
+			err = fmt.Errorf(`%w: "limits" key %s is unknown; use max_range, max_lookback, min_step, max_query_points, max_subquery_points, max_samples_estimate, max_concurrency, requests_per_second or burst`, ErrMalformed, k)
 		}
-		s, ok := val.Value.(ast.String)
-		if !ok {
-			err = fmt.Errorf(`%w: "limits.%s" has type %s, want a duration string such as "7d"`, ErrMalformed, string(key), ast.ValueName(val.Value))
-			return
-		}
-		d, perr := model.ParseDuration(string(s))
-		if perr != nil {
-			err = fmt.Errorf(`%w: "limits.%s": %w`, ErrMalformed, string(key), perr)
-			return
-		}
-		*dst = time.Duration(d)
 	})
 	return l, err
+}
+
+// limitDuration reads a duration limit: a Prometheus duration string.
+func limitDuration(key ast.String, v ast.Value) (time.Duration, error) {
+	s, ok := v.(ast.String)
+	if !ok {
+		return 0, fmt.Errorf(`%w: "limits.%s" has type %s, want a duration string such as "7d"`, ErrMalformed, string(key), ast.ValueName(v))
+	}
+	d, err := model.ParseDuration(string(s))
+	if err != nil {
+		return 0, fmt.Errorf(`%w: "limits.%s": %w`, ErrMalformed, string(key), err)
+	}
+	return time.Duration(d), nil
+}
+
+// limitInt reads a whole-number limit, 0 or more and at most MaxInt32 for
+// the fields held in an int. A number written with a fraction or exponent
+// counts when its value is whole (Rego's 10 / 2 gives 5, 1e3 is 1000).
+func limitInt(key ast.String, v ast.Value) (int64, error) {
+	num, ok := v.(ast.Number)
+	if !ok {
+		return 0, fmt.Errorf(`%w: "limits.%s" has type %s, want a whole number`, ErrMalformed, string(key), ast.ValueName(v))
+	}
+	n, ok := num.Int64()
+	if !ok {
+		f, fok := num.Float64()
+		if !fok || f != math.Trunc(f) || f < 0 || f >= math.MaxInt64 {
+			return 0, fmt.Errorf(`%w: "limits.%s" is %s, want a whole number 0 or more`, ErrMalformed, string(key), num)
+		}
+		n = int64(f)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf(`%w: "limits.%s" is %s, want a whole number 0 or more`, ErrMalformed, string(key), num)
+	}
+	if (key == "max_concurrency" || key == "burst") && n > math.MaxInt32 {
+		return 0, fmt.Errorf(`%w: "limits.%s" is %s, more than %d`, ErrMalformed, string(key), num, math.MaxInt32)
+	}
+	return n, nil
+}
+
+// limitFloat reads a limit that may have a fraction, 0 or more.
+func limitFloat(key ast.String, v ast.Value) (float64, error) {
+	num, ok := v.(ast.Number)
+	if !ok {
+		return 0, fmt.Errorf(`%w: "limits.%s" has type %s, want a number`, ErrMalformed, string(key), ast.ValueName(v))
+	}
+	f, ok := num.Float64()
+	if !ok || math.IsInf(f, 0) || math.IsNaN(f) || f < 0 {
+		return 0, fmt.Errorf(`%w: "limits.%s" is %s, want a number 0 or more`, ErrMalformed, string(key), num)
+	}
+	return f, nil
+}
+
+// validate applies parseLimits' rules to limits built in Go.
+func (l Limits) validate() error {
+	for _, f := range []struct {
+		key string
+		bad bool
+	}{
+		{"max_range", l.MaxRange < 0},
+		{"max_lookback", l.MaxLookback < 0},
+		{"min_step", l.MinStep < 0},
+		{"max_query_points", l.MaxQueryPoints < 0},
+		{"max_subquery_points", l.MaxSubqueryPoints < 0},
+		{"max_samples_estimate", l.MaxSamplesEstimate < 0},
+		{"max_concurrency", l.MaxConcurrency < 0 || l.MaxConcurrency > math.MaxInt32},
+		{"requests_per_second", !(l.RequestsPerSecond >= 0) || math.IsInf(l.RequestsPerSecond, 0)},
+		{"burst", l.Burst < 0 || l.Burst > math.MaxInt32},
+	} {
+		if f.bad {
+			return fmt.Errorf(`%w: "limits.%s" is out of range`, ErrMalformed, f.key)
+		}
+	}
+	return nil
 }

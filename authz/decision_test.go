@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -87,6 +89,43 @@ func TestParseDecisionFields(t *testing.T) {
 			value: `{"allow": true, "limits": {"max_range": "1d", "max_lookback": "2d", "min_step": "1m"}}`,
 			want:  Decision{Allow: true, Reason: reasonAllowed, Limits: Limits{MaxRange: 24 * time.Hour, MaxLookback: 48 * time.Hour, MinStep: time.Minute}},
 		},
+		{
+			name: "numeric limits",
+			value: `{"allow": true, "limits": {"max_query_points": 1000000, "max_subquery_points": 5000, "max_samples_estimate": 50000000,
+				"max_concurrency": 4, "requests_per_second": 2.5, "burst": 10}}`,
+			want: Decision{Allow: true, Reason: reasonAllowed, Limits: Limits{MaxQueryPoints: 1000000, MaxSubqueryPoints: 5000,
+				MaxSamplesEstimate: 50000000, MaxConcurrency: 4, RequestsPerSecond: 2.5, Burst: 10}},
+		},
+		{
+			name:  "whole numbers written with a fraction or exponent",
+			value: `{"allow": true, "limits": {"max_query_points": 1e6, "burst": 10.0, "requests_per_second": 3}}`,
+			want:  Decision{Allow: true, Reason: reasonAllowed, Limits: Limits{MaxQueryPoints: 1000000, Burst: 10, RequestsPerSecond: 3}},
+		},
+		{
+			name:  "zero numeric limits are not set",
+			value: `{"allow": true, "limits": {"max_query_points": 0, "requests_per_second": 0, "burst": 0}}`,
+			want:  Decision{Allow: true, Reason: reasonAllowed},
+		},
+		{name: "limit negative", value: `{"allow": true, "limits": {"max_query_points": -1}}`, wantErr: `"limits.max_query_points" is -1`},
+		{name: "limit negative concurrency", value: `{"allow": true, "limits": {"max_concurrency": -4}}`, wantErr: `"limits.max_concurrency" is -4`},
+		{name: "limit negative rate", value: `{"allow": true, "limits": {"requests_per_second": -0.5}}`, wantErr: `"limits.requests_per_second" is -0.5`},
+		{name: "limit negative burst", value: `{"allow": true, "limits": {"burst": -1}}`, wantErr: `"limits.burst" is -1`},
+		{name: "limit fraction", value: `{"allow": true, "limits": {"max_samples_estimate": 2.5}}`, wantErr: "want a whole number"},
+		{name: "limit a string", value: `{"allow": true, "limits": {"max_subquery_points": "100"}}`, wantErr: "has type string, want a whole number"},
+		{name: "rate a string", value: `{"allow": true, "limits": {"requests_per_second": "5"}}`, wantErr: "has type string, want a number"},
+		{name: "limit too large", value: `{"allow": true, "limits": {"max_query_points": 1e30}}`, wantErr: "want a whole number"},
+		{name: "burst beyond int32", value: `{"allow": true, "limits": {"burst": 3000000000}}`, wantErr: "more than 2147483647"},
+		{name: "limit unknown key", value: `{"allow": true, "limits": {"max_points": 1}}`, wantErr: `"limits" key "max_points" is unknown`},
+		{name: "rate_key", value: `{"allow": true, "rate_key": "group:team-a"}`, want: Decision{Allow: true, Reason: reasonAllowed, RateKey: "group:team-a"}},
+		{name: "rate_key 128 bytes", value: `{"allow": true, "rate_key": "` + strings.Repeat("k", 128) + `"}`, want: Decision{Allow: true, Reason: reasonAllowed, RateKey: strings.Repeat("k", 128)}},
+		{name: "rate_key with spaces and symbols", value: `{"allow": true, "rate_key": "team a/b ~!"}`, want: Decision{Allow: true, Reason: reasonAllowed, RateKey: "team a/b ~!"}},
+		{name: "rate_key 129 bytes", value: `{"allow": true, "rate_key": "` + strings.Repeat("k", 129) + `"}`, wantErr: "longer than 128"},
+		{name: "rate_key empty", value: `{"allow": true, "rate_key": ""}`, wantErr: "rate key is empty"},
+		{name: "rate_key newline", value: `{"allow": true, "rate_key": "a\nb"}`, wantErr: "use printable ASCII"},
+		{name: "rate_key DEL", value: `{"allow": true, "rate_key": "a\u007f"}`, wantErr: "use printable ASCII"},
+		{name: "rate_key non-ASCII", value: `{"allow": true, "rate_key": "é"}`, wantErr: "use printable ASCII"},
+		{name: "rate_key a number", value: `{"allow": true, "rate_key": 1}`, wantErr: `"rate_key" has type number`},
+		{name: "deny drops rate_key", value: `{"allow": false, "reason": "no", "rate_key": "team-a"}`, want: Decision{Reason: "no"}},
 		{name: "enforce empty value", value: `{"allow": true, "enforce": {"namespace": ["a", ""]}}`, wantErr: "enforced label namespace has an empty value"},
 		{name: "deny with a bad matcher is malformed", value: `{"allow": false, "matchers": ["up"]}`, wantErr: `"matchers": decision matcher "up" is not a selector in braces`},
 		{name: "deny with a bad regex is malformed", value: `{"allow": false, "enforce_regex": {"namespace": [".*"]}}`, wantErr: "matches the empty string"},
@@ -183,16 +222,20 @@ func TestCompile(t *testing.T) {
 		{name: "unrestricted", d: Decision{Allow: true}, want: Decision{Allow: true, Reason: reasonAllowed}},
 		{
 			name: "confined",
-			d:    Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", Limits: Limits{MaxRange: time.Hour}},
-			want: Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", Limits: Limits{MaxRange: time.Hour}},
+			d:    Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", RateKey: "team-a", Limits: Limits{Burst: 3}},
+			want: Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", RateKey: "team-a", Limits: Limits{Burst: 3}},
 		},
-		{name: "deny keeps its reason only", d: Decision{Reason: "no", Tenant: "x/y"}, want: Decision{Reason: "no"}},
+		{name: "deny keeps its reason only", d: Decision{Reason: "no", Tenant: "x", Limits: Limits{Burst: -1}}, want: Decision{Reason: "no"}},
 		{name: "deny without reason", d: Decision{}, want: Decision{Reason: reasonDenied}},
 		{name: "label allowed nothing", d: Decision{Allow: true, Enforce: map[string][]string{"namespace": {}}}, want: Decision{Reason: `denied: the policy allows no value of label "namespace"`}},
 		{name: "repeated value", d: Decision{Allow: true, Enforce: map[string][]string{"namespace": {"a", "a"}}}, wantErr: `lists value "a" twice`},
 		{name: "bad matcher", d: Decision{Allow: true, Matchers: []string{"up"}}, wantErr: `"matchers"`},
 		{name: "bad regex", d: Decision{Allow: true, EnforceRegex: map[string][]string{"namespace": {"a|"}}}, wantErr: "matches the empty string"},
 		{name: "bad tenant", d: Decision{Allow: true, Tenant: "a/b"}, wantErr: `"tenant"`},
+		{name: "bad rate key", d: Decision{Allow: true, RateKey: "a\nb"}, wantErr: `"rate_key"`},
+		{name: "negative limit", d: Decision{Allow: true, Limits: Limits{MaxQueryPoints: -1}}, wantErr: `"limits.max_query_points" is out of range`},
+		{name: "negative duration", d: Decision{Allow: true, Limits: Limits{MaxRange: -time.Second}}, wantErr: `"limits.max_range" is out of range`},
+		{name: "negative rate", d: Decision{Allow: true, Limits: Limits{RequestsPerSecond: -1}}, wantErr: `"limits.requests_per_second" is out of range`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -214,5 +257,23 @@ func TestCompile(t *testing.T) {
 				t.Errorf("Compile() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestLimitsJSON(t *testing.T) {
+	l := Limits{MaxRange: time.Hour, MaxQueryPoints: 1000, MaxSubqueryPoints: 10, MaxSamplesEstimate: 5e7, MaxConcurrency: 4, RequestsPerSecond: 2.5, Burst: 10}
+	b, err := json.Marshal(Decision{Allow: true, Reason: "ok", RateKey: "team-a", Limits: l})
+	want := `{"allow":true,"reason":"ok","rate_key":"team-a","limits":{"burst":10,"max_concurrency":4,"max_query_points":1000,"max_range":"1h","max_samples_estimate":50000000,"max_subquery_points":10,"requests_per_second":2.5}}`
+	if err != nil || string(b) != want {
+		t.Errorf("json.Marshal() = %s, %v; want %s", b, err, want)
+	}
+	// What the gateway prints is what a policy may write back.
+	var round Decision
+	v, err := ast.ValueFromReader(bytes.NewReader(b))
+	if err == nil {
+		round, err = parseDecision(v)
+	}
+	if err != nil || round.Limits != l || round.RateKey != "team-a" {
+		t.Errorf("parseDecision(%s) = %+v, %v", b, round, err)
 	}
 }

@@ -17,17 +17,21 @@
 //   - Strict decisions. "allow" must be a boolean; "enforce" and
 //     "enforce_regex" objects of string arrays or sets keyed by a label
 //     name other than __name__; "matchers" an array or set of series
-//     selectors in braces; "reason" and "tenant" strings; "limits" an object
-//     of Prometheus duration strings. Any other key is refused, so that a
-//     misspelt "enforce" denies rather than grants everything. A regex of
-//     "enforce_regex" must compile on its own and must not match the empty
-//     string (which would expose series lacking the label); a matcher must
-//     parse with the Prometheus parser and not be a bare metric name. A
-//     tenant must be 1 to 150 bytes of the Mimir and Cortex tenant alphabet
-//     (letters, digits and !-_.*'()) and neither "." nor "..", since it
-//     becomes an HTTP header and, upstream, a storage path. A label allowed
-//     no value at all (neither literal nor regex) turns the decision into a
-//     denial.
+//     selectors in braces; "reason", "tenant" and "rate_key" strings;
+//     "limits" an object of Prometheus duration strings (max_range,
+//     max_lookback, min_step) and of numbers 0 or more (max_query_points,
+//     max_subquery_points, max_samples_estimate, max_concurrency and burst
+//     whole, requests_per_second with a fraction if need be). Any other key
+//     is refused, so that a misspelt "enforce" denies rather than grants
+//     everything. A regex of "enforce_regex" must compile on its own and
+//     must not match the empty string (which would expose series lacking the
+//     label); a matcher must parse with the Prometheus parser and not be a
+//     bare metric name. A tenant must be 1 to 150 bytes of the Mimir and
+//     Cortex tenant alphabet (letters, digits and !-_.*'()) and neither "."
+//     nor "..", since it becomes an HTTP header and, upstream, a storage
+//     path. A rate key must be 1 to 128 bytes of printable ASCII. A label
+//     allowed no value at all (neither literal nor regex) turns the decision
+//     into a denial.
 //   - Compiled once. The confinement of a decision is validated and
 //     compiled into an *enforce.Enforcer (Decision.Enforcer) when the policy
 //     answers, by enforce.NewPolicyEnforcer alone; one that does not compile
