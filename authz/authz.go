@@ -29,9 +29,6 @@ import (
 // allocation-heavy map.
 var noMetrics = opametrics.NoOp()
 
-// DefaultWatchInterval is how often Watch polls when given no interval.
-const DefaultWatchInterval = 10 * time.Second
-
 // Authorizer evaluates the policy of one folder. It is safe for concurrent
 // use. The compiled policy is an immutable snapshot that Reload replaces as a
 // whole, so a request is decided by exactly one revision.
@@ -410,44 +407,6 @@ func (a *Authorizer) Reload() error {
 	a.metrics.reloaded(true)
 	a.logger.Info("policy reloaded", "revision", s.revision, "previous_revision", old.revision, "files", len(s.files))
 	return nil
-}
-
-// Watch polls the policy folder every interval (DefaultWatchInterval when
-// interval is not positive) and calls Reload when the SHA-256 over its files
-// changes. A folder that keeps failing is reported once per change, not once
-// per poll. Watch returns when ctx is done.
-func (a *Authorizer) Watch(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		interval = DefaultWatchInterval
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	seen := a.Revision()
-	var lastErr string
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		files, err := readFiles(a.fsys, false)
-		if err != nil {
-			if msg := err.Error(); msg != lastErr {
-				a.logger.Warn("policy folder unreadable; keeping the policy in use", "err", err)
-				lastErr = msg
-			}
-			continue
-		}
-		lastErr = ""
-		rev := revision(files)
-		if rev == seen {
-			continue
-		}
-		seen = rev
-		if a.Reload() == nil {
-			seen = a.Revision()
-		}
-	}
 }
 
 // InitRoutes sets promgate_authz_decisions_total to 0 for each route and

@@ -4,9 +4,10 @@
 // An Authorizer compiles one policy folder (config authz.policies) once and
 // prepares the decision query (authz.decision) once; Decide then evaluates it
 // per request with an input document built directly as a Rego value. Reload
-// and Watch replace the compiled policy as a whole through an atomic pointer,
-// so every decision comes from exactly one revision, and a change that does
-// not load leaves the previous policy in use.
+// replaces the compiled policy as a whole through an atomic pointer, so every
+// decision comes from exactly one revision, and a change that does not load
+// leaves the previous policy in use. Noticing a change is the caller's
+// business: Reload is meant to be registered with the gateway's one watcher.
 //
 // # Guarantees
 //
