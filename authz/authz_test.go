@@ -72,7 +72,9 @@ func queryInput(id *authn.Identity) Input {
 }
 
 // TestDecideFailsClosed checks that every way a policy can go wrong at
-// evaluation time is a denial with a safe reason and an error (attacks.md 46).
+// evaluation time is a denial with a safe reason and an error: a policy bug
+// (a conflict, a built-in error, a misspelt key) must never let a request
+// through, nor show the caller Rego internals.
 func TestDecideFailsClosed(t *testing.T) {
 	tests := []struct {
 		name    string

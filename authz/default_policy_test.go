@@ -79,8 +79,10 @@ func TestDefaultPolicy(t *testing.T) {
 			},
 		},
 		{
-			// attacks.md 7: the enforced values come from the policy's data,
-			// never from what the caller sent.
+			// A caller who forges claims, or asks for other namespaces in
+			// the query, still gets the namespaces of its groups: the
+			// enforced values come from the policy's data, never from
+			// what the caller sent.
 			name: "query matchers cannot change enforce",
 			in: Input{
 				Identity: &authn.Identity{Method: authn.MethodOIDC, Subject: "alice@example.com", Groups: []string{"team-a"},
