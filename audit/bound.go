@@ -298,8 +298,7 @@ func (b *bounder) at(c int) *Record {
 			}
 			*f.str(&b.out) = cutTo(*s, f.limit(c))
 			if b.cuts[i] == nil {
-				sum := sha256.Sum256([]byte(*s))
-				b.cuts[i] = &Cut{Bytes: len(*s), SHA256: hex.EncodeToString(sum[:])}
+				b.cuts[i] = &Cut{Bytes: len(*s), SHA256: sha256String(*s)}
 			}
 		}
 		*f.cut(&b.t) = b.cuts[i]
@@ -339,17 +338,27 @@ func keepList(dst, full []string, n, budget int) (kept []string, short bool) {
 func listCut(l []string) *Cut {
 	h := sha256.New()
 	c := &Cut{Count: len(l)}
-	var num []byte
+	var ns []byte // one netstring at a time, so that entries are not copied one by one
 	for _, s := range l {
 		c.Bytes += len(s)
-		num = strconv.AppendInt(num[:0], int64(len(s)), 10)
-		num = append(num, ':')
-		h.Write(num)
-		h.Write([]byte(s))
-		h.Write([]byte{','})
+		ns = strconv.AppendInt(ns[:0], int64(len(s)), 10)
+		ns = append(append(append(ns, ':'), s...), ',')
+		h.Write(ns)
 	}
 	c.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return c
+}
+
+// sha256String returns the hex SHA-256 of s without copying s whole.
+func sha256String(s string) string {
+	h := sha256.New()
+	var buf [4 << 10]byte
+	for len(s) > 0 {
+		n := copy(buf[:], s)
+		h.Write(buf[:n])
+		s = s[n:]
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // cutUTF8 returns the longest prefix of s of at most n bytes that does not
