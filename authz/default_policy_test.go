@@ -57,12 +57,31 @@ func TestDefaultPolicy(t *testing.T) {
 		{
 			name: "unknown group",
 			in:   queryInput(id("mallory@example.com", "team-z")),
-			want: Decision{Reason: "denied: mallory@example.com (groups: team-z) is in no group with access; known groups: admins, team-a, team-b"},
+			want: Decision{Reason: "denied: mallory@example.com (groups: team-z) is in no group with access; ask an administrator to grant one of your groups access in the policy data"},
 		},
 		{
 			name: "no groups",
 			in:   queryInput(id("bob@example.com")),
-			want: Decision{Reason: "denied: bob@example.com (groups: none) is in no group with access; known groups: admins, team-a, team-b"},
+			want: Decision{Reason: "denied: bob@example.com (groups: none) is in no group with access; ask an administrator to grant one of your groups access in the policy data"},
+		},
+		{
+			name: "admin, query without selectors",
+			in:   noSelectorsInput(id("root@example.com", "admins"), "1+1"),
+			want: Decision{Allow: true, Reason: "allowed: member of an admin group, unrestricted"},
+		},
+		{
+			name: "team member, query without selectors",
+			in:   noSelectorsInput(id("alice@example.com", "team-a"), "vector(1)"),
+			want: Decision{
+				Allow:   true,
+				Reason:  "allowed: confined to the namespaces of the caller's groups",
+				Enforce: map[string][]string{"namespace": {"team-a", "team-a-staging"}},
+			},
+		},
+		{
+			name: "unknown group, query without selectors",
+			in:   noSelectorsInput(id("mallory@example.com", "team-z"), "1+1"),
+			want: Decision{Reason: "denied: mallory@example.com (groups: team-z) is in no group with access; ask an administrator to grant one of your groups access in the policy data"},
 		},
 		{
 			name: "unauthenticated",
@@ -115,6 +134,14 @@ func TestDefaultPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// noSelectorsInput is a query request whose expression has no selector, as
+// Grafana's health check sends.
+func noSelectorsInput(id *authn.Identity, expr string) Input {
+	in := queryInput(id)
+	in.Query = &Query{Expressions: []string{expr}}
+	return in
 }
 
 // BenchmarkDecide measures one decision of the default policy for a team

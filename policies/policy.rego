@@ -14,7 +14,8 @@ package promgate.authz
 # allow paths are kept cheap. They walk the caller's groups (a handful) and
 # look each one up in data by key, never iterating over all of data, and their
 # reasons are constant strings (the audit record carries the subject and the
-# enforced namespaces); only a denial builds a detailed reason. The checks of
+# enforced namespaces); only a denial builds a detailed reason, and that
+# reason names the caller alone. The checks of
 # the API's allow paths (admin, team member) are written inside the
 # else-chain rather than as helper rules, and read each data document into a
 # local variable once rather than inside the loop over the groups: OPA pays
@@ -78,11 +79,12 @@ decision := {
 	}
 	namespaces != set()
 } else := {
+	# The caller learns its own name and groups and what to ask for, never
+	# which other groups or namespaces the policy knows.
 	"allow": false,
-	"reason": sprintf("denied: %s (groups: %s) is in no group with access; known groups: %s", [
+	"reason": sprintf("denied: %s (groups: %s) is in no group with access; ask an administrator to grant one of your groups access in the policy data", [
 		subject,
 		describe(caller_groups),
-		describe(known_groups),
 	]),
 }
 
@@ -116,13 +118,6 @@ caller_groups contains g if {
 	some g in input.identity.groups
 	is_string(g)
 }
-
-known_groups contains g if {
-	some g in data.promgate.admin_groups
-	is_string(g)
-}
-
-known_groups contains g if some g, _ in data.promgate.group_namespaces
 
 describe(groups) := "none" if {
 	count(groups) == 0

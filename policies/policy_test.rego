@@ -54,11 +54,23 @@ test_overlapping_groups_do_not_duplicate_namespaces if {
 	d.enforce == {"namespace": {"shared", "x"}}
 }
 
-test_unknown_group_is_denied_and_told_the_known_groups if {
+test_unknown_group_is_denied_and_told_what_to_ask if {
 	d := authz.decision with input as {"identity": identity("mallory@example.com", ["team-z"]), "request": request}
 	d.allow == false
 	not d.enforce
-	d.reason == "denied: mallory@example.com (groups: team-z) is in no group with access; known groups: admins, team-a, team-b"
+	d.reason == "denied: mallory@example.com (groups: team-z) is in no group with access; ask an administrator to grant one of your groups access in the policy data"
+}
+
+# An outsider's denial names no other group, namespace or data key: it
+# would tell a stranger which groups to forge or which teams exist.
+test_denial_discloses_no_policy_data if {
+	d := authz.decision with input as {"identity": identity("mallory@example.com", ["team-z"]), "request": request}
+		with data.promgate.admin_groups as ["root-squad"]
+		with data.promgate.group_namespaces as {"payments": ["pci-prod"], "team-a": ["team-a"]}
+	d.allow == false
+	every secret in ["root-squad", "payments", "pci-prod", "team-a", "data.promgate", "admin_groups", "group_namespaces"] {
+		not contains(d.reason, secret)
+	}
 }
 
 test_no_groups_is_denied if {
@@ -140,7 +152,7 @@ test_without_data_everyone_authenticated_is_denied if {
 		with data.promgate.admin_groups as []
 		with data.promgate.group_namespaces as {}
 	d.allow == false
-	contains(d.reason, "known groups: none")
+	contains(d.reason, "root@example.com (groups: admins) is in no group with access")
 }
 
 test_decision_is_always_defined if {
@@ -222,4 +234,48 @@ test_unauthenticated_scrape_is_denied if {
 	inp := {"identity": object.union(identity("prometheus", ["scrapers"]), {"authenticated": false}), "request": scrape_request}
 	d := authz.decision with input as inp
 	d.allow == false
+}
+
+# Queries without selectors (Grafana's 1+1 health check, vector(1)): the
+# gateway asks the policy for them too, and the answer is the caller's usual
+# one, so that a caller with no access cannot probe the gateway either.
+
+query_without_selectors(expr) := {"expressions": [expr], "selectors": []}
+
+test_no_selectors_admin_is_unrestricted if {
+	every expr in ["1+1", "vector(1)", "time()"] {
+		d := authz.decision with input as {"identity": identity("root@example.com", ["admins"]), "request": request, "query": query_without_selectors(expr)}
+		d == {"allow": true, "reason": "allowed: member of an admin group, unrestricted"}
+	}
+}
+
+test_no_selectors_team_member_keeps_its_enforcement if {
+	every expr in ["1+1", "vector(1)"] {
+		d := authz.decision with input as {"identity": identity("alice@example.com", ["team-a"]), "request": request, "query": query_without_selectors(expr)}
+		d.allow == true
+		d.enforce == {"namespace": {"team-a", "team-a-staging"}}
+	}
+}
+
+test_no_selectors_caller_in_no_group_is_denied if {
+	every expr in ["1+1", "vector(1)"] {
+		d := authz.decision with input as {"identity": identity("mallory@example.com", ["team-z"]), "request": request, "query": query_without_selectors(expr)}
+		d.allow == false
+		not d.enforce
+	}
+}
+
+test_no_selectors_caller_without_groups_is_denied if {
+	d := authz.decision with input as {"identity": identity("bob@example.com", []), "request": request, "query": query_without_selectors("1+1")}
+	d.allow == false
+}
+
+test_no_selectors_unauthenticated_is_denied if {
+	d := authz.decision with input as {"identity": {"authenticated": false}, "request": request, "query": query_without_selectors("1+1")}
+	d == {"allow": false, "reason": "denied: the request is not authenticated"}
+}
+
+test_no_selectors_without_a_selectors_key if {
+	d := authz.decision with input as {"identity": identity("alice@example.com", ["team-a"]), "request": request, "query": {"expressions": ["1+1"]}}
+	d.enforce == {"namespace": {"team-a", "team-a-staging"}}
 }
