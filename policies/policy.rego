@@ -15,11 +15,11 @@ package promgate.authz
 # look each one up in data by key, never iterating over all of data, and their
 # reasons are constant strings (the audit record carries the subject and the
 # enforced namespaces); only a denial builds a detailed reason, and that
-# reason names the caller alone. The checks of
-# the API's allow paths (admin, team member) are written inside the
-# else-chain rather than as helper rules, and read each data document into a
-# local variable once rather than inside the loop over the groups: OPA pays
-# for each rule it evaluates about as much as for several expressions.
+# reason names the caller alone. The checks of the API's allow paths (admin,
+# team member) are written inside the else-chain rather than as helper rules,
+# and read each data document into a local variable once rather than inside
+# the loop over the groups: OPA pays for each rule it evaluates about as much
+# as for several expressions.
 default decision := {
 	"allow": false,
 	"reason": "denied: the default policy found no rule for this request",
