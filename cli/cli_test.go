@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -145,5 +148,51 @@ authz:
 	}
 	if !strings.Contains(out, `namespace=~\"shared|(?:team-.*)\"`) || !strings.Contains(out, `secret!=\"true\"`) {
 		t.Errorf("policy eval did not enforce the whole decision:\n%s", out)
+	}
+}
+
+// TestPolicyEvalEachExpression checks that every expression of the input is
+// reported on its own: one refused expression must not make the ones after
+// it report its error.
+func TestPolicyEvalEachExpression(t *testing.T) {
+	dir := t.TempDir()
+	policies, err := filepath.Abs("../policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, `listen: 127.0.0.1:0
+tls:
+  cert_file: certs/server.crt
+  key_file: certs/server.key
+  client_ca_file: certs/ca.crt
+upstream:
+  url: http://127.0.0.1:9
+authz:
+  policies: `+policies+`
+`)
+	input := filepath.Join(dir, "input.json")
+	doc := `{"identity": {"authenticated": true, "subject": "alice@example.com", "groups": ["team-a"]},
+"request": {"method": "GET", "path": "/api/v1/query", "route": "query"},
+"query": {"expressions": ["up", "up{namespace=\"team-b\"}", "up"]}}`
+	if err := os.WriteFile(input, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run(t, "policy", "eval", "--config", cfg, "--input", input)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got struct {
+		Enforced []enforced `json:"enforced"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	want := []enforced{
+		{Query: "up", Enforced: `up{namespace=~"team-a|team-a-staging"}`},
+		{Query: `up{namespace="team-b"}`, Error: `label namespace="team-b" is not allowed`},
+		{Query: "up", Enforced: `up{namespace=~"team-a|team-a-staging"}`},
+	}
+	if diff := cmp.Diff(want, got.Enforced); diff != "" {
+		t.Errorf("policy eval enforced mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -51,7 +51,8 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // runPolicyEval prints the decision for one input document (the DESIGN.md
 // policy input) and, for each expression in it, the query the gateway would
-// forward.
+// forward or why it would refuse it. The decision is made and compiled by
+// the code serve uses (Authorizer.DecideJSON, Decision.Enforcer).
 func runPolicyEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("policy eval", stderr)
 	configFile := fs.String("config", "promgate.yml", "configuration file")
@@ -99,21 +100,9 @@ func runPolicyEval(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := json.Unmarshal(input, &doc); err != nil {
 		return fmt.Errorf("input is not a JSON object: %w", err)
 	}
-	if decErr == nil && dec.Allow {
-		en, err := newEnforcer(dec)
+	if en := dec.Enforcer(); en != nil {
 		for _, e := range doc.Query.Expressions {
-			r := enforced{Query: e}
-			switch q, perr := enforce.ParseQuery(e); {
-			case err != nil:
-				r.Error = err.Error()
-			case perr != nil:
-				r.Error = perr.Error()
-			default:
-				if r.Enforced, err = en.Rewrite(q); err != nil {
-					r.Error = err.Error()
-				}
-			}
-			out.Enforced = append(out.Enforced, r)
+			out.Enforced = append(out.Enforced, rewrite(en, e))
 		}
 	}
 	enc := json.NewEncoder(stdout)
@@ -134,7 +123,16 @@ type enforced struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// newEnforcer builds the enforcer of a decision, as the gateway does.
-func newEnforcer(dec authz.Decision) (*enforce.Enforcer, error) {
-	return enforce.NewPolicyEnforcer(enforce.Policy{Enforce: dec.Enforce, EnforceRegex: dec.EnforceRegex, Matchers: dec.Matchers})
+// rewrite confines one expression with the decision's enforcer, as the
+// gateway does, and reports its own outcome.
+func rewrite(en *enforce.Enforcer, expr string) enforced {
+	r := enforced{Query: expr}
+	q, err := enforce.ParseQuery(expr)
+	if err == nil {
+		r.Enforced, err = en.Rewrite(q)
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
 }
