@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
-	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -217,16 +216,26 @@ func queryContext(r *http.Request) (context.Context, context.CancelFunc, *apiErr
 	return ctx, func() {}, nil
 }
 
+// queryOpts are the options of one query: its lookback_delta parameter.
+// It implements promql.QueryOpts.
+type queryOpts struct {
+	lookback time.Duration
+}
+
+func (queryOpts) EnablePerStepStats() bool       { return false }
+func (o queryOpts) LookbackDelta() time.Duration { return o.lookback }
+func (queryOpts) UseStartTimestamps() *bool      { return nil }
+
 func (u *Upstream) queryOpts(r *http.Request) (promql.QueryOpts, *apiError) {
-	var lookback time.Duration
+	var o queryOpts
 	if s := r.FormValue("lookback_delta"); s != "" {
 		d, err := parseDuration(s)
 		if err != nil {
 			return nil, invalidParam(fmt.Errorf("error parsing lookback delta duration: %w", err), "lookback_delta")
 		}
-		lookback = d
+		o.lookback = d
 	}
-	return promql.NewPrometheusQueryOpts(false, lookback), nil
+	return o, nil
 }
 
 func (u *Upstream) query(r *http.Request) (any, annotations.Annotations, *apiError) {
@@ -247,7 +256,7 @@ func (u *Upstream) query(r *http.Request) (any, annotations.Annotations, *apiErr
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	qry, err := u.engine.NewInstantQuery(ctx, u.db, opts, r.FormValue("query"), ts)
+	qry, err := u.engine.NewInstantQuery(ctx, u.store, opts, r.FormValue("query"), ts)
 	if err != nil {
 		return nil, nil, invalidParam(err, "query")
 	}
@@ -290,7 +299,7 @@ func (u *Upstream) queryRange(r *http.Request) (any, annotations.Annotations, *a
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	qry, err := u.engine.NewRangeQuery(ctx, u.db, opts, r.FormValue("query"), start, end, step)
+	qry, err := u.engine.NewRangeQuery(ctx, u.store, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return nil, nil, invalidParam(err, "query")
 	}
@@ -419,7 +428,7 @@ func (u *Upstream) series(r *http.Request) (any, annotations.Annotations, *apiEr
 		return nil, nil, aerr
 	}
 	ctx := r.Context()
-	q, err := u.db.Querier(timestamp(start), timestamp(end))
+	q, err := u.store.Querier(timestamp(start), timestamp(end))
 	if err != nil {
 		return nil, nil, &apiError{errInternal, err}
 	}
@@ -467,7 +476,7 @@ func (u *Upstream) labelNames(r *http.Request) (any, annotations.Annotations, *a
 			return nil, nil, aerr
 		}
 	}
-	q, err := u.db.Querier(timestamp(start), timestamp(end))
+	q, err := u.store.Querier(timestamp(start), timestamp(end))
 	if err != nil {
 		return nil, nil, &apiError{errInternal, err}
 	}
@@ -510,7 +519,7 @@ func (u *Upstream) labelValues(r *http.Request) (any, annotations.Annotations, *
 			return nil, nil, aerr
 		}
 	}
-	q, err := u.db.Querier(timestamp(start), timestamp(end))
+	q, err := u.store.Querier(timestamp(start), timestamp(end))
 	if err != nil {
 		return nil, nil, &apiError{errInternal, err}
 	}
@@ -579,7 +588,7 @@ func (u *Upstream) federate(w http.ResponseWriter, r *http.Request) {
 	}
 	now := timestamp(time.Now())
 	mint := now - (5 * time.Minute).Milliseconds()
-	q, err := u.db.Querier(mint, now)
+	q, err := u.store.Querier(mint, now)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -655,18 +664,18 @@ type apiAlert struct {
 	Value           string        `json:"value"`
 }
 
-func toAPIAlerts(in []*rules.Alert) []*apiAlert {
+func toAPIAlerts(in []alert) []*apiAlert {
 	out := make([]*apiAlert, len(in))
 	for i, a := range in {
 		out[i] = &apiAlert{
-			Labels:      a.Labels,
-			Annotations: a.Annotations,
-			State:       a.State.String(),
-			ActiveAt:    &a.ActiveAt,
-			Value:       strconv.FormatFloat(a.Value, 'e', -1, 64),
+			Labels:      a.labels,
+			Annotations: a.annotations,
+			State:       a.state.String(),
+			ActiveAt:    &a.activeAt,
+			Value:       strconv.FormatFloat(a.value, 'e', -1, 64),
 		}
-		if !a.KeepFiringSince.IsZero() {
-			out[i].KeepFiringSince = &a.KeepFiringSince
+		if !a.keepFiringSince.IsZero() {
+			out[i].KeepFiringSince = &a.keepFiringSince
 		}
 	}
 	return out
@@ -674,8 +683,14 @@ func toAPIAlerts(in []*rules.Alert) []*apiAlert {
 
 func (u *Upstream) alerts(*http.Request) (any, annotations.Annotations, *apiError) {
 	out := []*apiAlert{}
-	for _, ar := range u.rules.AlertingRules() {
-		out = append(out, toAPIAlerts(ar.ActiveAlerts())...)
+	for _, g := range u.groups {
+		g.mu.Lock()
+		for _, r := range g.rules {
+			if r.alerting {
+				out = append(out, toAPIAlerts(r.activeAlerts())...)
+			}
+		}
+		g.mu.Unlock()
 	}
 	return map[string]any{"alerts": out}, nil, nil
 }
@@ -691,30 +706,30 @@ type apiRuleGroup struct {
 }
 
 type apiAlertingRule struct {
-	State          string           `json:"state"`
-	Name           string           `json:"name"`
-	Query          string           `json:"query"`
-	Duration       float64          `json:"duration"`
-	KeepFiringFor  float64          `json:"keepFiringFor"`
-	Labels         labels.Labels    `json:"labels"`
-	Annotations    labels.Labels    `json:"annotations"`
-	Alerts         []*apiAlert      `json:"alerts"`
-	Health         rules.RuleHealth `json:"health"`
-	LastError      string           `json:"lastError,omitempty"`
-	EvaluationTime float64          `json:"evaluationTime"`
-	LastEvaluation time.Time        `json:"lastEvaluation"`
-	Type           string           `json:"type"`
+	State          string        `json:"state"`
+	Name           string        `json:"name"`
+	Query          string        `json:"query"`
+	Duration       float64       `json:"duration"`
+	KeepFiringFor  float64       `json:"keepFiringFor"`
+	Labels         labels.Labels `json:"labels"`
+	Annotations    labels.Labels `json:"annotations"`
+	Alerts         []*apiAlert   `json:"alerts"`
+	Health         string        `json:"health"`
+	LastError      string        `json:"lastError,omitempty"`
+	EvaluationTime float64       `json:"evaluationTime"`
+	LastEvaluation time.Time     `json:"lastEvaluation"`
+	Type           string        `json:"type"`
 }
 
 type apiRecordingRule struct {
-	Name           string           `json:"name"`
-	Query          string           `json:"query"`
-	Labels         labels.Labels    `json:"labels"`
-	Health         rules.RuleHealth `json:"health"`
-	LastError      string           `json:"lastError,omitempty"`
-	EvaluationTime float64          `json:"evaluationTime"`
-	LastEvaluation time.Time        `json:"lastEvaluation"`
-	Type           string           `json:"type"`
+	Name           string        `json:"name"`
+	Query          string        `json:"query"`
+	Labels         labels.Labels `json:"labels"`
+	Health         string        `json:"health"`
+	LastError      string        `json:"lastError,omitempty"`
+	EvaluationTime float64       `json:"evaluationTime"`
+	LastEvaluation time.Time     `json:"lastEvaluation"`
+	Type           string        `json:"type"`
 }
 
 // rulesRoute mirrors Prometheus' /api/v1/rules, filters and pagination
@@ -765,7 +780,7 @@ func (u *Upstream) rulesRoute(r *http.Request) (any, annotations.Annotations, *a
 		NextToken string          `json:"groupNextToken,omitempty"`
 	}{Groups: []*apiRuleGroup{}}
 	found := false
-	for _, g := range u.rules.RuleGroups() {
+	for _, g := range u.groups {
 		token := groupToken(g)
 		if maxGroups > 0 && nextToken != "" && !found {
 			if token != nextToken {
@@ -773,50 +788,13 @@ func (u *Upstream) rulesRoute(r *http.Request) (any, annotations.Annotations, *a
 			}
 			found = true
 		}
-		if len(groups) > 0 && !groups[g.Name()] || len(files) > 0 && !files[g.File()] {
+		if len(groups) > 0 && !groups[g.name] || len(files) > 0 && !files[g.file] {
 			continue
 		}
-		ag := &apiRuleGroup{
-			Name: g.Name(), File: g.File(), Rules: []any{}, Interval: g.Interval().Seconds(), Limit: g.Limit(),
-			EvaluationTime: g.GetEvaluationTime().Seconds(), LastEvaluation: g.GetLastEvaluation(),
-		}
-		for _, rl := range g.Rules(sets...) {
-			if len(names) > 0 && !names[rl.Name()] {
-				continue
-			}
-			lastErr := ""
-			if rl.LastError() != nil {
-				lastErr = rl.LastError().Error()
-			}
-			switch rule := rl.(type) {
-			case *rules.AlertingRule:
-				if typ == "record" {
-					continue
-				}
-				var active []*apiAlert
-				if !excludeAlerts {
-					active = toAPIAlerts(rule.ActiveAlerts())
-				}
-				ag.Rules = append(ag.Rules, apiAlertingRule{
-					State: rule.State().String(), Name: rule.Name(), Query: rule.Query().String(),
-					Duration: rule.HoldDuration().Seconds(), KeepFiringFor: rule.KeepFiringFor().Seconds(),
-					Labels: rule.Labels(), Annotations: rule.Annotations(), Alerts: active, Health: rule.Health(),
-					LastError: lastErr, EvaluationTime: rule.GetEvaluationDuration().Seconds(),
-					LastEvaluation: rule.GetEvaluationTimestamp(), Type: "alerting",
-				})
-			case *rules.RecordingRule:
-				if typ == "alert" {
-					continue
-				}
-				ag.Rules = append(ag.Rules, apiRecordingRule{
-					Name: rule.Name(), Query: rule.Query().String(), Labels: rule.Labels(), Health: rule.Health(),
-					LastError: lastErr, EvaluationTime: rule.GetEvaluationDuration().Seconds(),
-					LastEvaluation: rule.GetEvaluationTimestamp(), Type: "recording",
-				})
-			default:
-				return nil, nil, &apiError{errInternal, fmt.Errorf("rule %q has an unknown type", rl.Name())}
-			}
-		}
+		ag := apiGroup(g, func(rl *rule) bool {
+			return (len(names) == 0 || names[rl.name]) && matchesAny(rl.labels, sets) &&
+				(typ == "" || typ == "alert" && rl.alerting || typ == "record" && !rl.alerting)
+		}, excludeAlerts)
 		if len(ag.Rules) > 0 {
 			if maxGroups > 0 && len(res.Groups) == maxGroups {
 				res.NextToken = token
@@ -831,10 +809,63 @@ func (u *Upstream) rulesRoute(r *http.Request) (any, annotations.Annotations, *a
 	return res, nil, nil
 }
 
+// apiGroup renders g with the rules that keep selects.
+func apiGroup(g *ruleGroup, keep func(*rule) bool, excludeAlerts bool) *apiRuleGroup {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ag := &apiRuleGroup{
+		Name: g.name, File: g.file, Rules: []any{}, Interval: g.interval.Seconds(), Limit: g.limit,
+		EvaluationTime: g.evalDuration.Seconds(), LastEvaluation: g.lastEval,
+	}
+	for _, rl := range g.rules {
+		if !keep(rl) {
+			continue
+		}
+		lastErr := ""
+		if rl.lastErr != nil {
+			lastErr = rl.lastErr.Error()
+		}
+		if !rl.alerting {
+			ag.Rules = append(ag.Rules, apiRecordingRule{
+				Name: rl.name, Query: rl.expr.String(), Labels: rl.labels, Health: rl.health,
+				LastError: lastErr, EvaluationTime: rl.evalDuration.Seconds(),
+				LastEvaluation: rl.lastEval, Type: "recording",
+			})
+			continue
+		}
+		var active []*apiAlert
+		if !excludeAlerts {
+			active = toAPIAlerts(rl.activeAlerts())
+		}
+		ag.Rules = append(ag.Rules, apiAlertingRule{
+			State: rl.state(), Name: rl.name, Query: rl.expr.String(),
+			Duration: rl.holdDuration.Seconds(), KeepFiringFor: rl.keepFiringFor.Seconds(),
+			Labels: rl.labels, Annotations: rl.annotations, Alerts: active, Health: rl.health,
+			LastError: lastErr, EvaluationTime: rl.evalDuration.Seconds(),
+			LastEvaluation: rl.lastEval, Type: "alerting",
+		})
+	}
+	return ag
+}
+
+// matchesAny reports whether lset matches every matcher of one of sets, or
+// sets is empty.
+func matchesAny(lset labels.Labels, sets [][]*labels.Matcher) bool {
+	if len(sets) == 0 {
+		return true
+	}
+	for _, ms := range sets {
+		if matches(lset, ms) {
+			return true
+		}
+	}
+	return false
+}
+
 // groupToken is the pagination token of a group: its file and name, hashed
 // as Prometheus does.
-func groupToken(g *rules.Group) string {
-	return strconv.FormatUint(labels.FromStrings("file", g.File(), "name", g.Name()).Hash(), 16)
+func groupToken(g *ruleGroup) string {
+	return strconv.FormatUint(labels.FromStrings("file", g.file, "name", g.name).Hash(), 16)
 }
 
 type metadataEntry struct {
