@@ -27,9 +27,10 @@ const demoHelp = `Usage: promgate demo [--listen ADDR] [--internal-listen ADDR] 
 Runs the whole product on one machine: a development CA with certificates for
 alice (group team-a), bob (group team-b) and admin (group admins), the gateway
 with the default policy on https://ADDR, and an embedded upstream made of
-Prometheus' own PromQL engine and TSDB over a day of synthetic data (the
-namespaces team-a, team-b and kube-system, plus simulated attacks). It prints
-ready-to-paste curl commands. Ctrl-C stops everything.
+Prometheus' own PromQL engine over a day of synthetic data held in memory
+(the namespaces team-a, team-b and kube-system, plus simulated attacks, and a
+rule group whose alerts fire on them). It prints ready-to-paste curl
+commands. Ctrl-C stops everything.
 
 The folder DIR holds:
   ca.crt, ca.key, server.*, client-*.crt/.key   the development PKI; created on
@@ -41,8 +42,8 @@ The folder DIR holds:
   audit.log       one JSON record per request
 On exit, promgate.yml, policies/ and audit.log are removed unless --keep is
 given, so that the next run starts with the default policy and an empty audit
-trail. The synthetic data is never kept: it lives in a temporary folder and is
-generated anew at every start.
+trail. The synthetic data is never kept: it lives in memory and is generated
+anew at every start.
 
 Flags:
 `
