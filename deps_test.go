@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,9 +42,11 @@ func listPackages(t *testing.T) []pkg {
 	return pkgs
 }
 
-// TestDependencies enforces the layering of STYLE.md: leaves import no other
-// package of ours except config, config imports none, and the request-path
-// leaves stay free of net/http and OPA.
+// TestDependencies enforces the layering of the packages. Only cmd imports
+// cli, and nothing imports cmd. config, promapi, enforce and policies
+// import no package of ours; audit, tlsutil and authn only config; authz
+// only config and authn (for the identity). enforce, audit and config
+// neither serve nor send HTTP, and enforce, audit and config never link OPA.
 func TestDependencies(t *testing.T) {
 	ours := func(deps []string) []string {
 		var out []string
@@ -131,5 +134,77 @@ func TestPackageDocs(t *testing.T) {
 		if len(withDoc) != 1 {
 			t.Errorf("%s: package doc comment in %v; want exactly one, in doc.go", p.ImportPath, withDoc)
 		}
+	}
+}
+
+// leanForbidden are the import path prefixes that must never be linked into
+// the gateway binary: cloud SDKs and gRPC. The gateway never calls them;
+// they came in through Prometheus' tsdb and rules packages, which the demo's
+// embedded upstream used (issue 17). k8s.io/ belongs here too, but
+// Prometheus' promql package imports client-go (through util/logging) up to
+// module v0.315.x; v0.316.0 no longer does.
+var leanForbidden = []string{
+	"github.com/aws/",
+	"github.com/Azure/",
+	"cloud.google.com/",
+	"google.golang.org/grpc",
+}
+
+// TestGatewayBinaryIsLean fails when ./cmd/promgate depends on a package
+// under leanForbidden. It names each such package that a permitted package
+// imports, with the chain of imports from cmd/promgate to it.
+func TestGatewayBinaryIsLean(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", "./cmd/promgate").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	imports := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		imports[f[0]] = f[1:]
+	}
+	forbidden := func(p string) bool {
+		for _, f := range leanForbidden {
+			if strings.HasPrefix(p, f) {
+				return true
+			}
+		}
+		return false
+	}
+	// Breadth first from the binary: via[p] is the package that brought p.
+	root := module + "/cmd/promgate"
+	via := map[string]string{root: ""}
+	queue := []string{root}
+	n := 0
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if forbidden(p) {
+			n++
+		}
+		for _, d := range imports[p] {
+			if _, seen := via[d]; !seen {
+				via[d] = p
+				queue = append(queue, d)
+			}
+		}
+	}
+	var entries []string
+	for p, from := range via {
+		if forbidden(p) && !forbidden(from) {
+			entries = append(entries, p)
+		}
+	}
+	slices.Sort(entries)
+	for _, p := range entries {
+		chain := []string{p}
+		for q := via[p]; q != ""; q = via[q] {
+			chain = append(chain, q)
+		}
+		slices.Reverse(chain)
+		t.Errorf("cmd/promgate depends on %s: %s", p, strings.Join(chain, " -> "))
+	}
+	if n > 0 {
+		t.Errorf("cmd/promgate depends on %d packages under %v; keep them out of every package it reaches", n, leanForbidden)
 	}
 }
