@@ -84,9 +84,10 @@
 // asks the provider again: a browser sent to /oauth2/start (the gateway
 // sends navigations to its pages there) has the session renewed with the
 // refresh token, keeping its session ID, and comes straight back. A session
-// without a refresh token (request offline_access to get one), one whose
-// refresh the provider refuses, and one more than 12 hours past its
-// lifetime are over: the cookie is cleared and the browser logs in again.
+// without a refresh token (many providers issue one only for the
+// offline_access scope), one whose refresh the provider refuses, and one
+// more than 12 hours past its lifetime are over: the cookie is cleared and
+// the browser logs in again.
 // Until it is renewed, a session past its lifetime is a 401, but its cookie
 // is kept so that /oauth2/start can renew it.
 //
@@ -97,10 +98,13 @@
 // POST whose Sec-Fetch-Site is not same-origin or whose Origin is not the
 // gateway's (the origin of redirect_url) is 403, as is one with neither
 // header. It clears the cookies, revokes the refresh token at the provider's
-// revocation_endpoint (RFC 7009), and sends the browser to the provider's
+// revocation_endpoint (RFC 7009), and sends the browser on to the provider's
 // end_session_endpoint (RP-initiated logout, with id_token_hint) when
-// discovery lists them. A copy of the session cookie kept past sign-out is
-// stopped as follows:
+// discovery lists them. That last step is a page that refreshes to the
+// provider, not a 303: browsers apply the form-action policy of the page
+// that posted the sign-out to the redirects that follow, and the gateway's
+// pages allow only 'self'. A copy of the session cookie kept past sign-out
+// is stopped as follows:
 //
 //	replica that signed out  refused at once: the session ID is kept in a
 //	                         bounded in-memory list (50,000 sessions) until

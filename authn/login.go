@@ -564,9 +564,16 @@ func (l *Login) identityOf(sd *sessionData) (*Identity, error) {
 //     revocation_endpoint (RFC 7009), so that no replica can renew a copy
 //     once its lifetime ends;
 //  3. clears the session and login-state cookies;
-//  4. redirects to the provider's end_session_endpoint (RP-initiated
-//     logout, with id_token_hint and post_logout_redirect_uri when known)
-//     when discovery lists one, else to a validated rd, else shows a page.
+//  4. sends the browser on to the provider's end_session_endpoint
+//     (RP-initiated logout, with id_token_hint and post_logout_redirect_uri
+//     when known) when discovery lists one, else redirects to a validated
+//     rd, else shows a page.
+//
+// The browser is sent to the provider by a page that refreshes to it (with
+// a link for browsers that do not follow it), not by a 303: the POST comes
+// from a form, and browsers apply that page's Content-Security-Policy
+// form-action (the gateway's pages allow only 'self') to the redirects that
+// follow a form submission, so Chromium blocks a redirect to the provider.
 func (l *Login) signOut(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -605,7 +612,7 @@ func (l *Login) signOut(w http.ResponseWriter, r *http.Request) {
 	l.m.login.WithLabelValues("signed_out").Inc()
 	noStore(w)
 	if d != nil && d.endSession != "" {
-		http.Redirect(w, r, l.endSessionURL(d, idToken), http.StatusSeeOther)
+		l.leavePage(w, l.endSessionURL(d, idToken))
 		return
 	}
 	if rd != "" {
@@ -615,20 +622,42 @@ func (l *Login) signOut(w http.ResponseWriter, r *http.Request) {
 	l.page(w, http.StatusOK, "Signed out of promgate.")
 }
 
-// sameOrigin reports whether r comes from a page of the gateway: a
-// Sec-Fetch-Site header, when sent, must be same-origin, an Origin header,
-// when sent, must be the gateway's origin, and one of them must be sent.
-// "same-site" is refused: a sibling host is another application.
+// leavePage answers 200 with a page that sends the browser to target at
+// once (meta refresh) and links to it.
+func (l *Login) leavePage(w http.ResponseWriter, target string) {
+	noStore(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'")
+	w.WriteHeader(http.StatusOK)
+	t := html.EscapeString(target)
+	fmt.Fprintf(w, "<!doctype html><title>promgate</title><meta http-equiv=\"refresh\" content=\"0;url=%s\"><p>Signed out of promgate. <a id=\"continue\" href=\"%s\">Continue to sign out at the identity provider.</a></p>\n", t, t)
+}
+
+// sameOrigin reports whether r comes from a page of the gateway:
+//
+//	Sec-Fetch-Site  Origin                 result
+//	same-origin     absent, null, gateway  accepted
+//	same-origin     another origin         refused (the headers disagree)
+//	other value     any                    refused ("same-site" too: a
+//	                                       sibling host is another site)
+//	absent          the gateway's origin   accepted (browsers without
+//	                                       Fetch metadata)
+//	absent          absent, null, other    refused
+//
+// Origin is null on a same-origin POST from a page whose Referrer-Policy is
+// no-referrer, as the gateway's own pages are; Sec-Fetch-Site then decides.
 func (l *Login) sameOrigin(r *http.Request) bool {
 	site, origin := r.Header.Values("Sec-Fetch-Site"), r.Header.Values("Origin")
-	if len(site) > 1 || len(origin) > 1 || (len(site) == 0 && len(origin) == 0) {
-		return false
-	}
-	if len(site) == 1 && site[0] != "same-origin" {
+	if len(site) > 1 || len(origin) > 1 {
 		return false
 	}
 	// Browsers send the host in lower case; compare as such.
-	return len(origin) == 0 || strings.EqualFold(origin[0], l.origin)
+	gateway := len(origin) == 1 && strings.EqualFold(origin[0], l.origin)
+	if len(site) == 0 {
+		return gateway
+	}
+	return site[0] == "same-origin" && (len(origin) == 0 || origin[0] == "null" || gateway)
 }
 
 // revokeRefreshToken revokes a refresh token at the provider (RFC 7009),

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -606,6 +607,9 @@ func TestSignOutMethodAndOrigin(t *testing.T) {
 		{"Origin", testOrigin},
 		{"Origin", "https://GW.example"},
 		{"Sec-Fetch-Site", "same-origin", "Origin", testOrigin},
+		// A form on a page with Referrer-Policy: no-referrer, as the
+		// gateway's pages are.
+		{"Sec-Fetch-Site", "same-origin", "Origin", "null"},
 	} {
 		cookies := f.login()
 		w := f.serve("POST", PathSignOut, cookies, header...)
@@ -727,16 +731,16 @@ func TestSignOutEndsSession(t *testing.T) {
 	replica2, chain2 := f.build("cookie secret that is long enough to derive keys from")
 
 	w := f.signOut(cookies)
-	if w.Code != http.StatusSeeOther {
+	if w.Code != http.StatusOK {
 		t.Fatalf("sign_out: %d %s", w.Code, w.Body)
 	}
 	if c := cookieNamed(w, config.DefaultLoginCookieName); c == nil || c.MaxAge >= 0 {
 		t.Errorf("sign_out did not clear the session: %v", w.Header()["Set-Cookie"])
 	}
 	// RP-initiated logout at the provider.
-	loc, err := url.Parse(w.Header().Get("Location"))
-	if err != nil || loc.Scheme+"://"+loc.Host != li.front.URL || loc.Path != "/session/end" {
-		t.Fatalf("sign_out redirects to %q, want the end_session_endpoint", w.Header().Get("Location"))
+	loc := continueURL(t, w)
+	if loc.Scheme+"://"+loc.Host != li.front.URL || loc.Path != "/session/end" {
+		t.Fatalf("sign_out sends the browser to %q, want the end_session_endpoint", loc)
 	}
 	q := loc.Query()
 	hint := strings.Split(q.Get("id_token_hint"), ".")
@@ -754,7 +758,7 @@ func TestSignOutEndsSession(t *testing.T) {
 
 	// This replica refuses the copy at once, clears it, and does not renew
 	// it at /oauth2/start.
-	_, err = f.authenticate(cookies)
+	_, err := f.authenticate(cookies)
 	wantReason(t, err, "signed_out")
 	r := httptest.NewRequest("GET", "/ui/", nil)
 	for _, c := range cookies {
@@ -808,7 +812,7 @@ func TestSignOutRevocationFails(t *testing.T) {
 	li.revokeStatus.Store(http.StatusServiceUnavailable)
 	cookies := f.login()
 	w := f.signOut(cookies)
-	if c := cookieNamed(w, config.DefaultLoginCookieName); w.Code != http.StatusSeeOther || c == nil || c.MaxAge >= 0 {
+	if c := cookieNamed(w, config.DefaultLoginCookieName); w.Code != http.StatusOK || c == nil || c.MaxAge >= 0 {
 		t.Fatalf("sign_out: %d %v", w.Code, w.Header()["Set-Cookie"])
 	}
 	_, err := f.authenticate(cookies)
@@ -822,16 +826,33 @@ func TestSignOutPostLogoutRedirect(t *testing.T) {
 	f, _, _ := newLogoutFixture(t)
 	f.l.postLogoutURL = "https://gw.example/signed-out"
 	w := f.signOut(f.login())
-	loc, _ := url.Parse(w.Header().Get("Location"))
-	if got := loc.Query().Get("post_logout_redirect_uri"); got != "https://gw.example/signed-out" {
+	if got := continueURL(t, w).Query().Get("post_logout_redirect_uri"); got != "https://gw.example/signed-out" {
 		t.Errorf("post_logout_redirect_uri = %q", got)
 	}
 	// Without a session, the provider's logout still gets client_id.
 	w = f.signOut(nil)
-	loc, _ = url.Parse(w.Header().Get("Location"))
-	if w.Code != http.StatusSeeOther || loc.Query().Get("client_id") != "promgate" || loc.Query().Has("id_token_hint") {
-		t.Errorf("sign_out without a session: %d %q", w.Code, w.Header().Get("Location"))
+	if loc := continueURL(t, w); loc.Query().Get("client_id") != "promgate" || loc.Query().Has("id_token_hint") {
+		t.Errorf("sign_out without a session sends the browser to %q", loc)
 	}
+}
+
+// continueURL returns where a sign-out page sends the browser: its meta
+// refresh, which must agree with its link.
+func continueURL(t *testing.T, w *httptest.ResponseRecorder) *url.URL {
+	t.Helper()
+	body := w.Body.String()
+	_, rest, ok1 := strings.Cut(body, `<meta http-equiv="refresh" content="0;url=`)
+	refresh, _, ok2 := strings.Cut(rest, `"`)
+	_, rest, ok3 := strings.Cut(body, `<a id="continue" href="`)
+	link, _, ok4 := strings.Cut(rest, `"`)
+	if !ok1 || !ok2 || !ok3 || !ok4 || refresh != link || w.Code != http.StatusOK || w.Header().Get("Location") != "" {
+		t.Fatalf("sign-out page %d %s: want a refresh and a link to the same URL", w.Code, body)
+	}
+	u, err := url.Parse(html.UnescapeString(link))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // TestSessionLifetime: a session lasts DefaultSessionLifetime, then
