@@ -7,12 +7,15 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"html"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -171,8 +174,14 @@ func TestOIDC(t *testing.T) {
 		}
 		res := &result{req: request{path: "/api/v1/query?query=up (browser)"}, status: out.Query.Status, body: []byte(out.Query.Body), header: http.Header{}}
 		res.checkSeen(t, vectorNS, []string{nsTeamA, nsTeamAStage}, nsTeamA, nil)
+		// The Sign out button posts to the gateway, which sends the browser
+		// on to the provider's RP-initiated logout.
+		_, idpPort, _ := strings.Cut(o.idpAddr, ":")
 		if out.SignOut.Status != http.StatusOK {
-			t.Errorf("sign_out: status %d", out.SignOut.Status)
+			t.Errorf("sign_out: status %d, want 200 and a page that moves on to the provider", out.SignOut.Status)
+		}
+		if want := "http: " + idpPort + " /session/end"; out.SignOutLanding != want || out.ProviderSignOut != "Sign-out Success" {
+			t.Errorf("after sign_out the browser is on %q (%q), want the provider's logout at %q, confirmed", out.SignOutLanding, out.ProviderSignOut, want)
 		}
 		if slices.ContainsFunc(out.CookiesAfterSignOut, func(n string) bool { return strings.HasPrefix(n, "__Host-promgate_session") }) {
 			t.Errorf("cookies after sign-out: %v", out.CookiesAfterSignOut)
@@ -186,6 +195,10 @@ func TestOIDC(t *testing.T) {
 		if n := out.HopsBeforeUI; n+2 > len(out.Hops) || !strings.HasPrefix(out.Hops[n], "302 ") || !strings.HasSuffix(out.Hops[n], " /ui/") || !strings.HasSuffix(out.Hops[n+1], " /oauth2/start") {
 			t.Errorf("/ui/ without a session: hops %v, want a 302 from /ui/ to /oauth2/start", out.Hops[min(out.HopsBeforeUI, len(out.Hops)):])
 		}
+	})
+
+	t.Run("sign-out ends a copied session", func(t *testing.T) {
+		o.testSignOut(t)
 	})
 
 	t.Run("provider restart with a new signing key", func(t *testing.T) {
@@ -508,9 +521,13 @@ type browserOutput struct {
 		Subject string   `json:"subject"`
 		Groups  []string `json:"groups"`
 	} `json:"userinfo"`
-	Cookies             []browserCookie `json:"cookies"`
-	Query               browserResponse `json:"query"`
-	SignOut             browserResponse `json:"signOut"`
+	Cookies []browserCookie `json:"cookies"`
+	Query   browserResponse `json:"query"`
+	SignOut struct {
+		Status int `json:"status"`
+	} `json:"signOut"`
+	SignOutLanding      string          `json:"signOutLanding"`
+	ProviderSignOut     string          `json:"providerSignOut"`
 	CookiesAfterSignOut []string        `json:"cookiesAfterSignOut"`
 	AfterSignOut        browserResponse `json:"afterSignOut"`
 	UI                  browserResponse `json:"ui"`
@@ -566,4 +583,183 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// testSignOut logs in with the code flow (no browser), keeps a copy of the
+// session cookie, signs out with a same-origin POST, and replays the copy:
+// the gateway that saw the sign-out refuses it (401 for the API, a redirect
+// to the login for a page), and the provider saw the refresh token revoked.
+func (o *oidcStack) testSignOut(t *testing.T) {
+	var disc struct {
+		Revocation string `json:"revocation_endpoint"`
+		EndSession string `json:"end_session_endpoint"`
+	}
+	resp, err := http.Get(o.issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&disc)
+	resp.Body.Close()
+	if err != nil || disc.Revocation == "" || disc.EndSession == "" {
+		t.Fatalf("the provider's discovery lists revocation_endpoint %q and end_session_endpoint %q (%v); the test needs both", disc.Revocation, disc.EndSession, err)
+	}
+
+	copied := o.codeLogin(t, "alice")
+	c := oidcClient(t, o.gw)
+	withCookie := func(extra ...string) map[string][]string {
+		h := map[string][]string{"Cookie": {cookieHeader(copied)}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			h[extra[i]] = []string{extra[i+1]}
+		}
+		return h
+	}
+	query := request{path: "/api/v1/query", query: url.Values{"query": {"up"}}, header: withCookie()}
+	c.do(t, query).checkSeen(t, vectorNS, []string{nsTeamA, nsTeamAStage}, nsTeamA, nil)
+
+	// Sign-out CSRF: a GET (a link, an image) and a cross-site POST are
+	// refused and leave the session working.
+	for _, tc := range []struct {
+		req    request
+		status int
+	}{
+		{request{path: authnPathSignOut, header: withCookie()}, http.StatusMethodNotAllowed},
+		{request{method: http.MethodPost, path: authnPathSignOut, header: withCookie("Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example")}, http.StatusForbidden},
+		{request{method: http.MethodPost, path: authnPathSignOut, header: withCookie("Origin", "https://evil.example")}, http.StatusForbidden},
+		{request{method: http.MethodPost, path: authnPathSignOut, header: withCookie()}, http.StatusForbidden},
+	} {
+		res := c.do(t, tc.req)
+		if res.status != tc.status || res.header.Get("Location") != "" || len(res.header.Values("Set-Cookie")) != 0 {
+			t.Errorf("%s: status %d, Location %q, Set-Cookie %d; want %d and nothing else", tc.req, res.status, res.header.Get("Location"), len(res.header.Values("Set-Cookie")), tc.status)
+		}
+	}
+	c.do(t, query).checkSeen(t, vectorNS, []string{nsTeamA, nsTeamAStage}, nsTeamA, nil)
+
+	// Sign out from a page of the gateway.
+	idpLog := func() string {
+		b, _ := os.ReadFile(o.idp.stderr)
+		return string(b)
+	}
+	revokedBefore := strings.Count(idpLog(), `"event":"grant.revoked","route":"revocation"`)
+	res := c.do(t, request{method: http.MethodPost, path: authnPathSignOut,
+		header: withCookie("Sec-Fetch-Site", "same-origin", "Origin", "https://"+o.gw.addr)})
+	if res.status != http.StatusOK {
+		t.Fatalf("sign-out: status %d %s", res.status, res.body)
+	}
+	cleared := false
+	for _, sc := range res.header.Values("Set-Cookie") {
+		cleared = cleared || (strings.HasPrefix(sc, "__Host-promgate_session=;") && strings.Contains(sc, "Max-Age=0"))
+	}
+	if !cleared {
+		t.Errorf("sign-out did not clear the session cookie: %q", res.header.Values("Set-Cookie"))
+	}
+	// The page moves the browser on to the provider's logout.
+	_, rest, _ := strings.Cut(string(res.body), `<meta http-equiv="refresh" content="0;url=`)
+	target, _, _ := strings.Cut(rest, `"`)
+	loc, err := url.Parse(html.UnescapeString(target))
+	if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != disc.EndSession || loc.Query().Get("client_id") != "promgate" || loc.Query().Get("id_token_hint") == "" {
+		t.Errorf("sign-out sends the browser to %s %s, want the end_session_endpoint %s with client_id and id_token_hint", loc.Host, loc.Path, disc.EndSession)
+	} else {
+		// The provider accepts the hint: its logout page, not an error.
+		end, err := http.Get(loc.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		end.Body.Close()
+		if end.StatusCode != http.StatusOK {
+			t.Errorf("the provider's end_session_endpoint answered %d to the gateway's redirect", end.StatusCode)
+		}
+	}
+	// The provider revoked the refresh token (and with it the grant)
+	// before the gateway answered.
+	if n := strings.Count(idpLog(), `"event":"grant.revoked","route":"revocation"`); n != revokedBefore+1 {
+		t.Errorf("the provider logged %d revocations during sign-out, want 1; its output:\n%s", n-revokedBefore, lastLines(idpLog(), 20))
+	}
+
+	// The copy kept past sign-out no longer works.
+	res = c.do(t, query)
+	res.wantError(t, http.StatusUnauthorized, "unauthorized")
+	if !strings.Contains(string(res.body), "signed out") {
+		t.Errorf("%s: want the session named signed out", res)
+	}
+	res = c.do(t, request{path: authnPathUserinfo, header: withCookie("Accept", "application/json")})
+	if res.status != http.StatusUnauthorized {
+		t.Errorf("userinfo with the copied cookie: status %d %s, want 401", res.status, res.body)
+	}
+	res = c.do(t, request{path: "/ui/", header: withCookie("Accept", "text/html", "Sec-Fetch-Mode", "navigate")})
+	if res.status != http.StatusFound || !strings.HasPrefix(res.header.Get("Location"), "/oauth2/start?") {
+		t.Errorf("/ui/ with the copied cookie: status %d to %q, want a redirect to the login", res.status, res.header.Get("Location"))
+	}
+	// /oauth2/start does not renew it either: it starts a new login.
+	res = c.do(t, request{path: "/oauth2/start", query: url.Values{"rd": {"/ui/"}}, header: withCookie()})
+	if res.status != http.StatusFound || !strings.HasPrefix(res.header.Get("Location"), o.issuer+"/auth?") {
+		t.Errorf("/oauth2/start with the copied cookie: status %d to %q, want a new login at the provider", res.status, res.header.Get("Location"))
+	}
+}
+
+// Gateway paths of the sign-out test.
+const (
+	authnPathSignOut  = "/oauth2/sign_out"
+	authnPathUserinfo = "/oauth2/userinfo"
+)
+
+// codeLogin logs user in through the gateway with the authorization code
+// flow, as a browser without JavaScript would (the provider's development
+// login form), and returns the gateway's session cookies.
+func (o *oidcStack) codeLogin(t *testing.T, user string) []*http.Cookie {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(env.pki, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{
+		Jar:       jar,
+		Timeout:   requestBudget,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+	}
+	defer hc.CloseIdleConnections()
+	gw := "https://" + o.gw.addr
+	resp, err := hc.Get(gw + "/oauth2/start?rd=" + url.QueryEscape(authnPathUserinfo))
+	for range 3 {
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := readAll(resp.Body)
+		resp.Body.Close()
+		if !strings.HasPrefix(resp.Request.URL.Path, "/interaction/") {
+			if resp.Request.URL.String() != gw+authnPathUserinfo || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"subject":"`+user+`"`) {
+				t.Fatalf("login ended at %s with %d %s", resp.Request.URL.Path, resp.StatusCode, body)
+			}
+			var out []*http.Cookie
+			u, _ := url.Parse(gw)
+			for _, c := range jar.Cookies(u) {
+				if strings.HasPrefix(c.Name, "__Host-promgate_session") {
+					out = append(out, c)
+				}
+			}
+			if len(out) == 0 {
+				t.Fatal("no session cookie after login")
+			}
+			return out
+		}
+		// The provider's development pages: a login form, then perhaps a
+		// consent form.
+		form := url.Values{"prompt": {"consent"}}
+		if strings.Contains(string(body), `name="prompt" value="login"`) {
+			form = url.Values{"prompt": {"login"}, "login": {user}, "password": {"any password"}}
+		}
+		resp, err = hc.PostForm(resp.Request.URL.String(), form)
+	}
+	t.Fatal("login did not finish after three provider pages")
+	return nil
+}
+
+func cookieHeader(cs []*http.Cookie) string {
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, c.Name+"="+c.Value)
+	}
+	return strings.Join(parts, "; ")
 }

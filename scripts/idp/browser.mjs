@@ -4,7 +4,9 @@
 //   1. open GATEWAY/oauth2/start?rd=/oauth2/userinfo, log in at the provider
 //      as LOGIN_USER (the development login form takes any password);
 //   2. read /oauth2/userinfo and run QUERY_PATH through the session;
-//   3. sign out and run QUERY_PATH again.
+//   3. sign out with the Sign out button of /ui/ (a same-origin POST), which
+//      lands on the provider's logout page, confirm the logout there, and
+//      run QUERY_PATH again.
 //
 // It prints one JSON line with what it saw (statuses, bodies, cookie names and
 // attributes, never cookie values) and exits 0; the Go test judges it.
@@ -55,9 +57,25 @@ try {
   resp = await page.goto(`${gateway}/ui/`);
   out.ui = { status: resp.status(), body: await resp.text() };
 
-  resp = await page.goto(`${gateway}/oauth2/sign_out`);
-  out.signOut = { status: resp.status() };
+  // The gateway answers the POST with a page that moves the browser on to
+  // the provider's end_session_endpoint, whose URL carries the ID token as
+  // id_token_hint: only its scheme, port and path are reported.
+  const [signOut] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === '/oauth2/sign_out'),
+    page.click('form[action="/oauth2/sign_out"] button[type=submit]'),
+  ]);
+  out.signOut = { status: signOut.status() };
+  await page.waitForURL((u) => !u.href.startsWith(gateway));
+  await page.waitForLoadState();
+  const landed = new URL(page.url());
+  out.signOutLanding = `${landed.protocol} ${landed.port} ${landed.pathname}`;
   out.cookiesAfterSignOut = (await context.cookies(gateway)).map((c) => c.name);
+  // The provider asks to confirm its own logout (oidc-provider's default page).
+  const confirm = page.locator('button[name=logout]');
+  if (await confirm.count() > 0) {
+    await Promise.all([page.waitForURL((u) => u.pathname === '/session/end/success'), confirm.click()]);
+    out.providerSignOut = await page.title();
+  }
 
   resp = await page.goto(`${gateway}${queryPath}`);
   out.afterSignOut = { status: resp.status(), body: await resp.text() };

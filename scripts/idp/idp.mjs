@@ -13,11 +13,21 @@
 //
 // Clients:
 //   promgate   confidential, authorization code + PKCE (S256) + refresh tokens
+//              (issued at every code exchange, as Keycloak does, without the
+//              offline_access scope, which oidc-provider grants only with
+//              prompt=consent)
 //   scraper-a  client_credentials, secret scraper-a-secret, groups [team-a]
 //   scraper-b  client_credentials, secret scraper-b-secret, groups [team-b]
 // Users (log in with any password): alice [team-a], bob [team-b], root [admins].
 //
-// On start it prints one JSON line {"ready":true,"issuer":...,"kid":...} to stdout.
+// Sign-out: discovery lists a revocation_endpoint (RFC 7009, /token/revocation)
+// and an end_session_endpoint (RP-initiated logout, /session/end). Revoking a
+// refresh token revokes its whole grant.
+//
+// On start it prints one JSON line {"ready":true,"issuer":...,"kid":...} to stdout,
+// and then one JSON line per revoked grant, {"event":"grant.revoked","route":...}
+// (route "revocation" for RFC 7009), and per completed logout,
+// {"event":"end_session.success"}, so that tests can see what the gateway did.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
@@ -74,10 +84,15 @@ const provider = new Provider(issuer, {
     groups: ['groups'],
   },
   conformIdTokenClaims: false, // groups and email in the ID token
+  async issueRefreshToken(_ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
   pkce: { required: () => true },
   features: {
     devInteractions: { enabled: true },
     clientCredentials: { enabled: true },
+    revocation: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => audience,
@@ -121,6 +136,10 @@ const provider = new Provider(issuer, {
 });
 
 provider.on('server_error', (_ctx, err) => console.error('idp server_error', err));
+provider.on('revocation.error', (_ctx, err) => console.error('idp revocation.error', err.message));
+provider.on('end_session.error', (_ctx, err) => console.error('idp end_session.error', err.message));
+provider.on('grant.revoked', (ctx) => console.log(JSON.stringify({ event: 'grant.revoked', route: ctx.oidc?.route })));
+provider.on('end_session.success', () => console.log(JSON.stringify({ event: 'end_session.success' })));
 
 provider.listen(port, '127.0.0.1', () => {
   console.log(JSON.stringify({ ready: true, issuer, kid: key.kid }));
