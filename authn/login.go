@@ -602,7 +602,9 @@ func (l *Login) signOut(w http.ResponseWriter, r *http.Request) {
 			l.log.Warn("signed-out session list full; the oldest entry was dropped and its cookie works on this replica until its lifetime ends")
 		}
 		if sd.RefreshToken != "" {
-			l.revokeRefreshToken(r.Context(), d, sd.RefreshToken)
+			// A browser that gives up waiting does not cancel the
+			// revocation; revokeTimeout still bounds it.
+			l.revokeRefreshToken(context.WithoutCancel(r.Context()), d, sd.RefreshToken)
 		}
 	}
 	l.session.clear(w)
