@@ -272,3 +272,46 @@ func TestRuleErrorHealth(t *testing.T) {
 		t.Errorf("rules: %s", rec)
 	}
 }
+
+// TestQueriesDuringAppends runs queries and rule evaluations while samples
+// are appended; under -race it checks that a query reads a snapshot.
+func TestQueriesDuringAppends(t *testing.T) {
+	u := newRuleUpstream(t, `groups:
+  - name: g
+    rules:
+      - record: total
+        expr: sum(rate(c[1m]))
+`)
+	var series []*memSeries
+	for i := range 20 {
+		series = append(series, u.store.series(labels.FromStrings("__name__", "c", "i", strconv.Itoa(i))))
+	}
+	const steps = 400
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range int64(steps) {
+			batch := make([]sample, len(series))
+			for i, sr := range series {
+				batch[i] = sample{series: sr, t: s * 15_000, v: float64(s)}
+			}
+			u.store.append(batch, func(_ int, err error) { t.Error(err) })
+		}
+	}()
+	for i := 0; ; i++ {
+		ts := time.UnixMilli(int64(i%steps) * 15_000)
+		u.evalGroup(context.Background(), u.groups[0], ts)
+		if _, err := u.ruleQuery(context.Background(), `count(c)`, ts); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+			got := instant(t, u, `count(c)`, time.UnixMilli((steps-1)*15_000))
+			if diff := cmp.Diff([]string{"{} 20"}, got); diff != "" {
+				t.Errorf("count(c) at the end (-want +got):\n%s", diff)
+			}
+			return
+		default:
+		}
+	}
+}
