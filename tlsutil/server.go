@@ -15,7 +15,6 @@ import (
 	"github.com/promgate/promgate/config"
 )
 
-
 // cipherSuites are the TLS 1.2 suites of Mozilla's intermediate profile that
 // Go implements: ECDHE key exchange with an AEAD cipher only. RSA key exchange
 // (no forward secrecy) and every CBC suite (Lucky13, POODLE-style padding
@@ -53,8 +52,8 @@ type Server struct {
 	minVersion uint16
 	allowed    sanSet
 
-	mu        sync.Mutex // serialises loads
-	snap      atomic.Pointer[snapshot]
+	mu   sync.Mutex // serialises loads
+	snap atomic.Pointer[snapshot]
 
 	// verifyHook, when set by tests, sees every connection that reaches the
 	// connection check.
