@@ -258,6 +258,43 @@ type Limits struct {
 	// hold every connection slot (slowloris). Trusted proxies are exempt.
 	// Zero means no bound.
 	MaxConnectionsPerNetwork int `yaml:"max_connections_per_network"`
+
+	// The query cost model (DESIGN.md, "Query cost"), applied to every
+	// caller, unrestricted ones included, before anything is forwarded.
+	// MaxQueryPoints bounds the evaluation points of a query: its steps
+	// plus the points of every subquery.
+	MaxQueryPoints int64 `yaml:"max_query_points"`
+	// MaxSubqueryPoints bounds the points of one subquery, evaluated over
+	// its parent's whole span plus its own range at its own step, as
+	// Prometheus does: [1d:1ms] is 86,400,000.
+	MaxSubqueryPoints int64 `yaml:"max_subquery_points"`
+	// MaxSamplesEstimate bounds the samples a query reads per series:
+	// each selector's window over AssumedScrapeInterval, times the points
+	// at which it is read.
+	MaxSamplesEstimate int64 `yaml:"max_samples_estimate"`
+	// AssumedScrapeInterval is the scrape interval the estimate assumes.
+	AssumedScrapeInterval model.Duration `yaml:"assumed_scrape_interval"`
+	// DefaultSubqueryStep is the step of a subquery written without one
+	// ([1h:]): the upstream's global evaluation_interval.
+	DefaultSubqueryStep model.Duration `yaml:"default_subquery_step"`
+	// MaxConcurrency bounds the requests one identity has in flight to the
+	// upstream (429 beyond it). Zero means no bound.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// AuthFailures limits failed authentications per client network.
+	AuthFailures AuthFailures `yaml:"auth_failures"`
+}
+
+// AuthFailures limits presented-but-invalid credentials per client
+// network. Requests without credentials never count, and a certificate the
+// TLS handshake verified is never refused by it.
+type AuthFailures struct {
+	// PerSecond and Burst are the token bucket of one network; a
+	// PerSecond of zero turns the limiter off.
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+	// PrefixV4 and PrefixV6 are the prefix lengths that make a network.
+	PrefixV4 int `yaml:"prefix_v4"`
+	PrefixV6 int `yaml:"prefix_v6"`
 }
 
 // Detectors configures the background evaluation of the built-in detector
@@ -331,14 +368,28 @@ func Default() *Config {
 		Limits: Limits{
 			RequestsPerSecond: 20,
 			Burst:             40,
-			MaxRange:          model.Duration(31 * 24 * time.Hour),
-			MaxLookback:       model.Duration(31 * 24 * time.Hour),
-			MinStep:           model.Duration(time.Second),
-			QueryTimeout:      model.Duration(2 * time.Minute),
-			MaxRequestBody:    units.MiB,
+			// No default max_range or max_lookback: the cost limits below
+			// bound what a query costs, whatever the width of its window,
+			// so that Grafana's long time pickers work.
+			MinStep:        model.Duration(time.Second),
+			QueryTimeout:   model.Duration(2 * time.Minute),
+			MaxRequestBody: units.MiB,
 			// Generous for a NAT of Grafana users, small next to the
 			// process' file descriptor limit.
 			MaxConnectionsPerNetwork: 512,
+			// Per series. Every Grafana time picker up to 90 days at its
+			// automatic step (at most 11,000 points) and every detector
+			// stay well under these (DESIGN.md, "Query cost"); [1d:1ms]
+			// (86,400,000 subquery points) does not.
+			MaxQueryPoints:        2_000_000,
+			MaxSubqueryPoints:     1_000_000,
+			MaxSamplesEstimate:    250_000_000,
+			AssumedScrapeInterval: model.Duration(15 * time.Second),
+			DefaultSubqueryStep:   model.Duration(time.Minute),
+			MaxConcurrency:        32,
+			// A sustained 5/s with bursts of 50 per /24 or /56: generous for
+			// humans and misconfigured clients, tight for a spray.
+			AuthFailures: AuthFailures{PerSecond: 5, Burst: 50, PrefixV4: 24, PrefixV6: 56},
 		},
 	}
 }
@@ -595,6 +646,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxRange < 0 || c.Limits.MaxLookback < 0 || c.Limits.MinStep < 0 {
 		add("limits", "durations must not be negative")
+	}
+	if c.Limits.MaxQueryPoints < 0 || c.Limits.MaxSubqueryPoints < 0 || c.Limits.MaxSamplesEstimate < 0 || c.Limits.MaxConcurrency < 0 {
+		add("limits", "max_query_points, max_subquery_points, max_samples_estimate and max_concurrency must not be negative")
+	}
+	if c.Limits.AssumedScrapeInterval <= 0 {
+		add("limits.assumed_scrape_interval", "must be positive")
+	}
+	if c.Limits.DefaultSubqueryStep <= 0 {
+		add("limits.default_subquery_step", "must be positive")
+	}
+	if af := c.Limits.AuthFailures; af.PerSecond < 0 || (af.PerSecond > 0 && af.Burst < 1) {
+		add("limits.auth_failures", "per_second must not be negative, and burst must be at least 1 when it is set")
+	}
+	if af := c.Limits.AuthFailures; af.PrefixV4 < 8 || af.PrefixV4 > 32 || af.PrefixV6 < 16 || af.PrefixV6 > 128 {
+		add("limits.auth_failures", "prefix_v4 must be 8 to 32 and prefix_v6 16 to 128")
 	}
 
 	// Detectors.
