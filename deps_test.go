@@ -64,8 +64,9 @@ func TestDependencies(t *testing.T) {
 		"audit":    {"config"},
 		"tlsutil":  {"config"},
 		"authn":    {"config"},
-		"authz":    {"config", "authn"},
+		"authz":    {"config", "authn", "enforce"},
 		"policies": {},
+		"reload":   {},
 	}
 	// Direct imports: client_golang and the PromQL parser bring net/http in
 	// transitively, but the package itself must not serve or send HTTP.

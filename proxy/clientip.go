@@ -74,15 +74,19 @@ func (c *clientIP) of(r *http.Request) string {
 
 // clientNetwork returns the /24 (IPv4) or /56 (IPv6) network of an address,
 // the unit in which unauthenticated clients are counted and limited.
-func clientNetwork(addr string) string {
+func clientNetwork(addr string) string { return networkOf(addr, 24, 56) }
+
+// networkOf returns the network of an address with the given prefix
+// lengths, or "other" for what is not an address.
+func networkOf(addr string, v4, v6 int) string {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return "other"
 	}
 	a = a.Unmap()
-	bits := 56
+	bits := v6
 	if a.Is4() {
-		bits = 24
+		bits = v4
 	}
 	p, err := a.Prefix(bits)
 	if err != nil {

@@ -115,7 +115,7 @@ func (c *coalescer) join(f *flight, req *http.Request) (*http.Response, error) {
 	}
 	resp := *f.resp
 	resp.Header = f.resp.Header.Clone()
-	resp.Body = io.NopCloser(bytes.NewReader(f.body))
+	resp.Body = sharedBody{bytes.NewReader(f.body)}
 	resp.ContentLength = int64(len(f.body))
 	resp.TransferEncoding = nil
 	resp.Trailer = nil
@@ -123,6 +123,12 @@ func (c *coalescer) join(f *flight, req *http.Request) (*http.Response, error) {
 	resp.TLS = nil
 	return &resp, nil
 }
+
+// sharedBody is the body of an answer shared from another request's
+// flight; the upstream handler tells a coalesced answer by it.
+type sharedBody struct{ *bytes.Reader }
+
+func (sharedBody) Close() error { return nil }
 
 // finish publishes the flight's outcome to the requests that joined it.
 func (f *flight) finish(ok bool, resp *http.Response, body []byte) {

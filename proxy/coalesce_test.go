@@ -343,7 +343,7 @@ func (u *recordingHeld) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestHandlerCoalesce(t *testing.T) {
 	up := &recordingHeld{heldUpstream: heldUpstream{release: make(chan struct{}), body: []byte(`{"status":"success","data":{"resultType":"vector","result":[]}}`)}}
 	f := newFixtureTransport(t, up)
-	c := f.h.up.rp.Transport.(*coalescer)
+	c := f.h.up.rt.(*coalescer)
 	const target = "/api/v1/query?query=up"
 	codes := make(map[string]int)
 	var mu sync.Mutex

@@ -7,8 +7,6 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/promgate/promgate/authn"
-	"github.com/promgate/promgate/authz"
 	"github.com/promgate/promgate/detect"
 	"github.com/promgate/promgate/promapi"
 )
@@ -28,15 +26,9 @@ func isDetectorsPath(p string) bool {
 // caller's own enforcement; cluster-scoped detectors and any using absent()
 // are refused for restricted callers rather than run confined, where they
 // would lie).
-func (h *Handler) serveDetectors(w http.ResponseWriter, r *http.Request, st *state, id *authn.Identity) error {
-	st.route = RouteDetectors
+func (h *Handler) serveDetectors(w http.ResponseWriter, r *http.Request, st *state) error {
 	if r.URL.RawPath != "" && r.URL.RawPath != r.URL.Path {
 		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
-	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		return &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusMethodNotAllowed,
-			Msg: "method " + r.Method + " is not allowed on this route; use GET"}
 	}
 	if r.URL.RawQuery != "" || r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
 		return promapi.Errorf(promapi.ErrBadData, "the detectors API takes no parameters and no body")
@@ -45,15 +37,13 @@ func (h *Handler) serveDetectors(w http.ResponseWriter, r *http.Request, st *sta
 	if strings.Contains(detectorID, "/") || (detectorID == "" && r.URL.Path != detectorsPath) {
 		return promapi.Errorf(promapi.ErrNotFound, "not found: no such detector")
 	}
-
-	in := authz.Input{
-		Identity: id,
-		Request:  authz.Request{Method: r.Method, Path: r.URL.Path, Route: RouteDetectors, RemoteAddr: st.remoteAddr},
-	}
-	var d detect.Detector
+	// The catalog asks the policy with no query; one detector asks with
+	// its expression, which is held to the query API's limits as an
+	// instant query at now.
+	a := &ask{route: RouteDetectors, kind: kindPlain}
 	if detectorID != "" {
-		var ok bool
-		if d, ok = h.detectors.Get(detectorID); !ok {
+		d, ok := h.detectors.Get(detectorID)
+		if !ok {
 			return promapi.Errorf(promapi.ErrNotFound, "not found: no detector %q", truncate(detectorID, 64))
 		}
 		st.query = []string{d.Expr}
@@ -61,67 +51,75 @@ func (h *Handler) serveDetectors(w http.ResponseWriter, r *http.Request, st *sta
 		if err != nil {
 			return err
 		}
-		in.Query = &authz.Query{Expressions: q.Expressions(), Selectors: selectorsOf(q.Selectors())}
+		a.kind, a.query = kindQuery, q
 	}
-	dec, err := h.decide(r.Context(), in, nil, st)
+	g, err := h.admit(r.Context(), r, st, a)
 	if err != nil {
 		return err
 	}
-	en, err := enforcerFor(dec)
-	if err != nil {
-		return err
-	}
-	if err := h.setTenant(dec, id, st); err != nil {
-		return err
-	}
-
 	if detectorID == "" {
 		var state map[string]detect.State
-		if en.Unrestricted() && h.detectorState != nil {
+		if g.en.Unrestricted() && h.detectorState != nil {
 			state = h.detectorState()
 		}
 		return promapi.WriteData(w, h.detectors.Summaries(state))
 	}
-
-	var rewrite func(string) (string, error)
-	if !en.Unrestricted() {
-		rewrite = func(query string) (string, error) {
-			q, err := h.queries.parse(query)
-			if err != nil {
-				return "", err
-			}
-			out, err := en.Rewrite(q)
-			if err != nil {
-				return "", err
-			}
-			st.enforced = []string{out}
-			return out, nil
-		}
-	}
-	hdr := http.Header{"X-Request-Id": {st.id}}
-	if tok := h.token(); tok != "" {
-		hdr.Set("Authorization", "Bearer "+tok)
-	}
-	if st.tenant != "" {
-		hdr.Set(h.cfg.Upstream.TenantHeader, st.tenant)
-	}
-	querier := detect.NewHTTPQuerier(h.up.target.String(), h.up.rp.Transport, hdr)
-	vec, err := h.detectors.Evaluate(r.Context(), detectorID, rewrite, querier)
+	release, err := h.inflight.acquire(g, st.identity)
 	if err != nil {
-		if de, ok := errors.AsType[*detect.Error](err); ok {
-			switch de.Kind {
-			case detect.NotFound:
-				return &promapi.Error{Type: promapi.ErrNotFound, Msg: de.Msg, Err: err}
-			case detect.Forbidden:
-				return &promapi.Error{Type: promapi.ErrForbidden, Msg: de.Msg, Err: err}
-			default:
-				return &promapi.Error{Type: promapi.ErrUnavailable, Msg: "upstream unavailable (request id " + st.id + ")", Err: errors.New(upstreamCause(err))}
-			}
-		}
-		return h.enforceError(err, id)
+		w.Header().Set("Retry-After", "1")
+		return err
+	}
+	defer release()
+	vec, err := h.detectors.Evaluate(r.Context(), detectorID, h.detectorRewrite(g, st), h.detectorQuerier(r, st, g))
+	if err != nil {
+		return h.detectorError(err, st)
 	}
 	if vec == nil {
 		vec = []*model.Sample{}
 	}
 	return promapi.WriteData(w, map[string]any{"resultType": "vector", "result": vec})
+}
+
+// detectorRewrite confines a detector's query to the grant, or is nil for
+// an unrestricted caller (which lets cluster-scoped detectors run).
+func (h *Handler) detectorRewrite(g *grant, st *state) func(string) (string, error) {
+	if g.en.Unrestricted() {
+		return nil
+	}
+	return func(query string) (string, error) {
+		q, err := h.queries.parse(query)
+		if err != nil {
+			return "", err
+		}
+		out, err := g.en.Rewrite(q)
+		if err != nil {
+			return "", err
+		}
+		st.enforced = []string{out}
+		return out, nil
+	}
+}
+
+// detectorQuerier reaches the upstream as the forwarded queries do: the
+// same transport, and headers from the one upstream builder.
+func (h *Handler) detectorQuerier(r *http.Request, st *state, g *grant) detect.Querier {
+	hdr := http.Header{}
+	stampHeaders(hdr, r, st.id, h.token(), h.cfg.Upstream.TenantHeader, g.tenant)
+	return detect.NewHTTPQuerier(h.up.target.String(), h.up.rt, hdr)
+}
+
+// detectorError maps an evaluation error to the API error shape.
+func (h *Handler) detectorError(err error, st *state) error {
+	de, ok := errors.AsType[*detect.Error](err)
+	if !ok {
+		return h.enforceError(err, st.identity)
+	}
+	switch de.Kind {
+	case detect.NotFound:
+		return &promapi.Error{Type: promapi.ErrNotFound, Msg: de.Msg, Err: err}
+	case detect.Forbidden:
+		return &promapi.Error{Type: promapi.ErrForbidden, Msg: de.Msg, Err: err}
+	default:
+		return &promapi.Error{Type: promapi.ErrUnavailable, Msg: "upstream unavailable (request id " + st.id + ")", Err: errors.New(upstreamCause(err))}
+	}
 }

@@ -17,8 +17,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/promgate/promgate/audit"
 	"github.com/promgate/promgate/authn"
@@ -50,9 +52,19 @@ func (u *upstreamLog) last() (*http.Request, string) {
 // everyone else.
 type fakeDecider struct {
 	err error
+	// limits are set on team-a's decisions.
+	limits authz.Limits
 }
 
-func (f *fakeDecider) Decide(_ context.Context, in authz.Input) (authz.Decision, error) {
+func (f *fakeDecider) Decide(ctx context.Context, in authz.Input) (authz.Decision, error) {
+	d, err := f.decide(ctx, in)
+	if err != nil {
+		return d, err
+	}
+	return authz.Compile(d)
+}
+
+func (f *fakeDecider) decide(_ context.Context, in authz.Input) (authz.Decision, error) {
 	if f.err != nil {
 		return authz.Decision{}, f.err
 	}
@@ -61,7 +73,7 @@ func (f *fakeDecider) Decide(_ context.Context, in authz.Input) (authz.Decision,
 		case "admins":
 			return authz.Decision{Allow: true, Reason: "admin"}, nil
 		case "team-a":
-			return authz.Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a"}, nil
+			return authz.Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", Limits: f.limits}, nil
 		}
 	}
 	return authz.Decision{Allow: false, Reason: "no group of " + in.Identity.Subject + " is known"}, nil
@@ -135,6 +147,9 @@ func newFixtureTransport(t testing.TB, rt http.RoundTripper) *fixture {
 	cfg := config.Default()
 	cfg.Upstream.URL = srv.URL
 	cfg.Limits.RequestsPerSecond = 0
+	// An operator's explicit window limits; the defaults set none.
+	cfg.Limits.MaxRange = model.Duration(31 * 24 * time.Hour)
+	cfg.Limits.MaxLookback = model.Duration(31 * 24 * time.Hour)
 	mtls, err := authn.NewMTLS(cfg.Authn.MTLS)
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +248,10 @@ func TestHandler(t *testing.T) {
 		{name: "team-a confined", req: request{user: "alice", target: "/api/v1/query?query=up"}, status: 200, forwarded: `up{namespace="a"}`},
 		{name: "admin unrestricted", req: request{user: "root", target: "/api/v1/query?query=up"}, status: 200, forwarded: `up`},
 		{name: "unknown group denied", req: request{user: "mallory", target: "/api/v1/query?query=up"}, status: 403, errType: "forbidden", msg: "mallory"},
-		{name: "health check for anyone", req: request{user: "mallory", target: "/api/v1/query?query=1%2B1&time=4"}, status: 200, forwarded: `1 + 1`},
+		// Every request asks the policy: a caller with no access fails
+		// Grafana's health check, so "Save & test" tells the truth.
+		{name: "health check for the allowed", req: request{user: "alice", target: "/api/v1/query?query=1%2B1&time=4"}, status: 200, forwarded: `1 + 1`},
+		{name: "health check denied without access", req: request{user: "mallory", target: "/api/v1/query?query=1%2B1&time=4"}, status: 403, errType: "forbidden"},
 		{name: "A1 conflicting equality", req: request{user: "alice", target: "/api/v1/query?" + url.Values{"query": {`up{namespace="b"}`}}.Encode()}, status: 403, msg: "namespace"},
 		{name: "A2 regex widening confined", req: request{user: "alice", target: "/api/v1/query?" + url.Values{"query": {`up{namespace=~".+"}`}}.Encode()}, status: 200, forwarded: `up{namespace="a",namespace=~".+"}`},
 		{name: "A2 not-equal", req: request{user: "alice", target: "/api/v1/query?" + url.Values{"query": {`up{namespace!="a"}`}}.Encode()}, status: 403},

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 )
 
@@ -122,13 +125,29 @@ func TestTenantHeader(t *testing.T) {
 	}
 }
 
+// TestAuthnFailuresLimitedPerNetwork checks the failure limiter: requests
+// without credentials never count, presented-but-invalid credentials do,
+// and a caller whose certificate the handshake verified is served from the
+// same network while it is limited.
 func TestAuthnFailuresLimitedPerNetwork(t *testing.T) {
 	f := newFixture(t)
+	for i := 0; i < 60; i++ {
+		if w := f.do(t, request{target: "/api/v1/query?query=up"}); w.Code != http.StatusUnauthorized {
+			t.Fatalf("anonymous request %d: status %d, want 401: requests without credentials must never be limited", i, w.Code)
+		}
+	}
+	bad := func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/api/v1/query?query=up", nil)
+		// A certificate the handshake did not verify is an invalid credential.
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{f.certs["mallory"]}}
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		return w
+	}
 	var last *httptest.ResponseRecorder
 	n401 := 0
 	for i := 0; i < 60; i++ {
-		last = f.do(t, request{target: "/api/v1/query?query=up"})
-		if last.Code == 401 {
+		if last = bad(); last.Code == http.StatusUnauthorized {
 			n401++
 		}
 	}
@@ -138,11 +157,17 @@ func TestAuthnFailuresLimitedPerNetwork(t *testing.T) {
 	if n401 != 50 {
 		t.Errorf("%d requests got 401 before the network was limited, want the burst of 50", n401)
 	}
-	// Authenticated callers from elsewhere are unaffected.
+	if got := testutil.ToFloat64(f.h.failures.refused); got != 10 {
+		t.Errorf("promgate_authn_failure_limited_total = %v, want 10", got)
+	}
+	// A verified certificate from the same network is still served.
+	if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up"}); w.Code != 200 {
+		t.Errorf("verified caller from the limited network: status %d, want 200", w.Code)
+	}
+	// And so are authenticated callers from elsewhere.
 	r := httptest.NewRequest("GET", "/api/v1/query?query=up", nil)
 	r.RemoteAddr = "198.51.100.9:1"
-	c := f.certs["root"]
-	r.TLS = verifiedState(c)
+	r.TLS = verifiedState(f.certs["root"])
 	w := httptest.NewRecorder()
 	f.h.ServeHTTP(w, r)
 	if w.Code != 200 {

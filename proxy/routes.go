@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strings"
@@ -39,79 +40,114 @@ var Routes = []string{
 	RouteScrape,
 }
 
-// kind says how a route's request is enforced.
+// kind says what a route reads, and so what the policy is asked about and
+// how the request is enforced.
 type kind int
 
 const (
-	kindQuery    kind = iota // a PromQL expression in `query`
-	kindMatch                // series selectors in `match[]`
-	kindPlain                // no selectors: the decision alone
-	kindFiltered             // a response that needs filtering for restricted callers
+	kindQuery kind = iota // a PromQL expression in `query`
+	kindMatch             // series selectors in `match[]`
+	kindPlain             // no selectors: the decision alone
 )
 
-// route is one row of the route table.
+// route is one row of the route table: what a request may carry, what the
+// policy is asked, how a restricted caller's answer is filtered, and which
+// handler serves it. ServeHTTP runs the shared chain (audit health,
+// deadline, authentication, rate limit, method) once and then calls serve.
 type route struct {
 	name    string
 	kind    kind
 	methods []string
-	// params are forwarded upstream; everything else is dropped.
+	// params are forwarded upstream; everything else is refused.
 	params []string
 	// multi are params that may repeat.
 	multi []string
-	// needsQuery: `query` is required.
-	needsQuery bool
+	// filter, when set, confines a restricted caller's upstream answer. It
+	// may ask the upstream itself (metadata), with the grant's tenant.
+	filter func(h *Handler, ctx context.Context, g *grant, st *state) (bodyFilter, error)
+	// serve answers the request once the chain has run.
+	serve func(h *Handler, w http.ResponseWriter, r *http.Request, st *state) error
 }
+
+// bodyFilter rewrites a successful upstream body for a restricted caller.
+type bodyFilter func([]byte) ([]byte, error)
 
 var (
 	getPost = []string{http.MethodGet, http.MethodPost}
 	getOnly = []string{http.MethodGet}
+	getHead = []string{http.MethodGet, http.MethodHead}
+)
+
+// The Prometheus API routes' shared shape.
+var (
+	queryParams = []string{"query", "time", "timeout", "limit", "lookback_delta", "stats", "dedup", "partial_response", "max_source_resolution"}
+	rangeParams = []string{"query", "start", "end", "step", "timeout", "limit", "lookback_delta", "stats", "dedup", "partial_response", "max_source_resolution"}
+	matchParams = []string{"match[]", "start", "end", "limit", "dedup", "partial_response"}
+	matchMulti  = []string{"match[]"}
 )
 
 // routes is the route table of DESIGN.md, keyed by canonical path.
 var routes = map[string]*route{
-	"/api/v1/query": {
-		name: RouteQuery, kind: kindQuery, methods: getPost, needsQuery: true,
-		params: []string{"query", "time", "timeout", "limit", "lookback_delta", "stats", "dedup", "partial_response", "max_source_resolution"},
-	},
-	"/api/v1/query_range": {
-		name: RouteQueryRange, kind: kindQuery, methods: getPost, needsQuery: true,
-		params: []string{"query", "start", "end", "step", "timeout", "limit", "lookback_delta", "stats", "dedup", "partial_response", "max_source_resolution"},
-	},
+	"/api/v1/query":       {name: RouteQuery, kind: kindQuery, methods: getPost, params: queryParams, serve: (*Handler).serveAPI},
+	"/api/v1/query_range": {name: RouteQueryRange, kind: kindQuery, methods: getPost, params: rangeParams, serve: (*Handler).serveAPI},
 	"/api/v1/query_exemplars": {
-		name: RouteQueryExemplars, kind: kindQuery, methods: getPost, needsQuery: true,
+		name: RouteQueryExemplars, kind: kindQuery, methods: getPost, serve: (*Handler).serveAPI,
 		// Grafana sends step with exemplar queries; Prometheus ignores it.
 		params: []string{"query", "start", "end", "step"},
 	},
-	"/api/v1/series": {
-		name: RouteSeries, kind: kindMatch, methods: getPost,
-		params: []string{"match[]", "start", "end", "limit", "dedup", "partial_response"}, multi: []string{"match[]"},
-	},
-	"/api/v1/labels": {
-		name: RouteLabels, kind: kindMatch, methods: getPost,
-		params: []string{"match[]", "start", "end", "limit", "dedup", "partial_response"}, multi: []string{"match[]"},
-	},
-	"/federate": {
-		name: RouteFederate, kind: kindMatch, methods: getOnly,
-		params: []string{"match[]"}, multi: []string{"match[]"},
-	},
+	"/api/v1/series": {name: RouteSeries, kind: kindMatch, methods: getPost, params: matchParams, multi: matchMulti, serve: (*Handler).serveAPI},
+	"/api/v1/labels": {name: RouteLabels, kind: kindMatch, methods: getPost, params: matchParams, multi: matchMulti, serve: (*Handler).serveAPI},
+	"/federate":      {name: RouteFederate, kind: kindMatch, methods: getOnly, params: matchMulti, multi: matchMulti, serve: (*Handler).serveAPI},
 	"/api/v1/rules": {
-		name: RouteRules, kind: kindFiltered, methods: getOnly,
+		name: RouteRules, kind: kindPlain, methods: getOnly, serve: (*Handler).serveAPI,
 		params: []string{"type", "rule_name[]", "rule_group[]", "file[]", "exclude_alerts", "match[]", "group_limit", "group_next_token"},
 		multi:  []string{"rule_name[]", "rule_group[]", "file[]", "match[]"},
+		filter: func(_ *Handler, _ context.Context, g *grant, _ *state) (bodyFilter, error) {
+			return g.en.FilterRules, nil
+		},
 	},
-	"/api/v1/alerts": {name: RouteAlerts, kind: kindFiltered, methods: getOnly},
+	"/api/v1/alerts": {
+		name: RouteAlerts, kind: kindPlain, methods: getOnly, serve: (*Handler).serveAPI,
+		filter: func(_ *Handler, _ context.Context, g *grant, _ *state) (bodyFilter, error) {
+			return g.en.FilterAlerts, nil
+		},
+	},
 	"/api/v1/metadata": {
-		name: RouteMetadata, kind: kindPlain, methods: getOnly,
+		name: RouteMetadata, kind: kindPlain, methods: getOnly, serve: (*Handler).serveAPI,
 		params: []string{"metric", "limit", "limit_per_metric"},
+		filter: (*Handler).metadataFilter,
 	},
-	"/api/v1/status/buildinfo": {name: RouteBuildInfo, kind: kindPlain, methods: getOnly},
+	"/api/v1/status/buildinfo": {name: RouteBuildInfo, kind: kindPlain, methods: getOnly, serve: (*Handler).serveAPI},
 	// format_query only pretty-prints the expression; it reads no data.
-	"/api/v1/format_query": {name: RouteFormatQuery, kind: kindPlain, methods: getPost, params: []string{"query"}, needsQuery: true},
+	"/api/v1/format_query": {name: RouteFormatQuery, kind: kindPlain, methods: getPost, params: []string{"query"}, serve: (*Handler).serveAPI},
 }
 
 var labelValues = &route{
-	name: RouteLabelValues, kind: kindMatch, methods: getOnly,
-	params: []string{"match[]", "start", "end", "limit", "dedup", "partial_response"}, multi: []string{"match[]"},
+	name: RouteLabelValues, kind: kindMatch, methods: getOnly, params: matchParams, multi: matchMulti, serve: (*Handler).serveAPI,
+}
+
+// The gateway's own routes. Their handlers check their sub-paths.
+var (
+	uiRoute        = &route{name: RouteUI, kind: kindPlain, methods: getHead, serve: (*Handler).serveUI}
+	detectorsRoute = &route{name: RouteDetectors, kind: kindQuery, methods: getOnly, serve: (*Handler).serveDetectors}
+	scrapeRoute    = &route{name: RouteScrape, kind: kindPlain, methods: getOnly, serve: (*Handler).serveScrape}
+)
+
+// match returns the route of a request, or nil for a path the gateway does
+// not serve. The exporter sidecar serves scrapes only.
+func (h *Handler) match(r *http.Request) *route {
+	switch {
+	case h.scrapes != nil:
+		if h.scrapes.target(r) == nil {
+			return nil
+		}
+		return scrapeRoute
+	case isUIPath(r.URL.Path):
+		return uiRoute
+	case h.detectors != nil && isDetectorsPath(r.URL.Path):
+		return detectorsRoute
+	}
+	return classify(r.URL.RawPath, r.URL.Path)
 }
 
 // labelNameRE is the classic label name alphabet. UTF-8 names reach this

@@ -12,14 +12,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/promgate/promgate/authn"
-	"github.com/promgate/promgate/authz"
 	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/enforce"
 	"github.com/promgate/promgate/promapi"
+	"github.com/promgate/promgate/reload"
 )
 
 // The exporter sidecar (upstream.kind metrics) serves only scrapes: GET of
@@ -54,25 +52,28 @@ var errScrapeTooLarge = errors.New("exporter response larger than upstream.max_s
 type scrapeTarget struct {
 	url   string
 	rt    http.RoundTripper
-	token func() (string, error)
+	token func() string
 }
 
 // scrapeSet is the sidecar's path table, built once per Handler.
 type scrapeSet struct {
 	targets map[string]*scrapeTarget
 	maxBody int64
+	// tokenFiles are the exporters' own token files, reloaded by the
+	// gateway's reload watcher.
+	tokenFiles []*TokenFile
 }
 
 // newScrapeSet builds the path table: upstream.url at /metrics over the
 // gateway's upstream transport and token, and each exporter over its own
 // transport (its TLS) and token file.
-func newScrapeSet(cfg *config.Config, rt http.RoundTripper, token func() string, now func() time.Time) (*scrapeSet, error) {
+func newScrapeSet(cfg *config.Config, rt http.RoundTripper, token func() string) (*scrapeSet, error) {
 	s := &scrapeSet{targets: map[string]*scrapeTarget{}, maxBody: int64(cfg.Upstream.MaxScrapeBody)}
 	if s.maxBody <= 0 {
 		s.maxBody = defaultMaxScrapeBody
 	}
 	if cfg.Upstream.URL != "" {
-		s.targets[config.DefaultScrapePath] = &scrapeTarget{url: cfg.Upstream.URL, rt: rt, token: func() (string, error) { return token(), nil }}
+		s.targets[config.DefaultScrapePath] = &scrapeTarget{url: cfg.Upstream.URL, rt: rt, token: token}
 	}
 	for i, e := range cfg.Upstream.Exporters {
 		c := *cfg
@@ -85,113 +86,69 @@ func newScrapeSet(cfg *config.Config, rt http.RoundTripper, token func() string,
 		if err != nil {
 			return nil, fmt.Errorf("upstream.exporters[%d]: %w", i, err)
 		}
-		s.targets[e.Path] = &scrapeTarget{url: e.URL, rt: t, token: (&polledToken{file: tf, now: now}).get}
+		s.targets[e.Path] = &scrapeTarget{url: e.URL, rt: t, token: tf.Token}
+		s.tokenFiles = append(s.tokenFiles, tf)
 	}
 	return s, nil
 }
 
-// polledToken re-reads an exporter's token file at most every 10 s; a
-// failed re-read keeps the previous token.
-type polledToken struct {
-	file *TokenFile
-	now  func() time.Time
-
-	mu   sync.Mutex
-	last time.Time
+// ExporterTokens returns the exporters' token files as one reloadable
+// part, for the gateway's reload watcher. It has no files when the gateway
+// is not an exporter sidecar.
+func (h *Handler) ExporterTokens() reload.Part {
+	var files []*TokenFile
+	if h.scrapes != nil {
+		files = h.scrapes.tokenFiles
+	}
+	paths := []string{}
+	for _, f := range files {
+		paths = append(paths, f.Files()...)
+	}
+	return reload.Func{Paths: paths, Fn: func() error {
+		var errs []error
+		for _, f := range files {
+			errs = append(errs, f.Reload())
+		}
+		return errors.Join(errs...)
+	}}
 }
 
-func (p *polledToken) get() (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if now := p.now(); now.Sub(p.last) >= 10*time.Second {
-		p.last = now
-		if err := p.file.Reload(); err != nil && p.file.Token() == "" {
-			return "", err
-		}
+// target returns the exporter of a request's path, or nil.
+func (s *scrapeSet) target(r *http.Request) *scrapeTarget {
+	if r.URL.RawPath != "" && r.URL.RawPath != r.URL.Path {
+		return nil
 	}
-	return p.file.Token(), nil
+	return s.targets[r.URL.Path]
 }
 
 // serveScrape serves the exporter sidecar's scrape route.
-func (h *Handler) serveScrape(w http.ResponseWriter, r *http.Request, st *state, id *authn.Identity) error {
-	st.route = RouteScrape
-	set := h.scrapes
-	var tgt *scrapeTarget
-	if r.URL.RawPath == "" || r.URL.RawPath == r.URL.Path {
-		tgt = set.targets[r.URL.Path]
-	}
-	if tgt == nil {
-		st.route = RouteUnknown
-		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
-	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		return &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusMethodNotAllowed,
-			Msg: fmt.Sprintf("method %s is not allowed on this route; use GET", r.Method)}
-	}
+func (h *Handler) serveScrape(w http.ResponseWriter, r *http.Request, st *state) error {
+	tgt := h.scrapes.target(r)
 	if r.URL.RawQuery != "" || r.URL.ForceQuery {
 		return promapi.Errorf(promapi.ErrBadData, "query parameters are not forwarded to exporters; remove params from the scrape configuration")
 	}
-	in := authz.Input{
-		Identity: id,
-		Request:  authz.Request{Method: r.Method, Path: r.URL.Path, Route: RouteScrape, RemoteAddr: st.remoteAddr},
-	}
-	dec, err := h.decide(r.Context(), in, nil, st)
+	g, err := h.admit(r.Context(), r, st, &ask{route: RouteScrape, kind: kindPlain})
 	if err != nil {
 		return err
 	}
-	en, err := enforcerFor(dec)
-	if err != nil {
-		return err
-	}
-	filter := !en.Unrestricted()
+	filter := !g.en.Unrestricted()
 	if filter {
 		// The audit record shows the confinement the exposition was
 		// filtered by.
-		if st.enforced, err = en.Matchers(nil); err != nil {
+		if st.enforced, err = g.en.Matchers(nil); err != nil {
 			return &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
 		}
 	}
-
 	ctx := r.Context()
-	timeoutHeader := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
-	if d, ok := scrapeTimeout(timeoutHeader); ok {
+	if d, ok := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
-	} else {
-		timeoutHeader = ""
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, tgt.url, nil)
+	req, err := scrapeRequest(ctx, r, tgt, st, filter)
 	if err != nil {
-		return &promapi.Error{Type: promapi.ErrInternal, Msg: "internal error (request id " + st.id + ")", Err: err}
+		return err
 	}
-	clientGzip := acceptsGzip(r.Header.Values("Accept-Encoding"))
-	for _, k := range []string{"Accept", "Accept-Encoding", "User-Agent"} {
-		if v := r.Header.Values(k); len(v) > 0 {
-			req.Header[k] = v
-		}
-	}
-	if timeoutHeader != "" {
-		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeoutHeader)
-	}
-	if filter {
-		// Only what the filter reads: text or OpenMetrics, plain or gzip.
-		req.Header.Set("Accept", filterableAccept(strings.Join(r.Header.Values("Accept"), ",")))
-		req.Header.Del("Accept-Encoding")
-		if clientGzip {
-			req.Header.Set("Accept-Encoding", "gzip")
-		}
-	}
-	req.Header.Set("X-Request-Id", st.id)
-	tok, err := tgt.token()
-	if err != nil {
-		return &promapi.Error{Type: promapi.ErrUnavailable, Msg: "the exporter's token is unavailable (request id " + st.id + ")", Err: err}
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-
 	resp, err := tgt.rt.RoundTrip(req)
 	if err != nil {
 		h.tel.upstream(st.route, 0)
@@ -200,9 +157,39 @@ func (h *Handler) serveScrape(w http.ResponseWriter, r *http.Request, st *state,
 	defer resp.Body.Close()
 	h.tel.upstream(st.route, resp.StatusCode)
 	if !filter {
-		return passScrape(w, resp, set.maxBody, st)
+		return passScrape(w, resp, h.scrapes.maxBody, st)
 	}
-	return filterScrape(ctx, w, resp, en, clientGzip, set.maxBody, st)
+	return filterScrape(ctx, w, resp, g.en, acceptsGzip(r.Header.Values("Accept-Encoding")), h.scrapes.maxBody, st)
+}
+
+// scrapeRequest builds the exporter request: the allow-listed headers, a
+// valid scrape timeout, and the gateway's own headers from the one upstream
+// builder with the exporter's token. A filtered scrape asks only for what
+// the filter reads: text or OpenMetrics, plain or gzip.
+func scrapeRequest(ctx context.Context, r *http.Request, tgt *scrapeTarget, st *state, filter bool) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, tgt.url, nil)
+	if err != nil {
+		return nil, &promapi.Error{Type: promapi.ErrInternal, Msg: "internal error (request id " + st.id + ")", Err: err}
+	}
+	for _, k := range []string{"Accept", "Accept-Encoding", "User-Agent"} {
+		if v := r.Header.Values(k); len(v) > 0 {
+			req.Header[k] = v
+		}
+	}
+	if t := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); t != "" {
+		if _, ok := scrapeTimeout(t); ok {
+			req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", t)
+		}
+	}
+	if filter {
+		req.Header.Set("Accept", filterableAccept(strings.Join(r.Header.Values("Accept"), ",")))
+		req.Header.Del("Accept-Encoding")
+		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+	}
+	stampHeaders(req.Header, r, st.id, tgt.token(), "", "")
+	return req, nil
 }
 
 // scrapeTimeout parses Prometheus' scrape timeout header: a positive,

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -12,42 +11,27 @@ import (
 	"github.com/promgate/promgate/authz"
 )
 
-// state is everything the gateway learns about one request. It lives in the
-// request context behind an unexported key; the audit record is built from it
+// state is everything the gateway learns about one request. ServeHTTP owns
+// it and hands it to the route's handler; the audit record is built from it
 // in a deferred call, whatever happened.
 type state struct {
 	id         string
 	start      time.Time
 	remoteAddr string
 	route      string
-	identity   *authn.Identity
-	query      []string // as sent
-	enforced   []string // as forwarded
-	decision   *authz.Decision
-	revision   string
-	err        error // internal cause of a denial or failure
-
-	// Set before the upstream call, read by Rewrite.
-	upstreamPath  string
-	upstreamQuery string // encoded parameters
-	tenant        string // for upstream.tenant_header
-	// filter rewrites a successful upstream body for a restricted caller.
-	filter func([]byte) ([]byte, error)
-	post   bool
+	// rt is the matched route, or nil before matching and for pages.
+	rt       *route
+	identity *authn.Identity
+	query    []string // as sent
+	enforced []string // as forwarded
+	decision *authz.Decision
+	revision string
+	err      error // internal cause of a denial or failure
+	// clamped names the time parameters moved to the limits' edge.
+	clamped []string
 	// coalesced is set when another request's upstream answer was shared
 	// with this one.
 	coalesced bool
-}
-
-type stateKey struct{}
-
-func withState(ctx context.Context, st *state) context.Context {
-	return context.WithValue(ctx, stateKey{}, st)
-}
-
-func stateOf(ctx context.Context) *state {
-	st, _ := ctx.Value(stateKey{}).(*state)
-	return st
 }
 
 // recorder captures the status and size of a response.

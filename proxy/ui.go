@@ -10,7 +10,6 @@ import (
 	"github.com/promgate/promgate/authn"
 	"github.com/promgate/promgate/authz"
 	"github.com/promgate/promgate/detect"
-	"github.com/promgate/promgate/enforce"
 	"github.com/promgate/promgate/promapi"
 )
 
@@ -89,43 +88,24 @@ var uiTemplate = template.Must(template.New("ui").Parse(`<!doctype html>
 
 // serveUI renders the page for the caller. The decision is asked for route
 // "ui" like any other; a denial is shown on the page.
-func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request, st *state, id *authn.Identity) error {
-	st.route = RouteUI
+func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request, st *state) error {
 	if r.URL.Path != uiPath || (r.URL.RawPath != "" && r.URL.RawPath != r.URL.Path) {
 		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		return &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusMethodNotAllowed, Msg: "use GET"}
-	}
+	id := st.identity
 	data := uiData{Identity: id, Session: id.Method == authn.MethodSession, SignOut: authn.PathSignOut}
-	in := authz.Input{Identity: id, Request: authz.Request{Method: r.Method, Path: r.URL.Path, Route: RouteUI, RemoteAddr: st.remoteAddr}}
 	status := http.StatusOK
-	dec, err := h.decide(r.Context(), in, nil, st)
-	var en *enforce.Enforcer
-	if err == nil {
-		en, err = enforcerFor(dec)
-	}
+	g, err := h.admit(r.Context(), r, st, &ask{route: RouteUI, kind: kindPlain})
 	if err != nil {
 		status = http.StatusForbidden
 		data.Denied = promapi.As(err, st.id).Msg
 		data.Restricted = true
 		st.err = err
 	} else {
-		data.Decision = dec
-		data.Restricted = !en.Unrestricted()
-		names := map[string]bool{}
-		for n := range dec.Enforce {
-			names[n] = true
-		}
-		for n := range dec.EnforceRegex {
-			names[n] = true
-		}
-		for n := range names {
-			data.Labels = append(data.Labels, uiLabel{Name: n, Values: dec.Enforce[n], Regexes: dec.EnforceRegex[n]})
-		}
-		sort.Slice(data.Labels, func(i, j int) bool { return data.Labels[i].Name < data.Labels[j].Name })
-		data.Matchers = dec.Matchers
+		data.Decision = g.dec
+		data.Restricted = !g.en.Unrestricted()
+		data.Labels = uiLabels(g.dec)
+		data.Matchers = g.dec.Matchers
 	}
 	if h.detectors != nil {
 		var state map[string]detect.State
@@ -152,4 +132,21 @@ func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request, st *state, id 
 		_, _ = w.Write(buf.Bytes())
 	}
 	return nil
+}
+
+// uiLabels lists the decision's enforced labels with their values, sorted.
+func uiLabels(dec authz.Decision) []uiLabel {
+	names := map[string]bool{}
+	for n := range dec.Enforce {
+		names[n] = true
+	}
+	for n := range dec.EnforceRegex {
+		names[n] = true
+	}
+	var out []uiLabel
+	for n := range names {
+		out = append(out, uiLabel{Name: n, Values: dec.Enforce[n], Regexes: dec.EnforceRegex[n]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,15 +32,32 @@ import (
 // dropped: the upstream request is built, not filtered.
 var forwardHeaders = []string{"Accept", "Accept-Encoding", "Accept-Language", "User-Agent"}
 
-// upstream forwards allowed requests.
+// upstream forwards enforced requests. It holds no per-request state: each
+// request's enforced form reaches it as an *outbound, explicitly.
 type upstream struct {
 	target *url.URL
-	rp     *httputil.ReverseProxy
-	// raw is the transport without coalescing, for exporter scrapes.
-	raw http.RoundTripper
+	// rt reaches the upstream, coalescing identical requests when
+	// upstream.coalesce is set; raw never coalesces (exporter scrapes).
+	rt, raw  http.RoundTripper
+	token    func() string
+	cfg      *config.Config
+	tel      *telemetry
+	errorLog *log.Logger
 }
 
-func newUpstream(cfg *config.Config, rt http.RoundTripper, h *Handler) (*upstream, error) {
+// outbound is one enforced upstream request. It is built from the grant and
+// the enforced parameters only, never copied from the caller's request.
+type outbound struct {
+	path  string
+	query string // encoded parameters
+	post  bool
+	// tenant goes into upstream.tenant_header, from the decision only.
+	tenant string
+	// filter confines a restricted caller's successful answer, or is nil.
+	filter bodyFilter
+}
+
+func newUpstream(cfg *config.Config, rt http.RoundTripper, token func() string, tel *telemetry, logger *slog.Logger) (*upstream, error) {
 	target, err := url.Parse(cfg.Upstream.URL)
 	if err != nil {
 		return nil, errors.New("upstream.url: not a URL")
@@ -48,40 +67,101 @@ func newUpstream(cfg *config.Config, rt http.RoundTripper, h *Handler) (*upstrea
 			return nil, err
 		}
 	}
-	raw := rt
+	u := &upstream{target: target, rt: rt, raw: rt, token: token, cfg: cfg,
+		tel: tel, errorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	if cfg.Upstream.Coalesce {
-		rt = newCoalescer(rt, func(r *http.Request) {
-			if st := stateOf(r.Context()); st != nil {
-				st.coalesced = true
-			}
-		})
+		u.rt = newCoalescer(rt, nil)
 	}
-	u := &upstream{target: target, raw: raw}
-	u.rp = &httputil.ReverseProxy{
-		Rewrite:    func(pr *httputil.ProxyRequest) { u.rewrite(pr, h.token(), cfg.Upstream.TenantHeader) },
-		Transport:  rt,
+	return u, nil
+}
+
+// forward sends out upstream and streams the answer to w, through out's
+// filter when it has one.
+func (u *upstream) forward(w http.ResponseWriter, r *http.Request, st *state, out *outbound) {
+	rp := &httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { u.rewrite(pr, st.id, out) },
+		Transport:  u.rt,
 		BufferPool: bufferPool{},
-		ErrorLog:   slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+		ErrorLog:   u.errorLog,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			h.tel.upstream(stateOf(r.Context()).route, 0)
-			u.fail(w, r, err)
+			u.tel.upstream(st.route, 0)
+			u.fail(w, r, st, err)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			st := stateOf(resp.Request.Context())
-			if st.coalesced {
-				h.tel.coalesce(st.route)
+			if _, shared := resp.Body.(sharedBody); shared {
+				st.coalesced = true
+				u.tel.coalesce(st.route)
 			} else {
-				h.tel.upstream(st.route, resp.StatusCode)
+				u.tel.upstream(st.route, resp.StatusCode)
 			}
 			// The upstream's cookies are not the gateway's to hand out.
 			resp.Header.Del("Set-Cookie")
-			if st.filter != nil {
-				return filterResponse(resp, st.filter)
+			if out.filter != nil {
+				return filterResponse(resp, out.filter)
 			}
 			return nil
 		},
 	}
-	return u, nil
+	rp.ServeHTTP(w, r)
+}
+
+// traceparentRE is the W3C Trace Context traceparent of version 00 and the
+// future versions' common prefix.
+var traceparentRE = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[0-9a-f-]*)?$`)
+
+// stampHeaders sets the gateway's own headers on an upstream request: the
+// request id, the upstream bearer token, the tenant from the decision, and
+// the caller's W3C trace context when it is well-formed. It is the one place
+// these are set, for every request the gateway sends upstream: forwarded
+// queries, the metadata lookup, detector evaluations and exporter scrapes.
+// Empty arguments set nothing; in may be nil.
+func stampHeaders(hdr http.Header, in *http.Request, requestID, token, tenantHeader, tenant string) {
+	if requestID != "" {
+		hdr.Set("X-Request-Id", requestID)
+	}
+	if token != "" {
+		hdr.Set("Authorization", "Bearer "+token)
+	}
+	if tenantHeader != "" && tenant != "" {
+		// Set after the allow-list: a client's copy never gets this far.
+		hdr.Set(tenantHeader, tenant)
+	}
+	if in == nil {
+		return
+	}
+	if tp := in.Header.Values("Traceparent"); len(tp) == 1 && len(tp[0]) <= 128 && traceparentRE.MatchString(tp[0]) {
+		hdr.Set("Traceparent", tp[0])
+		if ts := in.Header.Values("Tracestate"); len(ts) == 1 && len(ts[0]) <= 512 && printableASCII(ts[0]) {
+			hdr.Set("Tracestate", ts[0])
+		}
+	}
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// UpstreamTransport returns a RoundTripper that stamps the upstream bearer
+// token on each request as the gateway does, for the background detector
+// evaluator, which reaches the upstream with the gateway's own identity.
+func UpstreamTransport(base http.RoundTripper, token func() string) http.RoundTripper {
+	return stampingTransport{base: base, token: token}
+}
+
+type stampingTransport struct {
+	base  http.RoundTripper
+	token func() string
+}
+
+func (t stampingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	stampHeaders(r.Header, nil, "", t.token(), "", "")
+	return t.base.RoundTrip(r)
 }
 
 // NewTransport returns a Transport tuned for a busy upstream: a keep-alive
@@ -112,49 +192,40 @@ func NewTransport(cfg *config.Config) (*http.Transport, error) {
 	return t, nil
 }
 
-// rewrite builds the upstream request from the enforced parameters only.
-func (u *upstream) rewrite(pr *httputil.ProxyRequest, token, tenantHeader string) {
-	st := stateOf(pr.In.Context())
-	out := pr.Out
+// rewrite builds the upstream request from out only.
+func (u *upstream) rewrite(pr *httputil.ProxyRequest, requestID string, out *outbound) {
+	o := pr.Out
 	hdr := make(http.Header, len(forwardHeaders)+3)
 	for _, k := range forwardHeaders {
 		if v := pr.In.Header.Values(k); len(v) > 0 {
 			hdr[k] = v
 		}
 	}
-	if st.filter != nil {
+	if out.filter != nil {
 		// The body is read and filtered here, so ask for it uncompressed.
 		hdr.Del("Accept-Encoding")
 	}
-	out.Header = hdr
-	out.URL.Path, out.URL.RawPath = st.upstreamPath, ""
+	o.Header = hdr
+	o.URL.Path, o.URL.RawPath = out.path, ""
 	pr.SetURL(u.target)
-	out.Header.Set("X-Request-Id", st.id)
-	if token != "" {
-		out.Header.Set("Authorization", "Bearer "+token)
-	}
-	if tenantHeader != "" && st.tenant != "" {
-		// Set after hop-by-hop removal, from the decision only: a client's
-		// copy never got past the allow-list above.
-		out.Header.Set(tenantHeader, st.tenant)
-	}
-	out.TransferEncoding = nil
-	out.Trailer = nil
-	if st.post {
-		body := st.upstreamQuery
-		out.Method = http.MethodPost
-		out.URL.RawQuery = ""
-		out.Body = io.NopCloser(strings.NewReader(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
-		out.ContentLength = int64(len(body))
-		out.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	stampHeaders(o.Header, pr.In, requestID, u.token(), u.cfg.Upstream.TenantHeader, out.tenant)
+	o.TransferEncoding = nil
+	o.Trailer = nil
+	if out.post {
+		body := out.query
+		o.Method = http.MethodPost
+		o.URL.RawQuery = ""
+		o.Body = io.NopCloser(strings.NewReader(body))
+		o.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+		o.ContentLength = int64(len(body))
+		o.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		return
 	}
-	out.Method = http.MethodGet
-	out.URL.RawQuery = st.upstreamQuery
-	out.Body = nil
-	out.GetBody = nil
-	out.ContentLength = 0
+	o.Method = http.MethodGet
+	o.URL.RawQuery = out.query
+	o.Body = nil
+	o.GetBody = nil
+	o.ContentLength = 0
 }
 
 // maxFilteredBody bounds a response the gateway reads to filter it.
@@ -188,7 +259,7 @@ func filterResponse(resp *http.Response, filter func([]byte) ([]byte, error)) er
 
 // labelValues asks the upstream for the values of one label under match,
 // with the gateway's own credentials and the caller's tenant.
-func (u *upstream) labelValues(ctx context.Context, name string, match []string, st *state, token, tenantHeader string) ([]string, error) {
+func (u *upstream) labelValues(ctx context.Context, name string, match []string, requestID, tenant string) ([]string, error) {
 	v := url.Values{"match[]": match}
 	ref := &url.URL{Path: "/api/v1/label/" + name + "/values", RawQuery: v.Encode()}
 	target := u.target.JoinPath(ref.Path)
@@ -197,14 +268,8 @@ func (u *upstream) labelValues(ctx context.Context, name string, match []string,
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("X-Request-Id", st.id)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if tenantHeader != "" && st.tenant != "" {
-		req.Header.Set(tenantHeader, st.tenant)
-	}
-	resp, err := u.rp.Transport.RoundTrip(req)
+	stampHeaders(req.Header, nil, requestID, u.token(), u.cfg.Upstream.TenantHeader, tenant)
+	resp, err := u.rt.RoundTrip(req)
 	if err != nil {
 		return nil, errors.New(upstreamCause(err))
 	}
@@ -220,8 +285,7 @@ func (u *upstream) labelValues(ctx context.Context, name string, match []string,
 }
 
 // fail answers an upstream failure without revealing the upstream.
-func (u *upstream) fail(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateOf(r.Context())
+func (u *upstream) fail(w http.ResponseWriter, r *http.Request, st *state, err error) {
 	cause := upstreamCause(err)
 	var e *promapi.Error
 	switch {
