@@ -2,20 +2,15 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"sort"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +22,7 @@ import (
 	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/detect"
 	"github.com/promgate/promgate/proxy"
+	"github.com/promgate/promgate/reload"
 	"github.com/promgate/promgate/tlsutil"
 )
 
@@ -45,9 +41,8 @@ type gateway struct {
 	handler *proxy.Handler
 	// evaluator runs the detectors in the background, or is nil.
 	evaluator *detect.Evaluator
-
-	reloadOK   prometheus.Gauge
-	reloadTime prometheus.Gauge
+	// watcher reloads every reloadable part together.
+	watcher *reload.Watcher
 }
 
 // build constructs every component of cfg. With check set, it touches
@@ -98,7 +93,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 	if cfg.Detectors.Enabled && cfg.Upstream.Kind == config.KindPrometheusAPI {
 		// The token is read at each query, so a rotated token file reaches
 		// the evaluator as it reaches the proxy.
-		q := detect.NewHTTPQuerier(cfg.Upstream.URL, tokenTransport{base: transport, token: g.token.Token}, nil)
+		q := detect.NewHTTPQuerier(cfg.Upstream.URL, proxy.UpstreamTransport(transport, g.token.Token), nil)
 		if g.evaluator, err = detect.NewEvaluator(cfg.Detectors, catalog, q, logger, g.reg); err != nil {
 			return nil, err
 		}
@@ -125,23 +120,12 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 	}
 	g.authz.InitRoutes(proxy.Routes)
 	g.registerOwnMetrics()
+	g.watcher = reload.New(reloadInterval, logger, g.reg)
+	g.watcher.Register("tls", g.tls)
+	g.watcher.Register("policies", reload.Func{Paths: []string{cfg.Authz.Policies}, Fn: g.authz.Reload})
+	g.watcher.Register("upstream token", g.token)
+	g.watcher.Register("exporter tokens", g.handler.ExporterTokens())
 	return g, nil
-}
-
-// tokenTransport sets the upstream bearer token on every request.
-type tokenTransport struct {
-	base  http.RoundTripper
-	token func() string
-}
-
-func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	tok := t.token()
-	if tok == "" {
-		return t.base.RoundTrip(r)
-	}
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+tok)
-	return t.base.RoundTrip(r)
 }
 
 type discardAuditor struct{}
@@ -170,99 +154,9 @@ func (g *gateway) registerOwnMetrics() {
 		Help: "A metric with a constant 1 value labeled by promgate's version, revision and Go version.",
 	}, []string{"version", "revision", "goversion"})
 	info.WithLabelValues(b.version, b.revision, b.goVersion).Set(1)
-	g.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "promgate_config_last_reload_successful",
-		Help: "Whether the last reload of certificates, policies and token files succeeded (1) or kept the old ones (0).",
-	})
-	g.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "promgate_config_last_reload_success_timestamp_seconds",
-		Help: "Unix time of the last successful reload.",
-	})
-	g.reloadOK.Set(1)
-	g.reloadTime.SetToCurrentTime()
-	g.reg.MustRegister(info, g.reloadOK, g.reloadTime,
+	g.reg.MustRegister(info,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-}
-
-// watched returns the files and folders whose change triggers a reload.
-func (g *gateway) watched() []string {
-	var out []string
-	out = append(out, g.tls.Files()...)
-	out = append(out, g.cfg.Authz.Policies)
-	out = append(out, g.token.Files()...)
-	return out
-}
-
-// reload rebuilds every reloadable part. Each part builds its whole new
-// snapshot before swapping, and keeps the old one on failure.
-func (g *gateway) reload() {
-	errs := errors.Join(g.tls.Reload(), g.authz.Reload(), g.token.Reload())
-	if errs != nil {
-		g.reloadOK.Set(0)
-		g.log.Error("reload kept the previous configuration", "err", errs)
-		return
-	}
-	g.reloadOK.Set(1)
-	g.reloadTime.SetToCurrentTime()
-	g.log.Info("reloaded certificates, policies and token files", "policy_revision", g.authz.Revision())
-}
-
-// fingerprint hashes the names and contents of paths (folders recursively).
-// Unreadable entries are hashed as their error, so they count as changes too.
-func fingerprint(paths []string) [32]byte {
-	h := sha256.New()
-	for _, p := range paths {
-		var files []string
-		_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				fmt.Fprintf(h, "err %s %v\n", path, err)
-				return nil
-			}
-			if !d.IsDir() {
-				files = append(files, path)
-			}
-			return nil
-		})
-		sort.Strings(files)
-		for _, f := range files {
-			fmt.Fprintf(h, "file %s\n", f)
-			if fh, err := os.Open(f); err != nil {
-				fmt.Fprintf(h, "err %v\n", err)
-			} else {
-				_, _ = io.Copy(h, fh)
-				fh.Close()
-			}
-		}
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum
-}
-
-// watch reloads on SIGHUP and when a watched file changes.
-func (g *gateway) watch(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	last := fingerprint(g.watched())
-	t := time.NewTicker(reloadInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			g.log.Info("reload requested by SIGHUP")
-			last = fingerprint(g.watched())
-			g.reload()
-		case <-t.C:
-			if sum := fingerprint(g.watched()); sum != last {
-				last = sum
-				g.reload()
-			}
-		}
-	}
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -336,7 +230,7 @@ func (g *gateway) serve(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go g.watch(ctx)
+	go g.watcher.Run(ctx)
 	if g.evaluator != nil {
 		go g.evaluator.Run(ctx)
 	}
