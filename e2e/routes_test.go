@@ -96,10 +96,15 @@ func TestRoutesConfineEachCaller(t *testing.T) {
 }
 
 // TestHealthCheckQuery is Grafana's datasource test: an expression without
-// selectors reads no data and works for every authenticated caller, even one
-// the policy gives no namespace (DESIGN.md "Errors").
+// selectors is decided like any other query, so it works for every caller the
+// policy allows, and a caller the policy gives nothing gets 403 (DESIGN.md
+// "Query cost and limits").
 func TestHealthCheckQuery(t *testing.T) {
-	for _, who := range []caller{callerAdmin, callerTeamA, callerTeamB, {name: "nobody"}} {
+	res := caller{name: "nobody"}.client(t).do(t, request{path: "/api/v1/query", query: url.Values{"query": {"1+1"}}})
+	if res.status != http.StatusForbidden {
+		t.Errorf("nobody: %s: want 403", res)
+	}
+	for _, who := range []caller{callerAdmin, callerTeamA, callerTeamB} {
 		t.Run(who.name, func(t *testing.T) {
 			for _, method := range []string{http.MethodGet, http.MethodPost} {
 				req := request{method: method, path: "/api/v1/query"}
