@@ -315,13 +315,13 @@ func (a *Authorizer) evalInput(ctx context.Context, s *snapshot, in Input) (Deci
 	if s.readsQuery && in.Query == nil && in.QueryFunc != nil {
 		q, err := in.QueryFunc()
 		if err != nil {
-			return Decision{Reason: reasonInput}, fmt.Errorf("build policy input: %w", err)
+			return Decision{Reason: reasonInput, Revision: s.revision}, fmt.Errorf("build policy input: %w", err)
 		}
 		in.Query = q
 	}
 	v, err := in.value()
 	if err != nil {
-		return Decision{Reason: reasonInput}, fmt.Errorf("build policy input: %w", err)
+		return Decision{Reason: reasonInput, Revision: s.revision}, fmt.Errorf("build policy input: %w", err)
 	}
 	return a.evalWith(ctx, s, v)
 }
@@ -330,19 +330,23 @@ func (a *Authorizer) evalInput(ctx context.Context, s *snapshot, in Input) (Deci
 // `promgate policy eval`. It applies the same checks as Decide but records no
 // metrics.
 func (a *Authorizer) DecideJSON(ctx context.Context, input []byte) (Decision, error) {
+	s := a.current.Load()
 	v, err := ast.ValueFromReader(bytes.NewReader(input))
 	if err != nil {
-		return Decision{Reason: reasonInput}, fmt.Errorf("parse input: %w", err)
+		return Decision{Reason: reasonInput, Revision: s.revision}, fmt.Errorf("parse input: %w", err)
 	}
-	return a.eval(ctx, v)
+	return a.evalWith(ctx, s, v)
 }
 
-func (a *Authorizer) eval(ctx context.Context, input ast.Value) (Decision, error) {
-	return a.evalWith(ctx, a.current.Load(), input)
-}
-
-// evalWith evaluates input with snapshot s, the one the input was built for.
+// evalWith evaluates input with snapshot s, the one the input was built for,
+// and stamps the decision with s's revision.
 func (a *Authorizer) evalWith(ctx context.Context, s *snapshot, input ast.Value) (Decision, error) {
+	d, err := a.evalSnapshot(ctx, s, input)
+	d.Revision = s.revision
+	return d, err
+}
+
+func (a *Authorizer) evalSnapshot(ctx context.Context, s *snapshot, input ast.Value) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		// OPA checks for cancellation only now and then while evaluating;
 		// a request that is already gone gets no decision at all.

@@ -498,10 +498,13 @@ promgate_policy_reloads_total{result="success"} 2
 }
 
 // TestReloadConcurrentDecide runs Decide while Reload swaps policies, for the
-// race detector: every decision comes from one whole revision.
+// race detector: every decision comes from one whole revision, and names
+// the revision that made it (the audit record's policy_revision).
 func TestReloadConcurrentDecide(t *testing.T) {
 	dir := writeFolder(t, policy(`decision := {"allow": true, "reason": "v0"}`))
 	a := newAuthorizer(t, dir, nil)
+	reasonOf := map[string]string{a.Revision(): "v0"}
+	seen := map[[2]string]bool{}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan struct{})
@@ -517,16 +520,26 @@ func TestReloadConcurrentDecide(t *testing.T) {
 				t.Errorf("Decide() reason = %q", d.Reason)
 				return
 			}
+			if err == nil {
+				seen[[2]string{d.Revision, d.Reason}] = true
+			}
 		}
 	}()
 	for i := 1; i <= 5; i++ {
-		writeFile(t, dir, "policy.rego", "package promgate.authz\n\ndecision := {\"allow\": true, \"reason\": \"v"+string(rune('0'+i))+"\"}\n")
+		reason := "v" + string(rune('0'+i))
+		writeFile(t, dir, "policy.rego", "package promgate.authz\n\ndecision := {\"allow\": true, \"reason\": \""+reason+"\"}\n")
 		if err := a.Reload(); err != nil {
 			t.Fatal(err)
 		}
+		reasonOf[a.Revision()] = reason
 	}
 	cancel()
 	<-done
+	for pair := range seen {
+		if want, ok := reasonOf[pair[0]]; !ok || want != pair[1] {
+			t.Errorf("decision %q names revision %q, which decided %q", pair[1], pair[0], want)
+		}
+	}
 }
 
 func TestMetrics(t *testing.T) {

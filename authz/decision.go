@@ -66,6 +66,11 @@ type Decision struct {
 	RateKey string `json:"rate_key,omitempty"`
 	// Limits are per-decision query limits; zero fields are not set.
 	Limits Limits `json:"limits,omitzero"`
+	// Revision is the revision of the policy that made the decision (see
+	// Authorizer.Revision), set by the Authorizer whatever the outcome, so
+	// that an audit record names the policy that decided even across a
+	// reload. The policy cannot set it.
+	Revision string `json:"-"`
 
 	// en is the compiled confinement: non-nil exactly when Allow is true,
 	// for a decision made by Decide, DecideJSON or Compile.

@@ -88,7 +88,7 @@ func runPolicyEval(ctx context.Context, args []string, stdout, stderr io.Writer)
 		Error          string         `json:"error,omitempty"`
 		PolicyRevision string         `json:"policy_revision"`
 		Enforced       []enforced     `json:"enforced,omitempty"`
-	}{Decision: dec, PolicyRevision: az.Revision()}
+	}{Decision: dec, PolicyRevision: dec.Revision}
 	if decErr != nil {
 		out.Error = decErr.Error()
 	}

@@ -95,9 +95,9 @@ func (h *Handler) matchQuery(match []string) (*authz.Query, error) {
 // expression has selectors: a caller with no access gets 403 for 1+1 too.
 // The revision recorded is the one of the snapshot that decided.
 func (h *Handler) decide(ctx context.Context, in authz.Input, st *state) (authz.Decision, error) {
-	st.revision = h.authz.Revision()
 	dec, err := h.authz.Decide(ctx, in)
 	st.decision = &dec
+	st.revision = dec.Revision
 	if err != nil {
 		return dec, &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy could not decide", Err: err}
 	}

@@ -28,9 +28,9 @@ import (
 )
 
 // Decider is the policy decision point. *authz.Authorizer implements it.
+// A decision names the revision of the policy that made it.
 type Decider interface {
 	Decide(ctx context.Context, in authz.Input) (authz.Decision, error)
-	Revision() string
 }
 
 // Auditor receives one record per request. *audit.Writer implements it.

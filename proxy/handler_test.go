@@ -58,6 +58,7 @@ type fakeDecider struct {
 
 func (f *fakeDecider) Decide(ctx context.Context, in authz.Input) (authz.Decision, error) {
 	d, err := f.decide(ctx, in)
+	d.Revision = "rev1"
 	if err != nil {
 		return d, err
 	}
@@ -79,7 +80,6 @@ func (f *fakeDecider) decide(_ context.Context, in authz.Input) (authz.Decision,
 	return authz.Decision{Allow: false, Reason: "no group of " + in.Identity.Subject + " is known"}, nil
 }
 
-func (f *fakeDecider) Revision() string { return "rev1" }
 
 type fakeAuditor struct {
 	mu      sync.Mutex
