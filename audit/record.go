@@ -40,6 +40,10 @@ type Record struct {
 	Query []string `json:"query,omitempty"`
 	// EnforcedQuery holds the expressions as forwarded upstream.
 	EnforcedQuery []string `json:"enforced_query,omitempty"`
+	// Clamped lists the time parameters the gateway moved to the edge of
+	// the allowed window before forwarding, each as name=value with the
+	// value as sent upstream (Unix seconds), such as "start=1765090800.000".
+	Clamped []string `json:"clamped,omitempty"`
 	// Decision is the policy decision, nil when the policy was not asked.
 	Decision *Decision `json:"decision,omitempty"`
 	// Status is the HTTP status sent to the client.

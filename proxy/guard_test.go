@@ -122,6 +122,10 @@ func TestMetadataClamped(t *testing.T) {
 		if edge := float64(now.Add(-time.Hour).Unix()); start < edge-5 || start > edge+5 {
 			t.Errorf("%s: upstream start %v, want about %v", target, start, edge)
 		}
+		rec := f.aud.records[len(f.aud.records)-1]
+		if len(rec.Clamped) == 0 || rec.Clamped[0] != "start="+r.URL.Query().Get("start") {
+			t.Errorf("%s: audit clamped = %q, want start=%s first", target, rec.Clamped, r.URL.Query().Get("start"))
+		}
 	}
 	// Within the window nothing moves.
 	w := f.do(t, request{user: "alice", target: "/api/v1/labels?start=" + strconv.FormatInt(now.Add(-time.Minute).Unix(), 10)})

@@ -438,7 +438,7 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 		RemoteAddr:      st.remoteAddr,
 		Method:          r.Method,
 		Route:           st.route,
-		Path:            truncate(r.URL.Path, 512),
+		Path:            r.URL.Path,
 		Query:           st.query,
 		EnforcedQuery:   st.enforced,
 		Status:          status,
@@ -450,6 +450,9 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 		if id.Certificate != nil {
 			ar.Identity.CertFingerprint = id.Certificate.FingerprintSHA256
 		}
+	}
+	for _, c := range st.clamped {
+		ar.Clamped = append(ar.Clamped, c.name+"="+c.value)
 	}
 	if d := st.decision; d != nil {
 		ar.Decision = &audit.Decision{Allow: d.Allow, Reason: d.Reason, PolicyRevision: st.revision}

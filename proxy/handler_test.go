@@ -80,7 +80,6 @@ func (f *fakeDecider) decide(_ context.Context, in authz.Input) (authz.Decision,
 	return authz.Decision{Allow: false, Reason: "no group of " + in.Identity.Subject + " is known"}, nil
 }
 
-
 type fakeAuditor struct {
 	mu      sync.Mutex
 	records []*audit.Record

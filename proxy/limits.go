@@ -215,12 +215,10 @@ func (h *Handler) clamp(a *ask, w *window, l limits, st *state) {
 		return
 	}
 	w.start, w.hasStart = edge, true
-	a.params.Set("start", formatTime(edge))
-	st.clamped = append(st.clamped, "start")
+	st.clamp(a.params, "start", formatTime(edge))
 	if !w.hasEnd {
 		w.end, w.hasEnd = end, true
-		a.params.Set("end", formatTime(end))
-		st.clamped = append(st.clamped, "end")
+		st.clamp(a.params, "end", formatTime(end))
 	}
 }
 
@@ -236,9 +234,9 @@ const clampedHeader = "X-Promgate-Clamped"
 
 func setClamped(w http.ResponseWriter, st *state) {
 	if len(st.clamped) > 0 {
-		w.Header().Set(clampedHeader, st.clamped[0])
+		w.Header().Set(clampedHeader, st.clamped[0].name)
 		for _, c := range st.clamped[1:] {
-			w.Header().Add(clampedHeader, c)
+			w.Header().Add(clampedHeader, c.name)
 		}
 	}
 }

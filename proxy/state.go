@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/promgate/promgate/authn"
@@ -27,8 +28,8 @@ type state struct {
 	decision *authz.Decision
 	revision string
 	err      error // internal cause of a denial or failure
-	// clamped names the time parameters moved to the limits' edge.
-	clamped []string
+	// clamped are the time parameters moved to the limits' edge.
+	clamped []clamped
 	// coalesced is set when another request's upstream answer was shared
 	// with this one.
 	coalesced bool
@@ -70,4 +71,14 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // Hijack is refused: the gateway never upgrades connections.
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, errors.New("hijacking is not supported")
+}
+
+// clamped is one time parameter the gateway moved, and its new value.
+type clamped struct{ name, value string }
+
+// clamp sets params[name] to value and records the move for the response
+// header and the audit record.
+func (st *state) clamp(params url.Values, name, value string) {
+	params.Set(name, value)
+	st.clamped = append(st.clamped, clamped{name, value})
 }
