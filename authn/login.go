@@ -133,22 +133,35 @@ func newLogin(cfg *config.Login, now func() time.Time, log *slog.Logger, m *metr
 	if err != nil {
 		return nil, fmt.Errorf("authn.login.redirect_url: %w", err)
 	}
+	lifetime := time.Duration(cfg.SessionLifetime)
+	switch {
+	case lifetime == 0:
+		lifetime = DefaultSessionLifetime
+	case lifetime < time.Minute || lifetime > 24*time.Hour:
+		return nil, fmt.Errorf("authn.login.session_lifetime: %s is outside 1m to 24h", cfg.SessionLifetime)
+	}
+	if u := cfg.PostLogoutRedirectURL; u != "" {
+		if _, err := originOf(u); err != nil {
+			return nil, fmt.Errorf("authn.login.post_logout_redirect_url: %w", err)
+		}
+	}
 	return &Login{
-		clientID:     cfg.ClientID,
-		clientSecret: secret,
-		redirectURL:  cfg.RedirectURL,
-		origin:       origin,
-		scopes:       slices.Clone(scopes),
-		lifetime:     DefaultSessionLifetime,
-		p:            p,
-		mapper:       newMapper(cfg.UsernameClaim, cfg.GroupsClaim),
-		session:      cookieJar{name: name, s: sess},
-		csrf:         cookieJar{name: csrfCookie, s: csrf},
-		used:         &usedStates{m: map[string]time.Time{}},
-		signedOut:    newSignedOut(signedOutMax),
-		now:          now,
-		log:          log.With("component", "login"),
-		m:            m,
+		clientID:      cfg.ClientID,
+		clientSecret:  secret,
+		redirectURL:   cfg.RedirectURL,
+		origin:        origin,
+		scopes:        slices.Clone(scopes),
+		lifetime:      lifetime,
+		postLogoutURL: cfg.PostLogoutRedirectURL,
+		p:             p,
+		mapper:        newMapper(cfg.UsernameClaim, cfg.GroupsClaim),
+		session:       cookieJar{name: name, s: sess},
+		csrf:          cookieJar{name: csrfCookie, s: csrf},
+		used:          &usedStates{m: map[string]time.Time{}},
+		signedOut:     newSignedOut(signedOutMax),
+		now:           now,
+		log:           log.With("component", "login"),
+		m:             m,
 	}, nil
 }
 

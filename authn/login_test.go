@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/model"
 
 	"github.com/promgate/promgate/config"
 )
@@ -57,6 +58,19 @@ func newLoginFixture(t *testing.T) *loginFixture {
 
 func (f *loginFixture) build(cookieSecret string) (*Login, Chain) {
 	f.t.Helper()
+	l, chain, err := f.buildWith(cookieSecret, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := l.p.discover(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	return l, chain
+}
+
+// buildWith builds a Login from the fixture's configuration as mod changes it.
+func (f *loginFixture) buildWith(cookieSecret string, mod func(*config.Login)) (*Login, Chain, error) {
+	f.t.Helper()
 	write := func(name, content string) string {
 		p := filepath.Join(f.dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -72,14 +86,40 @@ func (f *loginFixture) build(cookieSecret string) (*Login, Chain) {
 			CookieSecretFile: write("cookie-secret-"+cookieSecret[:4], cookieSecret),
 		},
 	}
+	if mod != nil {
+		mod(cfg.Login)
+	}
 	chain, l, err := newChain(canceled(), cfg, discardLogger(), newTestRegistry(), f.clock.now)
-	if err != nil {
-		f.t.Fatal(err)
+	return l, chain, err
+}
+
+// TestLoginConfig: session_lifetime and post_logout_redirect_url reach the
+// login, and values outside their bounds are refused at start.
+func TestLoginConfig(t *testing.T) {
+	f := newLoginFixture(t)
+	if f.l.lifetime != DefaultSessionLifetime || f.l.postLogoutURL != "" {
+		t.Errorf("defaults: lifetime %s, post-logout URL %q", f.l.lifetime, f.l.postLogoutURL)
 	}
-	if err := l.p.discover(context.Background()); err != nil {
-		f.t.Fatal(err)
+	l, _, err := f.buildWith("cookie secret that is long enough to derive keys from", func(c *config.Login) {
+		c.SessionLifetime = model.Duration(5 * time.Minute)
+		c.PostLogoutRedirectURL = "https://gw.example/signed-out"
+	})
+	if err != nil || l.lifetime != 5*time.Minute || l.postLogoutURL != "https://gw.example/signed-out" {
+		t.Errorf("set: %v, lifetime %v, post-logout URL %q", err, l.lifetime, l.postLogoutURL)
 	}
-	return l, chain
+	for _, c := range []struct {
+		mod  func(*config.Login)
+		want string
+	}{
+		{func(c *config.Login) { c.SessionLifetime = model.Duration(time.Second) }, "session_lifetime"},
+		{func(c *config.Login) { c.SessionLifetime = model.Duration(48 * time.Hour) }, "session_lifetime"},
+		{func(c *config.Login) { c.PostLogoutRedirectURL = "http://gw.example/out" }, "post_logout_redirect_url"},
+		{func(c *config.Login) { c.PostLogoutRedirectURL = "/out" }, "post_logout_redirect_url"},
+	} {
+		if _, _, err := f.buildWith("cookie secret that is long enough to derive keys from", c.mod); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want one naming %s", err, c.want)
+		}
+	}
 }
 
 // serve runs one page request.

@@ -200,6 +200,14 @@ type Login struct {
 	// CAFile holds the CAs of the provider's HTTPS certificate, when the
 	// system roots do not.
 	CAFile string `yaml:"ca_file"`
+	// SessionLifetime is how long a session lasts after login or its last
+	// renewal before the gateway renews it with the refresh token (default
+	// 15m, between 1m and 24h). Sign-out reaches other replicas within it.
+	SessionLifetime model.Duration `yaml:"session_lifetime"`
+	// PostLogoutRedirectURL is sent to the provider's end_session_endpoint
+	// as post_logout_redirect_uri at sign-out; the provider must have it
+	// registered. Empty sends none.
+	PostLogoutRedirectURL string `yaml:"post_logout_redirect_url"`
 }
 
 // MTLS maps a verified client certificate to an identity.
