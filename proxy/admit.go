@@ -61,6 +61,9 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, st *state, a *ask)
 	if err != nil {
 		return nil, err
 	}
+	if err := h.rateLimit(st.identity, &dec); err != nil {
+		return nil, err
+	}
 	en, err := enforcerOf(dec)
 	if err != nil {
 		return nil, err

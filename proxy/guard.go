@@ -124,7 +124,7 @@ func (f *inflight) acquire(g *grant, id *authn.Identity) (release func(), err er
 	if limit <= 0 {
 		return func() {}, nil
 	}
-	key := rateKey(id)
+	key := bucketOf(id, &g.dec)
 	f.mu.Lock()
 	if f.n[key] >= limit {
 		f.mu.Unlock()

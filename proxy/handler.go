@@ -123,7 +123,7 @@ func New(o Options) (*Handler, error) {
 		log:         o.Logger.With("component", "proxy"),
 		m:           newMetrics(o.Registerer),
 		ip:          ip,
-		limiter:     newLimiter(o.Config.Limits.RequestsPerSecond, o.Config.Limits.Burst),
+		limiter:     newBuckets(o.Config.Limits.RequestsPerSecond, o.Config.Limits.Burst),
 		failures:    newFailureGuard(o.Config.Limits.AuthFailures, o.Registerer),
 		pageLimiter: newLimiter(pagePerSecond, pageBurst),
 		inflight:    newInflight(o.Config.Limits.MaxConcurrency, o.Registerer),
@@ -196,6 +196,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e := promapi.As(err, st.id)
 		st.err = e
 		if rec.status == 0 {
+			if e.Type == promapi.ErrTooManyRequests && rec.Header().Get("Retry-After") == "" {
+				rec.Header().Set("Retry-After", "1")
+			}
 			promapi.WriteError(rec, e)
 		}
 	}
@@ -237,9 +240,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	if rt != nil {
 		st.route, st.rt = rt.name, rt
 	}
-	if !h.limiter.allow(rateKey(id), h.now()) {
-		w.Header().Set("Retry-After", "1")
-		return promapi.Errorf(promapi.ErrTooManyRequests, "rate limit exceeded for %s; slow down", id.Subject)
+	if rt == nil || !slices.Contains(rt.methods, r.Method) {
+		// A request no route serves never reaches a decision; it draws
+		// from the identity's bucket at the configured rate.
+		if !h.limiter.allow(rateKey(id), h.now()) {
+			return errRateLimited(id)
+		}
 	}
 	if rt == nil {
 		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
@@ -255,12 +261,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		return promapi.Errorf(promapi.ErrBadData, "protocol upgrades are not supported on this route")
 	}
 	return rt.serve(h, w, r, st)
-}
-
-// rateKey is the identity's rate-limit bucket: its method, issuer and
-// subject, so that one sub from two issuers are two callers.
-func rateKey(id *authn.Identity) string {
-	return string(id.Method) + "\x00" + id.Issuer + "\x00" + id.Subject
 }
 
 // serveAPI serves the Prometheus API routes: parameters, the policy, the

@@ -54,6 +54,8 @@ type fakeDecider struct {
 	err error
 	// limits are set on team-a's decisions.
 	limits authz.Limits
+	// rateKey is set on team-a's decisions.
+	rateKey string
 }
 
 func (f *fakeDecider) Decide(ctx context.Context, in authz.Input) (authz.Decision, error) {
@@ -74,7 +76,7 @@ func (f *fakeDecider) decide(_ context.Context, in authz.Input) (authz.Decision,
 		case "admins":
 			return authz.Decision{Allow: true, Reason: "admin"}, nil
 		case "team-a":
-			return authz.Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", Limits: f.limits}, nil
+			return authz.Decision{Allow: true, Reason: "team-a", Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", Limits: f.limits, RateKey: f.rateKey}, nil
 		}
 	}
 	return authz.Decision{Allow: false, Reason: "no group of " + in.Identity.Subject + " is known"}, nil

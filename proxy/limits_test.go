@@ -18,7 +18,7 @@ import (
 
 func TestRateLimitPerIdentity(t *testing.T) {
 	f := newFixture(t)
-	f.h.limiter = newLimiter(1, 2)
+	f.h.cfg.Limits.RequestsPerSecond, f.h.cfg.Limits.Burst = 1, 2
 	codes := map[string][]int{}
 	for _, user := range []string{"alice", "alice", "alice", "root"} {
 		w := f.do(t, request{user: user, target: "/api/v1/query?query=up"})
@@ -32,6 +32,49 @@ func TestRateLimitPerIdentity(t *testing.T) {
 	}
 	if n := f.up.count(); n != 3 {
 		t.Errorf("upstream saw %d requests, want 3", n)
+	}
+}
+
+// TestRateLimitByDecision: a decision's rate_key puts the callers it names
+// into one bucket, its requests_per_second and burst replace the configured
+// rate, and every 429 is audited with its route.
+func TestRateLimitByDecision(t *testing.T) {
+	f := newFixture(t)
+	f.h.cfg.Limits.RequestsPerSecond, f.h.cfg.Limits.Burst = 1, 1
+	f.dec.rateKey = "team-a"
+	// alice and bob (both team-a) share one bucket of burst 1.
+	if w := f.do(t, request{user: "alice", target: "/api/v1/query?query=up"}); w.Code != 200 {
+		t.Fatalf("alice: %d", w.Code)
+	}
+	w := f.do(t, request{user: "bob", target: "/api/v1/query?query=up"})
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+		t.Errorf("bob after alice in one bucket: %d, want 429 with Retry-After", w.Code)
+	}
+	if rec := f.aud.records[len(f.aud.records)-1]; rec.Route != RouteQuery || rec.Status != http.StatusTooManyRequests {
+		t.Errorf("429 audited as route %q status %d, want query 429", rec.Route, rec.Status)
+	}
+	// root has its own bucket.
+	if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up"}); w.Code != 200 {
+		t.Errorf("root: %d, want its own bucket", w.Code)
+	}
+	// A decision's rate replaces the configured one for its bucket.
+	f.dec.limits.RequestsPerSecond, f.dec.limits.Burst = 1, 5
+	f.dec.rateKey = "team-a-dashboards"
+	codes := []int{}
+	for range 6 {
+		codes = append(codes, f.do(t, request{user: "bob", target: "/api/v1/query?query=up"}).Code)
+	}
+	if codes[0] != 200 || codes[4] != 200 || codes[5] != http.StatusTooManyRequests {
+		t.Errorf("decision burst 5: %v, want five 200 then 429", codes)
+	}
+	// A path no route serves draws from the identity's own bucket.
+	f.h.cfg.Limits.Burst = 1
+	f.h.limiter = newBuckets(1, 1)
+	if w := f.do(t, request{user: "root", target: "/api/v1/nope"}); w.Code != http.StatusNotFound {
+		t.Errorf("unknown path: %d, want 404", w.Code)
+	}
+	if w := f.do(t, request{user: "root", target: "/api/v1/nope"}); w.Code != http.StatusTooManyRequests {
+		t.Errorf("second unknown path: %d, want 429", w.Code)
 	}
 }
 

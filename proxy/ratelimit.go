@@ -2,10 +2,15 @@ package proxy
 
 import (
 	"container/list"
+	"math"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/promgate/promgate/authn"
+	"github.com/promgate/promgate/authz"
+	"github.com/promgate/promgate/promapi"
 )
 
 // maxLimiters caps the identities tracked by the rate limiter. The least
@@ -35,23 +40,47 @@ func newLimiter(rps float64, burst int) *limiter {
 	return &limiter{rps: rate.Limit(rps), burst: burst, items: map[string]*list.Element{}, order: list.New()}
 }
 
+// newBuckets returns a limiter whose buckets may each have their own rate
+// (allowAt); rps and burst are the rate of allow. It is never nil, since a
+// decision may set a rate where the configuration sets none.
+func newBuckets(rps float64, burst int) *limiter {
+	return &limiter{rps: rate.Limit(rps), burst: burst, items: map[string]*list.Element{}, order: list.New()}
+}
+
 // allow reports whether key may make a request now. A nil limiter allows all.
 func (l *limiter) allow(key string, now time.Time) bool {
 	if l == nil {
+		return true
+	}
+	return l.allowAt(key, l.rps, l.burst, now)
+}
+
+// allowAt reports whether key may make a request now, its bucket filling at
+// rps with room for burst. A bucket whose rate changed (a new decision) keeps
+// its tokens and takes the new rate. A zero or negative rps allows all.
+func (l *limiter) allowAt(key string, rps rate.Limit, burst int, now time.Time) bool {
+	if l == nil || rps <= 0 {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.items[key]; ok {
 		l.order.MoveToFront(e)
-		return e.Value.(*limiterEntry).lim.AllowN(now, 1)
+		lim := e.Value.(*limiterEntry).lim
+		if lim.Limit() != rps {
+			lim.SetLimitAt(now, rps)
+		}
+		if lim.Burst() != burst {
+			lim.SetBurstAt(now, burst)
+		}
+		return lim.AllowN(now, 1)
 	}
 	if l.order.Len() >= maxLimiters {
 		old := l.order.Back()
 		l.order.Remove(old)
 		delete(l.items, old.Value.(*limiterEntry).key)
 	}
-	ent := &limiterEntry{key: key, lim: rate.NewLimiter(l.rps, l.burst)}
+	ent := &limiterEntry{key: key, lim: rate.NewLimiter(rps, burst)}
 	l.items[key] = l.order.PushFront(ent)
 	return ent.lim.AllowN(now, 1)
 }
@@ -66,4 +95,40 @@ func (l *limiter) exhausted(key string, now time.Time) bool {
 	defer l.mu.Unlock()
 	e, ok := l.items[key]
 	return ok && e.Value.(*limiterEntry).lim.TokensAt(now) < 1
+}
+
+// rateKey is the identity's rate-limit bucket: its method, issuer and
+// subject, so that one sub from two issuers are two callers.
+func rateKey(id *authn.Identity) string {
+	return string(id.Method) + "\x00" + id.Issuer + "\x00" + id.Subject
+}
+
+// bucketOf is the rate-limit and concurrency bucket of a decided request:
+// the decision's rate_key, shared by every caller the policy gives it, or
+// else the identity's own. The prefixes keep the two kinds apart.
+func bucketOf(id *authn.Identity, dec *authz.Decision) string {
+	if dec.RateKey != "" {
+		return "key\x00" + dec.RateKey
+	}
+	return "id\x00" + rateKey(id)
+}
+
+// rateLimit takes one token from the decided request's bucket, at the
+// decision's rate when it sets one and the configured rate otherwise.
+func (h *Handler) rateLimit(id *authn.Identity, dec *authz.Decision) error {
+	rps, burst := h.cfg.Limits.RequestsPerSecond, h.cfg.Limits.Burst
+	if dl := dec.Limits; dl.RequestsPerSecond > 0 {
+		rps, burst = dl.RequestsPerSecond, dl.Burst
+		if burst <= 0 {
+			burst = max(1, int(math.Ceil(rps)))
+		}
+	}
+	if !h.limiter.allowAt(bucketOf(id, dec), rate.Limit(rps), burst, h.now()) {
+		return errRateLimited(id)
+	}
+	return nil
+}
+
+func errRateLimited(id *authn.Identity) error {
+	return promapi.Errorf(promapi.ErrTooManyRequests, "rate limit exceeded for %s; slow down", id.Subject)
 }
