@@ -50,6 +50,13 @@ limits:
 // file is auditPath and starts it.
 func startAuditGateway(t *testing.T, name, upstream, auditPath, maxSize, onFailure string) *gateway {
 	t.Helper()
+	return startGatewayWithLimits(t, name, upstream, auditPath, maxSize, onFailure, "")
+}
+
+// startGatewayWithLimits is startAuditGateway with more lines for the
+// limits block, such as "  max_lookback: 1h\n".
+func startGatewayWithLimits(t *testing.T, name, upstream, auditPath, maxSize, onFailure, limits string) *gateway {
+	t.Helper()
 	g := &gateway{name: name, authType: "RequireAndVerifyClientCert", upstream: upstream}
 	var err error
 	if g.addr, err = freePort(); err != nil {
@@ -65,7 +72,7 @@ func startAuditGateway(t *testing.T, name, upstream, auditPath, maxSize, onFailu
 	g.config = filepath.Join(g.dir, "promgate.yml")
 	g.audit = auditPath
 	cfg := fmt.Sprintf(auditGatewayConfig, g.addr, g.internal, env.pki, upstream,
-		filepath.Join(env.root, "policies"), auditPath, maxSize, onFailure)
+		filepath.Join(env.root, "policies"), auditPath, maxSize, onFailure) + limits
 	if err := os.WriteFile(g.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -103,13 +110,14 @@ func auditFiles(t *testing.T, g *gateway) []string {
 
 // auditLine is what the load test reads back from each record.
 type auditLine struct {
-	ID              string `json:"id"`
-	ClientRequestID string `json:"client_request_id"`
-	Method          string `json:"method"`
-	Route           string `json:"route"`
-	Status          int    `json:"status"`
-	ChainStart      string `json:"chain_start"`
-	Hash            string `json:"hash"`
+	ID              string   `json:"id"`
+	ClientRequestID string   `json:"client_request_id"`
+	Method          string   `json:"method"`
+	Route           string   `json:"route"`
+	Status          int      `json:"status"`
+	Clamped         []string `json:"clamped"`
+	ChainStart      string   `json:"chain_start"`
+	Hash            string   `json:"hash"`
 }
 
 // readAuditLines reads every record of files, with where it is.

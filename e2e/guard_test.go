@@ -14,14 +14,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/common/model"
 )
 
 // The tests of this file cover issue 15: the holes through which a caller
@@ -132,32 +130,53 @@ func TestGuardNoAccessGroup(t *testing.T) {
 	}
 }
 
-// maxLookbackRe finds limits.max_lookback in a gateway configuration.
-var maxLookbackRe = regexp.MustCompile(`(?m)^\s+max_lookback:\s*(\S+)`)
-
-// TestGuardLookbackDelta: lookback_delta counts toward max_lookback, so a
-// caller cannot read further back by widening it. It needs a max_lookback
-// to exceed: the main gateway's limits.max_lookback when set.
-func TestGuardLookbackDelta(t *testing.T) {
-	cfg, err := os.ReadFile(env.main.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := maxLookbackRe.FindSubmatch(cfg)
-	if m == nil {
-		t.Skip("not run: no e2e gateway sets limits.max_lookback (there is no default), and the default policy's decisions set no limits, so there is no max_lookback for lookback_delta to exceed")
-	}
-	limit, err := model.ParseDuration(string(m[1]))
-	if err != nil {
-		t.Fatalf("limits.max_lookback %q: %v", m[1], err)
-	}
-	delta := model.Duration(time.Duration(limit) + time.Hour)
-	for _, who := range []caller{callerAdmin, callerTeamA} {
-		res := who.client(t).do(t, request{path: "/api/v1/query", query: url.Values{"query": {"up"}, "lookback_delta": {delta.String()}}})
+// TestGuardWindowLimits runs a gateway with limits.max_lookback 1h and
+// max_range 2h in front of the real Prometheus: lookback_delta counts toward
+// max_lookback, so no caller reads further back by widening it, and the
+// metadata routes' missing start is clamped to the window's edge (header
+// and audit record) rather than reaching back to the beginning of time.
+func TestGuardWindowLimits(t *testing.T) {
+	auditPath := filepath.Join(env.tmp, "gw-guard-window", "audit.log") // the folder startGatewayWithLimits makes
+	g := startGatewayWithLimits(t, "guard-window", env.promURL, auditPath, "100MiB", "deny",
+		"  max_lookback: 1h\n  max_range: 2h\n")
+	for _, who := range []string{"admin", "team-a"} {
+		c := newClient(t, g, env.pki, who)
+		res := c.do(t, request{path: "/api/v1/query", query: url.Values{"query": {"up"}, "lookback_delta": {"2h"}}})
 		res.wantError(t, http.StatusBadRequest, "bad_data")
 		if !strings.Contains(string(res.body), "lookback") {
-			t.Errorf("%s as %s: the refusal does not name the lookback", res, who.name)
+			t.Errorf("%s as %s: the refusal does not name the lookback", res, who)
 		}
+		if res := c.do(t, request{path: "/api/v1/query", query: url.Values{"query": {"up"}, "lookback_delta": {"1m"}}}); res.status != http.StatusOK {
+			t.Errorf("%s as %s: want 200", res, who)
+		}
+		res = c.do(t, request{path: "/api/v1/series", query: url.Values{"match[]": {"up"}}})
+		if res.status != http.StatusOK || res.header.Get("X-Promgate-Clamped") != "start" {
+			t.Errorf("%s as %s: want 200 with X-Promgate-Clamped: start, got %q", res, who, res.header.Values("X-Promgate-Clamped"))
+		}
+		var series []map[string]string
+		if err := dataOf(res.body, &series); err != nil || (who == "admin" && len(series) == 0) {
+			t.Errorf("%s as %s: %v, %d series; want the recent ones", res, who, err, len(series))
+		}
+		for _, s := range series {
+			if who == "team-a" && !slices.Contains(callerTeamA.allowed, s["namespace"]) {
+				t.Errorf("%s as team-a: series %v outside team-a's namespaces", res, s)
+			}
+		}
+	}
+	// The audit writer flushes on shutdown; killAll ends it if a check
+	// above stopped the test first.
+	if err := g.proc.stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	recs, _ := readAuditLines(t, auditFiles(t, g))
+	clamped := 0
+	for _, r := range recs {
+		if r.Route == "series" && len(r.Clamped) > 0 && strings.HasPrefix(r.Clamped[0], "start=") {
+			clamped++
+		}
+	}
+	if clamped != 2 {
+		t.Errorf("%d series records list a clamped start, want 2", clamped)
 	}
 }
 
