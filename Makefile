@@ -9,7 +9,7 @@ STATIC_OUT ?= bin
 # builds with this same variable, so the image and the test cannot drift.
 GO_BUILD_STATIC = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/promgate/promgate/cli.Version=$(VERSION)"
 
-.PHONY: all build static test vet unit e2e fuzz deps clean
+.PHONY: all build static test vet lint unit e2e fuzz deps clean
 
 all: build
 
@@ -25,6 +25,20 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
+
+# golangci-lint (.golangci.yml), pinned. It is built into .tools/ under a
+# name that carries its version, so it is built once per version and not on
+# every run.
+GOLANGCI_LINT_VERSION = v2.15.0
+GOLANGCI_LINT = .tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+$(GOLANGCI_LINT):
+	@mkdir -p .tools
+	GOBIN=$(CURDIR)/.tools $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv .tools/golangci-lint $@
+
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
 
 unit:
 	$(GO) test -race -count=1 ./...
