@@ -32,7 +32,7 @@ func sha256Hex(s string) string {
 func netstringSHA256(l []string) string {
 	h := sha256.New()
 	for _, s := range l {
-		fmt.Fprintf(h, "%d:%s,", len(s), s)
+		fmt.Fprintf(h, "%d:%s,", len(s), s) //nolint:errcheck // hash.Hash.Write never returns an error
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

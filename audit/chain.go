@@ -180,7 +180,7 @@ func lastLineWithin(path string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read-only file: a Close error loses nothing
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err

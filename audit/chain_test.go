@@ -231,7 +231,9 @@ func TestVerify(t *testing.T) {
 			tamper: func(t *testing.T, files []string) []string {
 				last := files[len(files)-1]
 				b, _ := os.ReadFile(last)
-				os.WriteFile(last, b[:len(b)-10], 0o600)
+				if err := os.WriteFile(last, b[:len(b)-10], 0o600); err != nil {
+					t.Fatal(err)
+				}
 				return files
 			},
 			want: []got{{File: "last", Line: -1, Link: LinkFormat}},
@@ -376,7 +378,9 @@ func TestResume(t *testing.T) {
 			prepare: func(t *testing.T, path string) {
 				writeN(t, path, 3)
 				b, _ := os.ReadFile(path)
-				os.WriteFile(path, b[:len(b)-5], 0o600)
+				if err := os.WriteFile(path, b[:len(b)-5], 0o600); err != nil {
+					t.Fatal(err)
+				}
 			},
 			start: "chain restarted", warn: true, want: []Link{LinkFormat, LinkRestart},
 		},
@@ -393,7 +397,9 @@ func TestResume(t *testing.T) {
 		{
 			name: "record from before the chain",
 			prepare: func(t *testing.T, path string) {
-				os.WriteFile(path, []byte(`{"time":"2026-01-01T00:00:00Z","id":"old"}`+"\n"), 0o600)
+				if err := os.WriteFile(path, []byte(`{"time":"2026-01-01T00:00:00Z","id":"old"}`+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			},
 			start: "chain restarted", warn: true, want: []Link{LinkFormat, LinkRestart},
 		},
@@ -412,7 +418,9 @@ func TestResume(t *testing.T) {
 			var first Record
 			for _, l := range lines {
 				if strings.Contains(l, `"id":"new-1"`) {
-					json.Unmarshal([]byte(l), &first)
+					if err := json.Unmarshal([]byte(l), &first); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			if !strings.HasPrefix(first.ChainStart, tc.start) || (tc.start == "") != (first.ChainStart == "") {
@@ -507,21 +515,20 @@ func TestFullDisk(t *testing.T) {
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs here (%v: %s); TestWriteFailureAndRecovery injects ENOSPC instead", err, out)
 	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
 	filler := filepath.Join(dir, "filler")
 	if err := os.WriteFile(filler, make([]byte, 40<<10), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := fileCfg(dir)
 	tw := newTestWriter(t, cfg, slowFlush)
-	var stored []string
 	var werr error
 	for i := 0; i < 10000 && werr == nil; i++ {
 		id := fmt.Sprintf("r%05d-%s", i, strings.Repeat("x", 200))
-		if werr = tw.Write(&Record{ID: id}); werr == nil {
-			stored = append(stored, id)
-		} else if err := tw.Flush(); err == nil {
-			t.Fatal("Flush succeeded after a failed Write")
+		if werr = tw.Write(&Record{ID: id}); werr != nil {
+			if err := tw.Flush(); err == nil {
+				t.Fatal("Flush succeeded after a failed Write")
+			}
 		}
 	}
 	if !errors.Is(werr, syscall.ENOSPC) {

@@ -151,9 +151,9 @@ func escapeClientRequestID(s string) string {
 		case r == '\\':
 			part = `\\`
 		case r < utf8.RuneSelf && !unicode.IsPrint(r):
-			part = `\x` + hex2(byte(r))
+			part = `\x` + hex2(byte(r)) //nolint:gosec // G115: r < utf8.RuneSelf here, so it fits a byte
 		case !unicode.IsPrint(r):
-			part = `\u{` + strings.ToUpper(strconv.FormatUint(uint64(r), 16)) + `}`
+			part = `\u{` + strings.ToUpper(strconv.FormatUint(uint64(r), 16)) + `}` //nolint:gosec // G115: a decoded rune is 0 to utf8.MaxRune, never negative
 		default:
 			part = s[i : i+size]
 		}

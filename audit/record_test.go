@@ -263,7 +263,7 @@ func TestWriteNormalizes(t *testing.T) {
 		},
 		{
 			name: "error redacted",
-			in:   Record{Time: fixed, Error: "token from https://bob:hunter2@idp.example/x refused"},
+			in:   Record{Time: fixed, Error: "token from https://bob:hunter2@idp.example/x refused"}, //nolint:gosec // G101: a made-up credential; the test checks that it is redacted
 			want: Record{Time: fixed, Error: "token from https://<redacted>@idp.example/x refused"},
 		},
 	}

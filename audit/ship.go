@@ -57,7 +57,7 @@ func readCheckpoint(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read-only file: a Close error loses nothing
 	b, err := io.ReadAll(io.LimitReader(f, maxCheckpoint+1))
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)

@@ -126,7 +126,7 @@ func Verify(opts VerifyOptions, files ...string) (*Result, error) {
 			return nil, err
 		}
 		err = v.file(name, f)
-		f.Close()
+		f.Close() //nolint:errcheck // read-only file: a Close error loses nothing
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", name, err)
 		}

@@ -753,7 +753,7 @@ func TestUnwritableFolder(t *testing.T) {
 				if err := os.Chmod(dir, 0o500); err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { os.Chmod(dir, 0o700) })
+				t.Cleanup(func() { os.Chmod(dir, 0o700) }) //nolint:errcheck // cleanup: if it fails, removing the temporary folder fails and says so
 			},
 			restore: func(t *testing.T, dir, _ string) {
 				if err := os.Chmod(dir, 0o700); err != nil {
