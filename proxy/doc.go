@@ -1,11 +1,12 @@
 // Package proxy is promgate's public http.Handler: the route table, the
 // request chain and the reverse proxy to the upstream.
 //
-// Every request runs through one fixed chain:
+// Every request runs through one fixed chain (DESIGN.md, "Request flow"):
 //
-//	recover -> state + audit -> audit health -> pages -> deadline -> authn
-//	  -> rate limit -> route -> method -> parse -> authz -> limits -> enforce
-//	  -> upstream
+//	recover -> state + audit -> audit health -> login pages -> deadline
+//	  -> authn -> same origin -> route, method -> no upgrades -> params
+//	  -> decide -> rate limit -> limits -> tenant -> enforce
+//	  -> concurrency -> upstream -> response filter
 //
 // Each step that fails ends the request with an error in Prometheus' API
 // shape, and nothing is forwarded. In particular the package guarantees:
@@ -15,13 +16,24 @@
 //     slash, a semicolon or a different case is not found (404), so what is
 //     classified is byte for byte what is forwarded.
 //   - Parameters are read once, from the URL and a form body. A parameter in
-//     both, a repeated single-valued parameter, a body on GET, a body that is
-//     not application/x-www-form-urlencoded (415) or a method-override header
-//     is refused. The upstream request is rebuilt from the enforced
-//     parameters only; unknown parameters are dropped.
-//   - Request headers reach the upstream only through an allow-list, set in
-//     ReverseProxy.Rewrite after hop-by-hop removal. The client's
-//     Authorization, Cookie, tenant and identity headers never do.
+//     both, a repeated single-valued parameter, a body on GET, a chunked
+//     body (411), a body that is not application/x-www-form-urlencoded (415),
+//     a method-override header or an Upgrade header is refused. A parameter
+//     the route does not accept is 400, naming those it does.
+//   - Every request of a route asks the policy, 1+1 included. An allowed
+//     one draws from its rate-limit bucket (the decision's rate_key, or the
+//     identity) and, unrestricted callers included, is held to the window
+//     limits and enforce's cost estimate (400 naming the limit; series,
+//     labels and label values are clamped instead, as X-Promgate-Clamped
+//     says) and, scrapes aside, to the bucket's concurrency limit (429).
+//     Failed authentications are limited per client network; a
+//     handshake-verified certificate is never refused by that limiter.
+//   - The upstream request is rebuilt from the enforced parameters and an
+//     allow-list of headers, set in ReverseProxy.Rewrite after hop-by-hop
+//     removal; stampHeaders alone adds the request id, upstream token,
+//     tenant and trace context, for every upstream request made for a
+//     caller. The client's Authorization, Cookie, tenant and identity
+//     headers never reach the upstream.
 //   - Upstream failures are answered with 502 or 504 without the upstream's
 //     address; the upstream's own API errors pass through unchanged.
 //   - Exactly one audit record is written per request, in a deferred call,
