@@ -343,7 +343,7 @@ func (l *Login) tryRefresh(w http.ResponseWriter, r *http.Request, d *discovered
 	}
 	l.m.login.WithLabelValues("refreshed").Inc()
 	noStore(w)
-	http.Redirect(w, r, rd, http.StatusSeeOther)
+	http.Redirect(w, r, rd, http.StatusSeeOther) //nolint:gosec // G710: rd passed SafeRedirect in start (a path on this gateway) before it reached here
 	return true
 }
 
@@ -518,7 +518,7 @@ func (l *Login) writeSession(w http.ResponseWriter, sd *sessionData) error {
 	if sd.RefreshToken != "" {
 		expires = expires.Add(refreshWindow)
 	}
-	b, err := json.Marshal(sd)
+	b, err := json.Marshal(sd) //nolint:gosec // G117: the session holds its refresh token by design; session.set seals it (AEAD) before it leaves in a cookie
 	if err != nil {
 		return err
 	}
@@ -526,7 +526,7 @@ func (l *Login) writeSession(w http.ResponseWriter, sd *sessionData) error {
 	if errors.Is(err, errTooLarge) && sd.IDToken != "" {
 		slim := *sd
 		slim.IDToken = ""
-		if b, err = json.Marshal(&slim); err != nil {
+		if b, err = json.Marshal(&slim); err != nil { //nolint:gosec // G117: as above, sealed by session.set
 			return err
 		}
 		err = l.session.set(w, b, expires)
@@ -631,7 +631,7 @@ func (l *Login) signOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rd != "" {
-		http.Redirect(w, r, rd, http.StatusSeeOther)
+		http.Redirect(w, r, rd, http.StatusSeeOther) //nolint:gosec // G710: rd passed SafeRedirect above (a path on this gateway)
 		return
 	}
 	l.page(w, http.StatusOK, "Signed out of promgate.")
@@ -646,7 +646,7 @@ func (l *Login) leavePage(w http.ResponseWriter, target string) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'")
 	w.WriteHeader(http.StatusOK)
 	t := html.EscapeString(target)
-	fmt.Fprintf(w, "<!doctype html><title>promgate</title><meta http-equiv=\"refresh\" content=\"0;url=%s\"><p>Signed out of promgate. <a id=\"continue\" href=\"%s\">Continue to sign out at the identity provider.</a></p>\n", t, t)
+	fmt.Fprintf(w, "<!doctype html><title>promgate</title><meta http-equiv=\"refresh\" content=\"0;url=%s\"><p>Signed out of promgate. <a id=\"continue\" href=\"%s\">Continue to sign out at the identity provider.</a></p>\n", t, t) //nolint:errcheck // an HTTP response write fails only when the client is gone; nothing is left to do
 }
 
 // sameOrigin reports whether r comes from a page of the gateway:
@@ -806,7 +806,7 @@ func (l *Login) page(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, "<!doctype html><title>promgate</title><p>%s</p>\n", html.EscapeString(msg))
+	fmt.Fprintf(w, "<!doctype html><title>promgate</title><p>%s</p>\n", html.EscapeString(msg)) //nolint:errcheck // an HTTP response write fails only when the client is gone; nothing is left to do
 }
 
 func noStore(w http.ResponseWriter) {

@@ -121,7 +121,7 @@ func newTestIssuer(t testing.TB, clock *fakeClock) *testIssuer {
 		ti.mu.Lock()
 		ti.codes[code] = authRequest{challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), redirect: q.Get("redirect_uri")}
 		ti.mu.Unlock()
-		http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+q.Get("state"), http.StatusSeeOther)
+		http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+q.Get("state"), http.StatusSeeOther) //nolint:gosec // G710: the test identity provider sends the browser back to the redirect_uri the gateway under test gave it
 	})
 	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
 		id, secret, ok := r.BasicAuth()
