@@ -67,7 +67,7 @@ func Test(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool) (ok bool, 
 		return cmp.Or(cmp.Compare(a.Location.File, b.Location.File), cmp.Compare(a.Location.Row, b.Location.Row), cmp.Compare(a.Name, b.Name))
 	})
 	if len(results) == 0 {
-		fmt.Fprintln(w, "no tests found")
+		fmt.Fprintln(w, "no tests found") //nolint:errcheck // ok is false either way; the message is a courtesy
 		return false, nil
 	}
 	sorted := make(chan *tester.Result, len(results))
