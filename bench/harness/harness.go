@@ -244,7 +244,7 @@ func (h *harness) build() error {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(h.bin, b.out), b.pkg)
 		cmd.Dir = h.root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(h.bin, "prom-label-proxy")); err != nil {
@@ -253,7 +253,7 @@ func (h *harness) build() error {
 		cmd.Dir = h.root
 		cmd.Env = append(os.Environ(), "GOBIN="+h.bin)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go install prom-label-proxy: %v\n%s", err, out)
+			return fmt.Errorf("go install prom-label-proxy: %w\n%s", err, out)
 		}
 	}
 	if out, err := exec.Command("git", "-C", h.root, "describe", "--always", "--dirty").Output(); err == nil {
@@ -264,7 +264,7 @@ func (h *harness) build() error {
 	cmd := exec.Command(filepath.Join(h.bin, "promgate"), "certs", "dev", "--out", h.pki,
 		"--client", "team-a:team-a", "--client", "admin:admins", "--client", "prometheus:scrapers")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("promgate certs dev: %v\n%s", err, out)
+		return fmt.Errorf("promgate certs dev: %w\n%s", err, out)
 	}
 	ca, err := os.ReadFile(filepath.Join(h.pki, "ca.crt"))
 	if err != nil {
@@ -403,7 +403,7 @@ func (h *harness) startMTLSGateway(name string, client *tls.Config) error {
 		return err
 	}
 	if err := h.checkConfig(path); err != nil {
-		return fmt.Errorf("promgate check (%s): %v", name, err)
+		return fmt.Errorf("promgate check (%s): %w", name, err)
 	}
 	p, err := h.startGateway(name, path, internal)
 	if err != nil {
@@ -659,7 +659,7 @@ func nodeExporter() (string, error) {
 	cmd := exec.Command("apt-get", "install", "-y", "--no-install-recommends", "prometheus-node-exporter")
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("apt-get install prometheus-node-exporter: %v\n%s", err, out)
+		return "", fmt.Errorf("apt-get install prometheus-node-exporter: %w\n%s", err, out)
 	}
 	return exec.LookPath("prometheus-node-exporter")
 }

@@ -60,13 +60,13 @@ func (ps *procs) start(name, dir, bin string, args ...string) (*proc, error) {
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		f.Close()
+		f.Close() //nolint:errcheck // error path: the start error is returned
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		f.Close()
+		f.Close() //nolint:errcheck // the process has exited; its log was written by the process itself
 		close(p.done)
 	}()
 	ps.mu.Lock()
@@ -122,7 +122,7 @@ func waitReady(p *proc, client *http.Client, url string, header http.Header, bud
 	last := ""
 	for {
 		if p.exited() {
-			return fmt.Errorf("%s exited early (%v):\n%s", p.name, p.err, p.tail(20))
+			return fmt.Errorf("%s exited early (%v):\n%s", p.name, p.err, p.tail(20)) //nolint:errorlint // p.err is nil when the process exited with status 0; %v prints that as <nil>
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
