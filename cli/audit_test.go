@@ -33,7 +33,9 @@ func TestAuditVerify(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	lines := strings.SplitAfter(string(b), "\n")
 	lines[1] = strings.Replace(lines[1], `"id":"b"`, `"id":"B"`, 1)
-	os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600)
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	code, out, stderr := run(t, "audit", "verify", path)
 	if code != 1 || !strings.HasPrefix(out, path+`:2: hash: the record was changed`) || !strings.Contains(out, `(record id "B")`) {
 		t.Errorf("verify changed record: exit %d, want 1 naming line 2\n%s", code, out)

@@ -93,7 +93,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return fmt.Errorf("%w (choose other addresses with --listen and --internal-listen)", err)
 		}
-		ln.Close()
+		ln.Close() //nolint:errcheck // the listener only proved the address free; nothing was served
 	}
 
 	newPKI, err := ensureDemoPKI(*dir, host)
@@ -136,7 +136,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer up.Close()
+	defer up.Close() //nolint:errcheck // the demo is ending; there is nothing left to do about a Close error
 	ln, err := demo.Listen("127.0.0.1:0")
 	if err != nil {
 		return err
@@ -309,7 +309,7 @@ func waitDemoGateway(ctx context.Context, dir, addr string, d time.Duration) boo
 		c, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
 		if err == nil {
 			state := c.(*tls.Conn).ConnectionState()
-			c.Close()
+			c.Close() //nolint:errcheck // a probe connection: only its handshake was used
 			return len(state.PeerCertificates) > 0 && bytes.Equal(state.PeerCertificates[0].Raw, block.Bytes)
 		}
 		select {

@@ -145,7 +145,7 @@ func runDetectorsExport(cat *detect.Catalog, args []string, stdout, stderr io.Wr
 		_, err := stdout.Write(b)
 		return err
 	}
-	if err := os.WriteFile(*out, b, 0o644); err != nil {
+	if err := os.WriteFile(*out, b, 0o644); err != nil { //nolint:gosec // G306: a rule file for Prometheus to load: public detection rules, readable by the Prometheus user
 		return fmt.Errorf("write rules: %w", err)
 	}
 	fmt.Fprintf(stderr, "wrote %d detectors to %s\n", len(ds), *out)
@@ -160,7 +160,7 @@ func runDetectorsExport(cat *detect.Catalog, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*testFile, tb, 0o644); err != nil {
+	if err := os.WriteFile(*testFile, tb, 0o644); err != nil { //nolint:gosec // G306: a promtool test file beside the rule file: nothing secret
 		return fmt.Errorf("write test file: %w", err)
 	}
 	fmt.Fprintf(stderr, "wrote %d tests to %s (run: promtool test rules %s)\n", 2*len(ds), *testFile, *testFile)

@@ -184,14 +184,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // serve listens on both addresses and runs until ctx is done, then shuts
 // down gracefully and flushes the audit trail.
 func (g *gateway) serve(ctx context.Context) error {
-	defer g.audit.Close()
+	defer g.audit.Close() //nolint:errcheck // Close logs a failed final flush itself and marks the writer unhealthy; serve returns the listeners' error
 	rawPub, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	pub, err := proxy.LimitListener(rawPub, g.cfg.Limits.MaxConnectionsPerNetwork, g.cfg.TrustedProxies, g.reg)
 	if err != nil {
-		rawPub.Close()
+		rawPub.Close() //nolint:errcheck // error path: the LimitListener error is returned
 		return err
 	}
 	errLog := slog.NewLogLogger(g.log.With("component", "http").Handler(), slog.LevelDebug)
@@ -214,7 +214,7 @@ func (g *gateway) serve(ctx context.Context) error {
 	var intLn net.Listener
 	if g.cfg.InternalListen != "" {
 		if intLn, err = net.Listen("tcp", g.cfg.InternalListen); err != nil {
-			pub.Close()
+			pub.Close() //nolint:errcheck // error path: the internal_listen error is returned
 			return fmt.Errorf("internal_listen: %w", err)
 		}
 		internal = &http.Server{
