@@ -73,6 +73,7 @@ type Truncation struct {
 	Path                    *Cut `json:"path,omitempty"`
 	Query                   *Cut `json:"query,omitempty"`
 	EnforcedQuery           *Cut `json:"enforced_query,omitempty"`
+	DroppedParams           *Cut `json:"dropped_params,omitempty"`
 	Clamped                 *Cut `json:"clamped,omitempty"`
 	DecisionReason          *Cut `json:"decision.reason,omitempty"`
 	DecisionPolicyRevision  *Cut `json:"decision.policy_revision,omitempty"`
@@ -143,6 +144,7 @@ var textFields = []textField{
 	{str: func(r *Record) *string { return &r.Path }, cut: func(t *Truncation) **Cut { return &t.Path }},
 	{list: func(r *Record) *[]string { return &r.Query }, cut: func(t *Truncation) **Cut { return &t.Query }},
 	{list: func(r *Record) *[]string { return &r.EnforcedQuery }, cut: func(t *Truncation) **Cut { return &t.EnforcedQuery }},
+	{list: func(r *Record) *[]string { return &r.DroppedParams }, cut: func(t *Truncation) **Cut { return &t.DroppedParams }},
 	{list: func(r *Record) *[]string { return &r.Clamped }, cut: func(t *Truncation) **Cut { return &t.Clamped }},
 	{str: decisionField(func(d *Decision) *string { return &d.Reason }), cut: func(t *Truncation) **Cut { return &t.DecisionReason }},
 	{

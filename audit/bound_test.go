@@ -329,7 +329,7 @@ func oversizedRecord() *Record {
 	return &Record{
 		Time: time.Date(2026, 3, 14, 16, 26, 53, 0, time.UTC), ID: ctl, ClientRequestID: ctl,
 		Identity:   &Identity{Method: ctl, Subject: ctl, Groups: l, Issuer: ctl, CertFingerprint: ctl},
-		RemoteAddr: ctl, Method: ctl, Route: ctl, Path: ctl, Query: l, EnforcedQuery: l, Clamped: l,
+		RemoteAddr: ctl, Method: ctl, Route: ctl, Path: ctl, Query: l, EnforcedQuery: l, DroppedParams: l, Clamped: l,
 		Decision: &Decision{Reason: ctl, PolicyRevision: ctl},
 		Status:   math.MaxInt, Bytes: math.MinInt64, DurationMS: -math.MaxFloat64, Error: ctl,
 	}

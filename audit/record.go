@@ -40,6 +40,9 @@ type Record struct {
 	Query []string `json:"query,omitempty"`
 	// EnforcedQuery holds the expressions as forwarded upstream.
 	EnforcedQuery []string `json:"enforced_query,omitempty"`
+	// DroppedParams names the request's parameters that the gateway did
+	// not forward because the route does not take them, sorted.
+	DroppedParams []string `json:"dropped_params,omitempty"`
 	// Clamped lists the time parameters the gateway moved to the edge of
 	// the allowed window before forwarding, each as name=value with the
 	// value as sent upstream (Unix seconds), such as "start=1765090800.000".

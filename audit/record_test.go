@@ -80,6 +80,7 @@ func fullRecord() *Record {
 		Path:          "/api/v1/query_range",
 		Query:         []string{`sum(rate(http_requests_total{job="api"}[5m])) > 0 & <b>`},
 		EnforcedQuery: []string{`sum(rate(http_requests_total{job="api",namespace=~"team-a|team-a-staging"}[5m])) > 0 & <b>`},
+		DroppedParams: []string{"nocache"},
 		Clamped:       []string{"start=1773502013.000"},
 		Decision: &Decision{
 			Allow:          false,
@@ -136,11 +137,11 @@ func jsonKeys(t *testing.T, typ reflect.Type) []string {
 // in the output.
 func TestRecordFields(t *testing.T) {
 	documented := map[string][]string{
-		"record": {"bytes", "chain_start", "clamped", "client_request_id", "decision", "duration_ms", "enforced_query", "error", "hash", "id",
+		"record": {"bytes", "chain_start", "clamped", "client_request_id", "decision", "dropped_params", "duration_ms", "enforced_query", "error", "hash", "id",
 			"identity", "method", "path", "prev_hash", "query", "remote_addr", "route", "status", "time", "truncated"},
 		"identity": {"cert_fingerprint", "groups", "issuer", "method", "subject"},
 		"decision": {"allow", "policy_revision", "reason"},
-		"truncated": {"clamped", "client_request_id", "decision.policy_revision", "decision.reason", "enforced_query", "error", "id",
+		"truncated": {"clamped", "client_request_id", "decision.policy_revision", "decision.reason", "dropped_params", "enforced_query", "error", "id",
 			"identity.cert_fingerprint", "identity.groups", "identity.issuer", "identity.method", "identity.subject",
 			"method", "path", "query", "remote_addr", "route"},
 		"cut": {"bytes", "count", "sha256"},
@@ -208,7 +209,7 @@ func TestRecordFields(t *testing.T) {
 		for k, v := range nested.Truncated {
 			keys = append(keys, k)
 			want := []string{"bytes", "sha256"}
-			if k == "query" || k == "enforced_query" || k == "clamped" || k == "identity.groups" {
+			if k == "query" || k == "enforced_query" || k == "clamped" || k == "dropped_params" || k == "identity.groups" {
 				want = documented["cut"]
 			}
 			if diff := cmp.Diff(want, keysOf(t, v)); diff != "" {

@@ -82,6 +82,12 @@ type Upstream struct {
 	// exporter sidecar: the gateway serves only scrapes of the exporters,
 	// route scrape in the policy input).
 	Kind string `yaml:"kind"`
+	// Flavor is the implementation of the Prometheus API behind the
+	// gateway: prometheus (default), thanos, mimir or cortex. With thanos
+	// the query routes also forward Thanos' own parameters (dedup,
+	// partial_response, replicaLabels[], engine, analyze,
+	// max_source_resolution) once their values are checked.
+	Flavor string `yaml:"flavor"`
 	// TLS configures the connection to the upstream.
 	TLS UpstreamTLS `yaml:"tls"`
 	// BearerTokenFile holds a token sent upstream as Authorization: Bearer.
@@ -337,6 +343,11 @@ const (
 const (
 	KindPrometheusAPI = "prometheus-api"
 	KindMetrics       = "metrics"
+
+	FlavorPrometheus = "prometheus"
+	FlavorThanos     = "thanos"
+	FlavorMimir      = "mimir"
+	FlavorCortex     = "cortex"
 )
 
 // Audit failure modes.
@@ -354,7 +365,7 @@ func Default() *Config {
 			ClientAuthType: VerifyClientCertIfGiven,
 			MinVersion:     "TLS12",
 		},
-		Upstream: Upstream{Kind: KindPrometheusAPI, MaxScrapeBody: 64 * units.MiB, Coalesce: true},
+		Upstream: Upstream{Kind: KindPrometheusAPI, Flavor: FlavorPrometheus, MaxScrapeBody: 64 * units.MiB, Coalesce: true},
 		Authn:    Authn{MTLS: MTLS{Subject: "cn", Groups: "ou"}},
 		Authz: Authz{
 			Policies: "policies",
@@ -544,6 +555,11 @@ func (c *Config) Validate() error {
 		}
 	} else if msg := checkUpstreamURL(c.Upstream.URL); msg != "" {
 		add("upstream.url", "%s", msg)
+	}
+	switch c.Upstream.Flavor {
+	case FlavorPrometheus, FlavorThanos, FlavorMimir, FlavorCortex:
+	default:
+		add("upstream.flavor", "%q is not one of prometheus, thanos, mimir, cortex", c.Upstream.Flavor)
 	}
 	switch c.Upstream.Kind {
 	case KindPrometheusAPI:

@@ -266,9 +266,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 // serveAPI serves the Prometheus API routes: parameters, the policy, the
 // limits, the rewrite, then the upstream.
 func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) error {
-	params, err := parseParams(r, st.rt, int64(h.cfg.Limits.MaxRequestBody))
+	params, dropped, err := parseParams(r, st.rt, h.cfg.Upstream.Flavor, int64(h.cfg.Limits.MaxRequestBody))
 	if err != nil {
 		return err
+	}
+	if len(dropped) > 0 {
+		st.dropped = dropped
+		h.m.dropped.add(st.route, dropped)
 	}
 	a, err := h.askOf(st, params)
 	if err != nil {
@@ -451,6 +455,7 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 			ar.Identity.CertFingerprint = id.Certificate.FingerprintSHA256
 		}
 	}
+	ar.DroppedParams = st.dropped
 	for _, c := range st.clamped {
 		ar.Clamped = append(ar.Clamped, c.name+"="+c.value)
 	}

@@ -262,7 +262,7 @@ func TestHandler(t *testing.T) {
 		{name: "A6 URL and body", req: request{user: "alice", method: "POST", target: "/api/v1/query?query=up", body: "query=up", contentType: form}, status: 400},
 		{name: "A6 duplicated query", req: request{user: "alice", target: "/api/v1/query?query=up&query=up"}, status: 400},
 		{name: "A6 match in URL and body", req: request{user: "alice", method: "POST", target: "/api/v1/series?match[]=up", body: "match[]=up", contentType: form}, status: 400},
-		{name: "A7 label parameter refused", req: request{user: "alice", target: "/api/v1/query?query=up&namespace=b"}, status: 400, msg: "namespace"},
+		{name: "A7 label parameter dropped", req: request{user: "alice", target: "/api/v1/query?query=up&namespace=b"}, status: 200, forwarded: `up{namespace="a"}`},
 		{name: "A8 series without match", req: request{user: "alice", target: "/api/v1/series"}, status: 200, forwarded: `{namespace="a"}`},
 		{name: "A8 labels without match", req: request{user: "alice", target: "/api/v1/labels"}, status: 200, forwarded: `{namespace="a"}`},
 		{name: "A8 label values", req: request{user: "alice", target: "/api/v1/label/job/values"}, status: 200, forwarded: `{namespace="a"}`},

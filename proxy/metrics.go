@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -10,6 +12,44 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
 	authnFailures *prometheus.CounterVec
+	dropped       *droppedParams
+}
+
+// maxDroppedNames caps the distinct param label values of
+// promgate_dropped_params_total: names past it count as "other", so that
+// callers inventing names cannot grow the gateway's own metrics.
+const maxDroppedNames = 100
+
+// droppedParams counts the parameters dropped from requests, by route and
+// name, with the names capped.
+type droppedParams struct {
+	c     *prometheus.CounterVec
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+// add counts one request's dropped parameter names on route.
+func (d *droppedParams) add(route string, names []string) {
+	for _, n := range names {
+		d.c.WithLabelValues(route, d.label(n)).Inc()
+	}
+}
+
+// label is the param label of a dropped name: the name itself while it is
+// short printable ASCII and the cap is not reached, else "other".
+func (d *droppedParams) label(n string) string {
+	if len(n) > 64 || strings.IndexFunc(n, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		return "other"
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.names[n] {
+		if len(d.names) >= maxDroppedNames {
+			return "other"
+		}
+		d.names[n] = true
+	}
+	return n
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,8 +67,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "promgate_authn_failures_total",
 			Help: "Requests whose credentials were missing or could not be verified, by method and reason.",
 		}, []string{"method", "reason"}),
+		dropped: &droppedParams{names: map[string]bool{}, c: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "promgate_dropped_params_total",
+			Help: "Request parameters the gateway dropped instead of forwarding, by route and parameter name (capped at 100 names; the rest count as other).",
+		}, []string{"route", "param"})},
 	}
-	reg.MustRegister(m.requests, m.duration, m.authnFailures)
+	reg.MustRegister(m.requests, m.duration, m.authnFailures, m.dropped.c)
 	for _, rt := range Routes {
 		m.duration.WithLabelValues(rt)
 		for _, code := range []int{200, 400, 401, 403, 404, 429, 502, 503, 504} {

@@ -7,8 +7,13 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/prometheus/common/model"
+
+	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/promapi"
 )
 
@@ -28,63 +33,125 @@ const (
 var methodOverrides = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
 
 // parseParams reads a request's parameters from the URL and, for POST, from
-// a form body, and returns the ones the route forwards. It refuses what could
-// be read two ways: a parameter in both the URL and the body (Prometheus reads
-// the body first), a repeated single-valued parameter, a body on GET, and body
-// encodings it does not parse.
-func parseParams(r *http.Request, rt *route, maxBody int64) (url.Values, error) {
+// a form body, and returns the ones the route forwards to an upstream of the
+// given flavor, and the names of the others, sorted, which are dropped: the
+// upstream request is rebuilt from the returned values only, as Prometheus
+// itself ignores parameters it does not know. It refuses what could be read
+// two ways: a parameter in both the URL and the body (Prometheus reads the
+// body first), a repeated single-valued parameter, a body on GET, and body
+// encodings it does not parse; and a Thanos parameter whose value is not
+// one Thanos accepts.
+func parseParams(r *http.Request, rt *route, flavor string, maxBody int64) (url.Values, []string, error) {
+	out, dropped, err := readParams(r, rt, flavor, maxBody)
+	if err != nil {
+		return nil, nil, err
+	}
+	if flavor == config.FlavorThanos {
+		if err := checkThanos(out); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, dropped, nil
+}
+
+func readParams(r *http.Request, rt *route, flavor string, maxBody int64) (url.Values, []string, error) {
 	for _, h := range methodOverrides {
 		if _, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
-			return nil, promapi.Errorf(promapi.ErrBadData, "method override header %s is not accepted", h)
+			return nil, nil, promapi.Errorf(promapi.ErrBadData, "method override header %s is not accepted", h)
 		}
 	}
 	if len(r.RequestURI) > maxURIBytes || len(r.URL.RawQuery) > maxURIBytes {
-		return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestURITooLong,
+		return nil, nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestURITooLong,
 			Msg: fmt.Sprintf("request URI is longer than %d bytes; send the parameters as a POST form", maxURIBytes)}
 	}
 	if strings.Count(r.URL.RawQuery, "&") >= maxParams {
-		return nil, tooManyParams()
+		return nil, nil, tooManyParams()
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, promapi.Wrap(promapi.ErrBadData, "invalid URL query string", err)
+		return nil, nil, promapi.Wrap(promapi.ErrBadData, "invalid URL query string", err)
 	}
 	var body url.Values
 	switch r.Method {
 	case http.MethodPost:
 		if body, err = parseForm(r, maxBody); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	default:
 		if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
-			return nil, promapi.Errorf(promapi.ErrBadData, "a %s request must not have a body", r.Method)
+			return nil, nil, promapi.Errorf(promapi.ErrBadData, "a %s request must not have a body", r.Method)
 		}
 	}
 	for k := range body {
 		if _, ok := q[k]; ok {
-			return nil, promapi.Errorf(promapi.ErrBadData, "parameter %q is given in both the URL and the body; send it once", k)
+			return nil, nil, promapi.Errorf(promapi.ErrBadData, "parameter %q is given in both the URL and the body; send it once", truncate(k, 64))
 		}
 	}
 	out := make(url.Values, len(q)+len(body))
+	var dropped []string
 	for _, src := range []url.Values{q, body} {
 		for k, vs := range src {
+			if !rt.forwards(k, flavor) {
+				if flavor == config.FlavorThanos && k == "storeMatch[]" {
+					// Dropping it would widen the stores asked; forwarding
+					// it would let the caller pick them. Neither is silent.
+					return nil, nil, promapi.Errorf(promapi.ErrBadData, "parameter storeMatch[] is not accepted through the gateway; leave it out")
+				}
+				dropped = append(dropped, truncate(k, 64))
+				continue
+			}
 			if len(vs) > 1 && !rt.repeats(k) {
-				return nil, promapi.Errorf(promapi.ErrBadData, "parameter %q is repeated; send it once", k)
+				return nil, nil, promapi.Errorf(promapi.ErrBadData, "parameter %q is repeated; send it once", k)
 			}
 			for _, v := range vs {
 				if len(v) > maxParamBytes {
-					return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestEntityTooLarge,
+					return nil, nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestEntityTooLarge,
 						Msg: fmt.Sprintf("parameter %q is longer than %d bytes", k, maxParamBytes)}
 				}
-			}
-			if !rt.forwards(k) {
-				return nil, promapi.Errorf(promapi.ErrBadData, "parameter %q is not accepted on %s; accepted: %s",
-					truncate(k, 64), rt.name, strings.Join(rt.params, ", "))
 			}
 			out[k] = vs
 		}
 	}
-	return out, nil
+	slices.Sort(dropped)
+	return out, slices.Compact(dropped), nil
+}
+
+// thanosChecks check the values of the Thanos parameters the gateway
+// forwards, so that nothing Thanos would read another way reaches it.
+var thanosChecks = map[string]func(string) bool{
+	"dedup":            isBool,
+	"partial_response": isBool,
+	"analyze":          isBool,
+	"engine":           func(v string) bool { return v == "prometheus" || v == "thanos" },
+	"replicaLabels[]":  func(v string) bool { return model.LabelName(v).IsValidLegacy() },
+	"max_source_resolution": func(v string) bool {
+		if v == "auto" {
+			return true
+		}
+		d, err := promapi.ParseDuration(v)
+		return err == nil && d >= 0
+	},
+}
+
+func isBool(v string) bool {
+	_, err := strconv.ParseBool(v)
+	return err == nil
+}
+
+// checkThanos refuses a Thanos parameter whose value Thanos would not accept.
+func checkThanos(params url.Values) error {
+	for k, vs := range params {
+		check, ok := thanosChecks[k]
+		if !ok {
+			continue
+		}
+		for _, v := range vs {
+			if !check(v) {
+				return promapi.Errorf(promapi.ErrBadData, "invalid parameter %q: %q is not a value Thanos accepts", k, truncate(v, 64))
+			}
+		}
+	}
+	return nil
 }
 
 // parseForm reads an application/x-www-form-urlencoded body of at most

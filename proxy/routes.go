@@ -4,7 +4,10 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/promgate/promgate/config"
 )
 
 // Route names. They are shared by routing, metric labels, the audit record and
@@ -58,10 +61,14 @@ type route struct {
 	name    string
 	kind    kind
 	methods []string
-	// params are forwarded upstream; everything else is refused.
+	// params are forwarded upstream; any other parameter is dropped (never
+	// forwarded), counted and named in the audit record.
 	params []string
 	// multi are params that may repeat.
 	multi []string
+	// thanos are the Thanos Query parameters also forwarded when
+	// upstream.flavor is thanos, after their values pass thanosChecks.
+	thanos []string
 	// filter, when set, confines a restricted caller's upstream answer. It
 	// may ask the upstream itself (metadata), with the grant's tenant.
 	filter func(h *Handler, ctx context.Context, g *grant, st *state) (bodyFilter, error)
@@ -80,23 +87,26 @@ var (
 
 // The Prometheus API routes' shared shape.
 var (
-	queryParams = []string{"query", "time", "timeout", "limit", "lookback_delta", "stats", "dedup", "partial_response", "max_source_resolution"}
-	rangeParams = []string{"query", "start", "end", "step", "timeout", "limit", "lookback_delta", "stats", "dedup", "partial_response", "max_source_resolution"}
-	matchParams = []string{"match[]", "start", "end", "limit", "dedup", "partial_response"}
+	queryParams = []string{"query", "time", "timeout", "limit", "lookback_delta", "stats"}
+	rangeParams = []string{"query", "start", "end", "step", "timeout", "limit", "lookback_delta", "stats"}
+	matchParams = []string{"match[]", "start", "end", "limit"}
 	matchMulti  = []string{"match[]"}
+
+	thanosQuery = []string{"dedup", "partial_response", "replicaLabels[]", "engine", "analyze", "max_source_resolution"}
+	thanosMatch = []string{"dedup", "partial_response"}
 )
 
 // routes is the route table of DESIGN.md, keyed by canonical path.
 var routes = map[string]*route{
-	"/api/v1/query":       {name: RouteQuery, kind: kindQuery, methods: getPost, params: queryParams, serve: (*Handler).serveAPI},
-	"/api/v1/query_range": {name: RouteQueryRange, kind: kindQuery, methods: getPost, params: rangeParams, serve: (*Handler).serveAPI},
+	"/api/v1/query":       {name: RouteQuery, kind: kindQuery, methods: getPost, params: queryParams, thanos: thanosQuery, serve: (*Handler).serveAPI},
+	"/api/v1/query_range": {name: RouteQueryRange, kind: kindQuery, methods: getPost, params: rangeParams, thanos: thanosQuery, serve: (*Handler).serveAPI},
 	"/api/v1/query_exemplars": {
 		name: RouteQueryExemplars, kind: kindQuery, methods: getPost, serve: (*Handler).serveAPI,
 		// Grafana sends step with exemplar queries; Prometheus ignores it.
 		params: []string{"query", "start", "end", "step"},
 	},
-	"/api/v1/series": {name: RouteSeries, kind: kindMatch, methods: getPost, params: matchParams, multi: matchMulti, serve: (*Handler).serveAPI},
-	"/api/v1/labels": {name: RouteLabels, kind: kindMatch, methods: getPost, params: matchParams, multi: matchMulti, serve: (*Handler).serveAPI},
+	"/api/v1/series": {name: RouteSeries, kind: kindMatch, methods: getPost, params: matchParams, multi: matchMulti, thanos: thanosMatch, serve: (*Handler).serveAPI},
+	"/api/v1/labels": {name: RouteLabels, kind: kindMatch, methods: getPost, params: matchParams, multi: matchMulti, thanos: thanosMatch, serve: (*Handler).serveAPI},
 	"/federate":      {name: RouteFederate, kind: kindMatch, methods: getOnly, params: matchMulti, multi: matchMulti, serve: (*Handler).serveAPI},
 	"/api/v1/rules": {
 		name: RouteRules, kind: kindPlain, methods: getOnly, serve: (*Handler).serveAPI,
@@ -123,7 +133,7 @@ var routes = map[string]*route{
 }
 
 var labelValues = &route{
-	name: RouteLabelValues, kind: kindMatch, methods: getOnly, params: matchParams, multi: matchMulti, serve: (*Handler).serveAPI,
+	name: RouteLabelValues, kind: kindMatch, methods: getOnly, params: matchParams, multi: matchMulti, thanos: thanosMatch, serve: (*Handler).serveAPI,
 }
 
 // The gateway's own routes. Their handlers check their sub-paths.
@@ -196,29 +206,12 @@ func canonical(p string) bool {
 	return true
 }
 
-func (rt *route) allows(method string) bool {
-	for _, m := range rt.methods {
-		if m == method {
-			return true
-		}
-	}
-	return false
-}
-
-func (rt *route) forwards(param string) bool {
-	for _, p := range rt.params {
-		if p == param {
-			return true
-		}
-	}
-	return false
+// forwards reports whether the route forwards param to an upstream of the
+// given flavor.
+func (rt *route) forwards(param, flavor string) bool {
+	return slices.Contains(rt.params, param) || (flavor == config.FlavorThanos && slices.Contains(rt.thanos, param))
 }
 
 func (rt *route) repeats(param string) bool {
-	for _, p := range rt.multi {
-		if p == param {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(rt.multi, param) || param == "replicaLabels[]"
 }

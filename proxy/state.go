@@ -28,6 +28,8 @@ type state struct {
 	decision *authz.Decision
 	revision string
 	err      error // internal cause of a denial or failure
+	// dropped names the request's parameters that were not forwarded.
+	dropped []string
 	// clamped are the time parameters moved to the limits' edge.
 	clamped []clamped
 	// coalesced is set when another request's upstream answer was shared
