@@ -432,7 +432,7 @@ func (u *Upstream) series(r *http.Request) (any, annotations.Annotations, *apiEr
 	if err != nil {
 		return nil, nil, &apiError{errInternal, err}
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-only querier: Close only releases it
 	hints := &storage.SelectHints{Start: timestamp(start), End: timestamp(end), Func: "series"}
 	var set storage.SeriesSet
 	if len(sets) > 1 {
@@ -480,7 +480,7 @@ func (u *Upstream) labelNames(r *http.Request) (any, annotations.Annotations, *a
 	if err != nil {
 		return nil, nil, &apiError{errInternal, err}
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-only querier: Close only releases it
 	// No limit hint: the storage would cut before sorting. The data is
 	// small, so the sorted union is cut instead.
 	hints := &storage.LabelHints{}
@@ -523,7 +523,7 @@ func (u *Upstream) labelValues(r *http.Request) (any, annotations.Annotations, *
 	if err != nil {
 		return nil, nil, &apiError{errInternal, err}
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-only querier: Close only releases it
 	hints := &storage.LabelHints{}
 	values, annos, aerr := collectStrings(sets, func(ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
 		return q.LabelValues(r.Context(), name, hints, ms...)
@@ -583,7 +583,7 @@ func (u *Upstream) federate(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(sets) == 0 {
 		// Prometheus answers an empty body when no match[] is given.
-		w.Header().Set("Content-Type", string(expfmt.Negotiate(r.Header)))
+		w.Header().Set("Content-Type", string(expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)))
 		return
 	}
 	now := timestamp(time.Now())
@@ -593,7 +593,7 @@ func (u *Upstream) federate(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-only querier: Close only releases it
 	hints := &storage.SelectHints{Start: mint, End: now}
 	var all []storage.SeriesSet
 	for _, ms := range sets {
@@ -618,7 +618,7 @@ func (u *Upstream) federate(w http.ResponseWriter, r *http.Request) {
 		if it.Err() != nil || !ok || value.IsStaleNaN(v) {
 			continue
 		}
-		name := s.Labels().Get(labels.MetricName)
+		name := s.Labels().Get(model.MetricNameLabel)
 		mf, found := families[name]
 		if !found {
 			mf = &dto.MetricFamily{Name: proto.String(name), Type: dto.MetricType_UNTYPED.Enum()}
@@ -626,7 +626,7 @@ func (u *Upstream) federate(w http.ResponseWriter, r *http.Request) {
 		}
 		m := &dto.Metric{Untyped: &dto.Untyped{Value: proto.Float64(v)}, TimestampMs: proto.Int64(t)}
 		s.Labels().Range(func(l labels.Label) {
-			if l.Name != labels.MetricName {
+			if l.Name != model.MetricNameLabel {
 				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l.Name), Value: proto.String(l.Value)})
 			}
 		})
@@ -641,7 +641,7 @@ func (u *Upstream) federate(w http.ResponseWriter, r *http.Request) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	format := expfmt.Negotiate(r.Header)
+	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
 	w.Header().Set("Content-Type", string(format))
 	enc := expfmt.NewEncoder(w, format)
 	for _, n := range names {

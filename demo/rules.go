@@ -302,7 +302,7 @@ func (u *Upstream) evalRecording(ctx context.Context, r *rule, ts time.Time, lim
 			return nil, errors.New("the demo's storage holds no native histograms")
 		}
 		lb.Reset(vec[i].Metric)
-		lb.Set(labels.MetricName, r.name)
+		lb.Set(model.MetricNameLabel, r.name)
 		r.labels.Range(func(l labels.Label) { lb.Set(l.Name, l.Value) })
 		vec[i].Metric = lb.Labels()
 	}
@@ -337,7 +337,7 @@ func (u *Upstream) evalAlerting(ctx context.Context, r *rule, ts time.Time, limi
 	for _, smpl := range res {
 		expand := u.expander(ctx, r.name, smpl, ts)
 		lb.Reset(smpl.Metric)
-		lb.Del(labels.MetricName)
+		lb.Del(model.MetricNameLabel)
 		r.labels.Range(func(l labels.Label) { lb.Set(l.Name, expand(l.Value)) })
 		lb.Set(labels.AlertName, r.name)
 		sb.Reset()
@@ -409,7 +409,7 @@ func (u *Upstream) expander(ctx context.Context, name string, smpl promql.Sample
 func (r *rule) alertSample(a *alert, ts time.Time) promql.Sample {
 	lb := labels.NewBuilder(r.labels)
 	a.labels.Range(func(l labels.Label) { lb.Set(l.Name, l.Value) })
-	lb.Set(labels.MetricName, alertsMetric)
+	lb.Set(model.MetricNameLabel, alertsMetric)
 	lb.Set(labels.AlertName, r.name)
 	lb.Set(alertStateLabel, a.state.String())
 	return promql.Sample{Metric: lb.Labels(), T: ts.UnixMilli(), F: 1}
@@ -418,7 +418,7 @@ func (r *rule) alertSample(a *alert, ts time.Time) promql.Sample {
 func (r *rule) forStateSample(a *alert, ts time.Time) promql.Sample {
 	lb := labels.NewBuilder(r.labels)
 	a.labels.Range(func(l labels.Label) { lb.Set(l.Name, l.Value) })
-	lb.Set(labels.MetricName, alertsForStateMetric)
+	lb.Set(model.MetricNameLabel, alertsForStateMetric)
 	lb.Set(labels.AlertName, r.name)
 	return promql.Sample{Metric: lb.Labels(), T: ts.UnixMilli(), F: float64(a.activeAt.Unix())}
 }

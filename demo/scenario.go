@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -95,7 +96,7 @@ func (s *Scenario) NumSeries() int { return len(s.series) }
 
 // noise returns a deterministic value in [0, 1) for a series and a time.
 func noise(id uint64, t int64) float64 {
-	x := id*0x9E3779B97F4A7C15 ^ uint64(t)
+	x := id*0x9E3779B97F4A7C15 ^ uint64(t) //nolint:gosec // G115: hash mixing: the bits of t are wanted as they are
 	x ^= x >> 30
 	x *= 0xBF58476D1CE4E5B9
 	x ^= x >> 27
@@ -128,7 +129,7 @@ func (b *builder) family(name, typ, help, unit string) *family {
 // add appends a series. fn gets the series' own noise source.
 func (b *builder) add(f *family, initial float64, fn func(t int64, n func(int64) float64) float64, kv ...string) *series {
 	// An empty value is no label at all, as in Prometheus.
-	pairs := []string{labels.MetricName, f.name}
+	pairs := []string{model.MetricNameLabel, f.name}
 	for i := 0; i+1 < len(kv); i += 2 {
 		if kv[i+1] != "" {
 			pairs = append(pairs, kv[i], kv[i+1])
@@ -410,15 +411,15 @@ func (s *Scenario) WriteOpenMetrics(w io.Writer) error {
 		if f.typ == typeCounter {
 			name = strings.TrimSuffix(name, "_total")
 		}
-		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n", name, f.help, name, f.typ)
+		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n", name, f.help, name, f.typ) //nolint:errcheck // bufio.Writer keeps the first write error; the checked Flush at the end returns it
 		if f.unit != "" && strings.HasSuffix(name, "_"+f.unit) {
-			fmt.Fprintf(bw, "# UNIT %s %s\n", name, f.unit)
+			fmt.Fprintf(bw, "# UNIT %s %s\n", name, f.unit) //nolint:errcheck // as above: Flush returns the error
 		}
 		for _, i := range byFamily[f] {
 			sr := s.series[i]
 			var lb strings.Builder
 			sr.lset.Range(func(l labels.Label) {
-				if l.Name == labels.MetricName {
+				if l.Name == model.MetricNameLabel {
 					return
 				}
 				if lb.Len() > 0 {
@@ -428,7 +429,7 @@ func (s *Scenario) WriteOpenMetrics(w io.Writer) error {
 				lb.WriteString("=")
 				lb.WriteString(strconv.Quote(l.Value))
 			})
-			prefix := sr.lset.Get(labels.MetricName) + "{" + lb.String() + "} "
+			prefix := sr.lset.Get(model.MetricNameLabel) + "{" + lb.String() + "} "
 			sp := &sampler{s: s, cum: []float64{sr.initial}}
 			for t := s.start - History.Milliseconds(); t <= s.start; t += Step.Milliseconds() {
 				if sr.hasFrom && t < sr.from {
