@@ -290,7 +290,7 @@ func probes(allowed []string) []string {
 func asError(err error) (*Error, error) {
 	var pe *Error
 	if !errors.As(err, &pe) {
-		return nil, fmt.Errorf("error %v is %T, not *Error", err, err)
+		return nil, fmt.Errorf("error %v is %T, not *Error", err, err) //nolint:errorlint // err may be nil here, which %v prints as <nil>; this only describes it
 	}
 	return pe, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/promql/parser/posrange"
@@ -370,7 +371,7 @@ func TestUnknownNodes(t *testing.T) {
 // TestStepInvariant checks the node the engine inserts; the parser never
 // produces it, but a selector under it is confined all the same.
 func TestStepInvariant(t *testing.T) {
-	vs := &parser.VectorSelector{Name: "up", LabelMatchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "up")}}
+	vs := &parser.VectorSelector{Name: "up", LabelMatchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "up")}}
 	q, err := newQuery(&parser.StepInvariantExpr{Expr: vs})
 	if err != nil {
 		t.Fatal(err)

@@ -129,7 +129,7 @@ func (en *Enforcer) FilterExposition(w io.Writer, r io.Reader, f Format) (Exposi
 			break
 		}
 		if err != nil {
-			return st, fmt.Errorf("%w: exposition: %v", ErrUpstream, err)
+			return st, fmt.Errorf("%w: exposition: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
 		}
 		switch entry {
 		case textparse.EntryHelp:
@@ -155,7 +155,7 @@ func (en *Enforcer) FilterExposition(w io.Writer, r io.Reader, f Format) (Exposi
 				// is safe to pass, and Prometheus fails such a scrape too.
 				return st, fmt.Errorf("%w: exposition: a sample has the label %q twice", ErrUpstream, truncateName(dup))
 			}
-			name := ls.Get(labels.MetricName)
+			name := ls.Get(model.MetricNameLabel)
 			if family != "" && !inFamily(name, family) {
 				// A sample of another family: the pending metadata
 				// belonged to a family without kept samples.
@@ -320,7 +320,7 @@ func (fw *expositionWriter) unit(b []byte, name string, unit []byte) []byte {
 // without the line break.
 func (fw *expositionWriter) sample(ls labels.Labels, v float64, ts *int64) {
 	b := fw.num[:0]
-	name := ls.Get(labels.MetricName)
+	name := ls.Get(model.MetricNameLabel)
 	legacy := model.LegacyValidation.IsValidMetricName(name)
 	if legacy {
 		b = append(b, name...)
@@ -339,7 +339,7 @@ func (fw *expositionWriter) sample(ls labels.Labels, v float64, ts *int64) {
 		b = appendQuoted(b, name)
 	}
 	ls.Range(func(l labels.Label) {
-		if l.Name == labels.MetricName {
+		if l.Name == model.MetricNameLabel {
 			return
 		}
 		open()
@@ -414,7 +414,7 @@ func (fw *expositionWriter) appendTimestamp(b []byte, ms int64) []byte {
 	if !fw.om {
 		return strconv.AppendInt(b, ms, 10)
 	}
-	u := uint64(ms)
+	u := uint64(ms) //nolint:gosec // G115: two's complement on purpose: -u below is the magnitude even for math.MinInt64
 	if ms < 0 {
 		b = append(b, '-')
 		u = -u

@@ -8,6 +8,7 @@ import (
 	"regexp/syntax"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -29,14 +30,14 @@ type envelope map[string]json.RawMessage
 // if any, is dropped and ok is false.
 func decodeEnvelope(body []byte) (env envelope, ok bool, err error) {
 	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, false, fmt.Errorf("%w: %v", ErrUpstream, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
 	}
 	if env == nil {
 		return nil, false, fmt.Errorf("%w: body is null", ErrUpstream)
 	}
 	var status string
 	if err := json.Unmarshal(env["status"], &status); err != nil {
-		return nil, false, fmt.Errorf("%w: status: %v", ErrUpstream, err)
+		return nil, false, fmt.Errorf("%w: status: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
 	}
 	if status != "success" {
 		delete(env, "data")
@@ -104,7 +105,7 @@ func (en *Enforcer) FilterRules(body []byte) ([]byte, error) {
 	}
 	var groups []map[string]json.RawMessage
 	if err := json.Unmarshal(data["groups"], &groups); err != nil {
-		return nil, fmt.Errorf("%w: data.groups: %v", ErrUpstream, err)
+		return nil, fmt.Errorf("%w: data.groups: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
 	}
 	kept := make([]map[string]json.RawMessage, 0, len(groups))
 	for gi, g := range groups {
@@ -113,13 +114,13 @@ func (en *Enforcer) FilterRules(body []byte) ([]byte, error) {
 		}
 		var rules []map[string]json.RawMessage
 		if err := json.Unmarshal(g["rules"], &rules); err != nil {
-			return nil, fmt.Errorf("%w: data.groups[%d].rules: %v", ErrUpstream, gi, err)
+			return nil, fmt.Errorf("%w: data.groups[%d].rules: %v", ErrUpstream, gi, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
 		}
 		keptRules := make([]map[string]json.RawMessage, 0, len(rules))
 		for ri, raw := range rules {
 			r, keep, err := en.filterRule(raw)
 			if err != nil {
-				return nil, fmt.Errorf("%w: data.groups[%d].rules[%d]: %v", ErrUpstream, gi, ri, err)
+				return nil, fmt.Errorf("%w: data.groups[%d].rules[%d]: %v", ErrUpstream, gi, ri, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
 			}
 			if keep {
 				keptRules = append(keptRules, r)
@@ -163,7 +164,7 @@ func (en *Enforcer) filterRule(raw map[string]json.RawMessage) (map[string]json.
 	for key, dst := range map[string]any{"name": &r.Name, "query": &r.Query, "type": &r.Type, "labels": &r.Labels} {
 		if v, ok := raw[key]; ok {
 			if err := json.Unmarshal(v, dst); err != nil {
-				return nil, false, fmt.Errorf("%s: %v", key, err)
+				return nil, false, fmt.Errorf("%s: %w", key, err)
 			}
 		}
 	}
@@ -208,7 +209,7 @@ func (en *Enforcer) ruleLabelsAllowed(ls map[string]string, metric string) bool 
 func (en *Enforcer) extraHold(ls map[string]string, metric string) bool {
 	for _, m := range en.extra {
 		v := ls[m.Name]
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			v = metric
 		}
 		if !m.Matches(v) {
@@ -222,7 +223,7 @@ func (en *Enforcer) extraHold(ls map[string]string, metric string) bool {
 // metric name.
 func (en *Enforcer) nameAllowed(name string) bool {
 	for _, m := range en.extra {
-		if m.Name == labels.MetricName && !m.Matches(name) {
+		if m.Name == model.MetricNameLabel && !m.Matches(name) {
 			return false
 		}
 	}
@@ -402,7 +403,7 @@ func (en *Enforcer) filterAlertList(raw json.RawMessage) (json.RawMessage, error
 	for i, a := range list {
 		var x alert
 		if err := json.Unmarshal(a, &x); err != nil {
-			return nil, fmt.Errorf("[%d]: %v", i, err)
+			return nil, fmt.Errorf("[%d]: %w", i, err)
 		}
 		if x.Labels == nil {
 			return nil, fmt.Errorf("[%d]: no labels", i)
@@ -437,7 +438,7 @@ func (en *Enforcer) FilterAlerts(body []byte) ([]byte, error) {
 	}
 	filtered, err := en.filterAlertList(data["alerts"])
 	if err != nil {
-		return nil, fmt.Errorf("%w: data.alerts: %v", ErrUpstream, err)
+		return nil, fmt.Errorf("%w: data.alerts: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
 	}
 	data["alerts"] = filtered
 	if env["data"], err = encode(data); err != nil {

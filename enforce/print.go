@@ -191,7 +191,7 @@ func writeSelector(b *strings.Builder, n *parser.VectorSelector) {
 	var spanArr [16]span
 	buf, spans := scratch[:0], spanArr[:0]
 	for _, m := range n.LabelMatchers {
-		if m.Name == labels.MetricName && m.Type == labels.MatchEqual && m.Value == n.Name && m.Value != "" {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual && m.Value == n.Name && m.Value != "" {
 			continue
 		}
 		start := len(buf)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -180,7 +181,7 @@ func (q *Query) selector(vs *parser.VectorSelector, rng time.Duration, f frame) 
 		if m == nil {
 			return unsupported(vs)
 		}
-		if s.Metric == "" && m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+		if s.Metric == "" && m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 			s.Metric = m.Value
 		}
 		s.Matchers = append(s.Matchers, Matcher{Name: m.Name, Type: m.Type.String(), Value: m.Value})

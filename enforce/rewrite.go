@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/prometheus/prometheus/promql/parser"
@@ -154,7 +155,7 @@ func (en *Enforcer) vectorSelector(vs *parser.VectorSelector) (*parser.VectorSel
 }
 
 // anyMetric matches every series: each has a non-empty name.
-var anyMetric = labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")
+var anyMetric = labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+")
 
 // Matchers confines the match[] parameters of the series, labels, label
 // values and federate routes to e. Each selector is parsed with the stock
