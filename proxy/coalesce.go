@@ -202,7 +202,7 @@ func flightKey(req *http.Request) (string, bool) {
 			return "", false
 		}
 		body, err = io.ReadAll(io.LimitReader(rc, 1<<20+1))
-		rc.Close()
+		rc.Close() //nolint:errcheck // a copy of the request body, only read
 		if err != nil || len(body) > 1<<20 {
 			return "", false
 		}

@@ -180,7 +180,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	defer func() {
 		p := recover()
-		if p != nil && p != http.ErrAbortHandler {
+		if p != nil && p != http.ErrAbortHandler { //nolint:errorlint // a recovered panic value, not a returned error: net/http itself compares it with ErrAbortHandler by identity
 			h.log.Error("panic serving request", "request_id", st.id, "route", st.route, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			st.err = fmt.Errorf("panic: %v", p)
 			if rec.status == 0 {
@@ -188,7 +188,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		h.finish(rec, r, st)
-		if p == http.ErrAbortHandler {
+		if p == http.ErrAbortHandler { //nolint:errorlint // as above: the panic value itself
 			panic(p)
 		}
 	}()

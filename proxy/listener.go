@@ -53,7 +53,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if l.open[key] >= l.max {
 			l.mu.Unlock()
 			l.refused.Inc()
-			c.Close()
+			c.Close() //nolint:errcheck // a refused connection: dropped at once, nothing was read or written
 			continue
 		}
 		l.open[key]++

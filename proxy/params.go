@@ -123,7 +123,7 @@ var thanosChecks = map[string]func(string) bool{
 	"partial_response": isBool,
 	"analyze":          isBool,
 	"engine":           func(v string) bool { return v == "prometheus" || v == "thanos" },
-	"replicaLabels[]":  func(v string) bool { return model.LabelName(v).IsValidLegacy() },
+	"replicaLabels[]":  func(v string) bool { return model.LegacyValidation.IsValidLabelName(v) },
 	"max_source_resolution": func(v string) bool {
 		if v == "auto" {
 			return true

@@ -273,7 +273,7 @@ func filterScrape(ctx context.Context, w http.ResponseWriter, resp *http.Respons
 		if err != nil {
 			return scrapeReadError(ctx, fail, err)
 		}
-		defer gz.Close()
+		defer gz.Close() //nolint:errcheck // a decompressing reader: its read errors are checked where it is read
 		// The decompressed size is capped too: a small gzip bomb must not
 		// fill the memory.
 		body = &capReader{r: gz, n: maxBody}

@@ -412,7 +412,7 @@ func TestScrapeCutOff(t *testing.T) {
 	f.node.set(func(e *fakeExporter) { e.chunked = true; e.body = strings.Repeat("m 1\n", 20<<10) })
 	func() {
 		defer func() {
-			if p := recover(); p != http.ErrAbortHandler {
+			if p := recover(); p != http.ErrAbortHandler { //nolint:errorlint // a recovered panic value, compared by identity as net/http does
 				t.Errorf("recovered %v, want http.ErrAbortHandler", p)
 			}
 		}()

@@ -241,7 +241,7 @@ func filterResponse(resp *http.Response, filter func([]byte) ([]byte, error)) er
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxFilteredBody+1))
 	if err != nil {
-		return fmt.Errorf("%w: read: %v", enforce.ErrUpstream, err)
+		return fmt.Errorf("%w: read: %v", enforce.ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error (fail checks DeadlineExceeded first); the cause is kept as text so that it cannot reclassify it
 	}
 	if len(b) > maxFilteredBody {
 		return fmt.Errorf("%w: response larger than %d bytes", enforce.ErrUpstream, maxFilteredBody)
