@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -577,4 +578,80 @@ func containsAny(s string, subs []string) bool {
 		}
 	}
 	return false
+}
+
+// TestGuardAuditBound: a caller the policy refuses POSTs a megabyte of
+// match[] values to /api/v1/series in front of the real Prometheus. The
+// answer is 403, the record it leaves adds at most 16 KiB to the audit file
+// and proves what was asked (the full list's length and SHA-256), and
+// `promgate audit verify` still passes.
+func TestGuardAuditBound(t *testing.T) {
+	auditPath := filepath.Join(env.tmp, "gw-guard-audit", "audit.log") // the folder startAuditGateway makes
+	g := startAuditGateway(t, "guard-audit", env.promURL, auditPath, "100MiB", "deny")
+	c := newClient(t, g, env.pki, "nobody")
+	// Warm up: the first record carries the chain start.
+	c.do(t, request{path: "/api/v1/query", query: url.Values{"query": {"up"}}})
+	if err := g.proc.stop(); err != nil {
+		t.Fatal(err)
+	}
+	before := fileSize(t, auditPath)
+	restartAuditGateway(t, g)
+	c = newClient(t, g, env.pki, "nobody")
+	form := url.Values{}
+	for i := 0; i < 972; i++ {
+		form.Add("match[]", fmt.Sprintf(`{__name__="m%03d",namespace="%s"}`, i, strings.Repeat("x", 980)))
+	}
+	body := form.Encode()
+	if len(body) < 1_000_000 {
+		t.Fatalf("body %d bytes, want a megabyte", len(body))
+	}
+	res := c.do(t, request{method: http.MethodPost, path: "/api/v1/series", body: body, ctype: "application/x-www-form-urlencoded"})
+	res.wantError(t, http.StatusForbidden, "forbidden")
+	if err := g.proc.stop(); err != nil {
+		t.Fatal(err)
+	}
+	added := fileSize(t, auditPath) - before
+	t.Logf("a %d-byte match[] request added %d bytes to the audit file", len(body), added)
+	if added > 16<<10 {
+		t.Errorf("the refused request added %d bytes to the audit file, want at most 16 KiB", added)
+	}
+	b, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := lastLine(string(b))
+	var rec struct {
+		Route     string `json:"route"`
+		Status    int    `json:"status"`
+		Truncated map[string]struct {
+			Bytes  int    `json:"bytes"`
+			Count  int    `json:"count"`
+			SHA256 string `json:"sha256"`
+		} `json:"truncated"`
+	}
+	if err := json.Unmarshal([]byte(last), &rec); err != nil {
+		t.Fatalf("last record %q: %v", truncateForLog(last), err)
+	}
+	if cut, ok := rec.Truncated["query"]; rec.Route != "series" || rec.Status != 403 || !ok || cut.Count != 972 || len(cut.SHA256) != 64 {
+		t.Errorf("last record: route %q status %d truncated %+v; want series 403 with query cut from 972 entries", rec.Route, rec.Status, rec.Truncated)
+	}
+	if code, out := auditVerify(t, auditPath); code != 0 {
+		t.Errorf("audit verify: exit %d\n%s", code, out)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+func truncateForLog(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
 }
