@@ -308,7 +308,7 @@ func (s Scenario) check(fire bool) error {
 	}
 	for _, a := range s.Alerts {
 		for k := range a {
-			if !model.LabelName(k).IsValid() || k == model.MetricNameLabel {
+			if !model.UTF8Validation.IsValidLabelName(k) || k == model.MetricNameLabel {
 				errs = append(errs, fmt.Errorf("alert label %q is not a valid label name", k))
 			}
 		}

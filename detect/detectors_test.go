@@ -11,6 +11,7 @@ import (
 	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -211,7 +212,7 @@ func runScenario(t *testing.T, d Detector, s Scenario, fire bool) {
 	}
 	var got []map[string]string
 	for _, smp := range vec {
-		got = append(got, smp.Metric.DropMetricName().Map())
+		got = append(got, smp.Metric.DropReserved(func(n string) bool { return n == model.MetricNameLabel }).Map())
 	}
 	want := s.Alerts
 	sortLabelSets(got)

@@ -17,12 +17,12 @@ type Querier interface {
 type Kind int
 
 const (
-	// NotFound: no detector has the id (404).
+	// NotFound means no detector has the id (404).
 	NotFound Kind = iota + 1
-	// Forbidden: the detector cannot run for a restricted caller (403).
+	// Forbidden means the detector cannot run for a restricted caller (403).
 	Forbidden
-	// Upstream: the upstream query failed or answered something other than
-	// a vector (502).
+	// Upstream means the upstream query failed or answered something other
+	// than a vector (502).
 	Upstream
 )
 
