@@ -387,11 +387,11 @@ func writeExclusive(path string, data []byte, mode fs.FileMode) error {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	if err := f.Chmod(mode); err != nil {
-		f.Close()
+		f.Close() //nolint:errcheck // error path: the chmod error is returned
 		return fmt.Errorf("chmod %s: %w", path, err)
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		f.Close() //nolint:errcheck // error path: the write error is returned
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
@@ -406,13 +406,13 @@ func writeAtomic(path string, data []byte, mode fs.FileMode) error {
 		return fmt.Errorf("create temporary file for %s: %w", path, err)
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename this finds nothing
+	defer os.Remove(tmp) //nolint:errcheck // after a successful rename this finds nothing; before it, removing the temporary file is best effort
 	if err := f.Chmod(mode); err != nil {
-		f.Close()
+		f.Close() //nolint:errcheck // error path: the chmod error is returned
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		f.Close() //nolint:errcheck // error path: the write error is returned
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {
