@@ -165,7 +165,7 @@ func Fingerprint(paths []string) [32]byte {
 		var files []string
 		_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
-				fmt.Fprintf(h, "err %s %v\n", path, err)
+				fmt.Fprintf(h, "err %s %v\n", path, err) //nolint:errcheck // hash.Hash.Write never returns an error
 				return nil
 			}
 			if !d.IsDir() {
@@ -175,9 +175,9 @@ func Fingerprint(paths []string) [32]byte {
 		})
 		sort.Strings(files)
 		for _, f := range files {
-			fmt.Fprintf(h, "file %s\n", f)
+			fmt.Fprintf(h, "file %s\n", f) //nolint:errcheck // hash.Hash.Write never returns an error
 			if fh, err := os.Open(f); err != nil {
-				fmt.Fprintf(h, "err %v\n", err)
+				fmt.Fprintf(h, "err %v\n", err) //nolint:errcheck // hash.Hash.Write never returns an error
 			} else {
 				_, _ = io.Copy(h, fh)
 				_ = fh.Close()
