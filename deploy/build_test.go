@@ -54,7 +54,7 @@ func binaries(t *testing.T) string {
 		cmd := exec.Command("make", "--no-print-directory", "-s", "static", "VERSION="+testVersion, "STATIC_OUT="+buildDir, "GO=go")
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("make static: %v\n%s", err, out)
+			buildErr = fmt.Errorf("make static: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

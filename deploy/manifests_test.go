@@ -638,7 +638,7 @@ func materialize(t *testing.T, objs []obj, c obj, volumes map[string]obj, root s
 	devPKIOnce.Do(func() {
 		dir := filepath.Join(bin, "pki")
 		if out, err := exec.Command(filepath.Join(bin, "promgate"), "certs", "dev", "--out", dir).CombinedOutput(); err != nil {
-			devPKIErr = fmt.Errorf("promgate certs dev: %v\n%s", err, out)
+			devPKIErr = fmt.Errorf("promgate certs dev: %w\n%s", err, out)
 			return
 		}
 		pki := map[string][]byte{}
