@@ -34,7 +34,7 @@ func TestParseSidecar(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	want := []Exporter{{
+	want := []Exporter{{ //nolint:gosec // G101: BearerTokenFile is a file path, not a credential
 		Path:            "/app/metrics",
 		URL:             "https://127.0.0.1:8443/metrics",
 		TLS:             UpstreamTLS{CAFile: "/etc/promgate/app-ca.crt", ServerName: "app.local"},
