@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ type Config struct {
 	// Detectors configures the background evaluation of the built-in
 	// security detectors.
 	Detectors Detectors `yaml:"detectors"`
+	// Routes turns on optional routes of the Prometheus API.
+	Routes Routes `yaml:"routes"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -332,6 +335,24 @@ type Detectors struct {
 	ExternalURL string `yaml:"external_url"`
 }
 
+// Routes turns on optional routes. A route it does not list is not found
+// (404), exactly as a path the gateway never serves.
+type Routes struct {
+	// Status lists the status routes served: buildinfo, runtimeinfo,
+	// flags, tsdb, config, walreplay and targets (default [buildinfo],
+	// which Grafana asks to detect the flavour of the datasource). The
+	// list replaces the default, so keep buildinfo in it. Every request
+	// still asks the policy; runtimeinfo, flags, tsdb, config and
+	// walreplay describe the whole server and are served to unrestricted
+	// callers only, and targets is filtered for restricted ones.
+	Status []string `yaml:"status"`
+}
+
+// StatusRoutes are the names Routes.Status accepts, in the order of
+// Prometheus' documentation. Each is also the route's name in the policy
+// input (input.request.route).
+var StatusRoutes = []string{"buildinfo", "runtimeinfo", "flags", "tsdb", "config", "walreplay", "targets"}
+
 // Client authentication types, named as in exporter-toolkit.
 const (
 	NoClientCert               = "NoClientCert"
@@ -384,6 +405,9 @@ func Default() *Config {
 		Detectors: Detectors{
 			Interval: model.Duration(time.Minute),
 		},
+		// Grafana asks buildinfo to detect the flavour of a Prometheus
+		// datasource; the other status routes describe the whole server.
+		Routes: Routes{Status: []string{"buildinfo"}},
 		Limits: Limits{
 			RequestsPerSecond: 20,
 			Burst:             40,
@@ -685,6 +709,18 @@ func (c *Config) Validate() error {
 	}
 	if af := c.Limits.AuthFailures; af.PrefixV4 < 8 || af.PrefixV4 > 32 || af.PrefixV6 < 16 || af.PrefixV6 > 128 {
 		add("limits.auth_failures", "prefix_v4 must be 8 to 32 and prefix_v6 16 to 128")
+	}
+
+	// Routes.
+	seenStatus := map[string]bool{}
+	for i, name := range c.Routes.Status {
+		switch {
+		case !slices.Contains(StatusRoutes, name):
+			add(fmt.Sprintf("routes.status[%d]", i), "unknown status route %q; use %s", name, strings.Join(StatusRoutes, ", "))
+		case seenStatus[name]:
+			add(fmt.Sprintf("routes.status[%d]", i), "%s is listed twice", name)
+		}
+		seenStatus[name] = true
 	}
 
 	// Detectors.

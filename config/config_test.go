@@ -123,3 +123,38 @@ func TestLoadResolvesAgainstFileFolder(t *testing.T) {
 		t.Error("Load of a missing file succeeded")
 	}
 }
+
+func TestRoutesStatus(t *testing.T) {
+	c, err := Parse([]byte(good), "/etc/promgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Routes.Status, ","); got != "buildinfo" {
+		t.Errorf("default routes.status = %q, want buildinfo", got)
+	}
+	for _, tc := range []struct {
+		yaml, want string // want: the list joined, or an error substring
+		ok         bool
+	}{
+		{yaml: "routes:\n  status: [buildinfo, targets, tsdb]\n", want: "buildinfo,targets,tsdb", ok: true},
+		// The list replaces the default: buildinfo is off unless listed.
+		{yaml: "routes:\n  status: [targets]\n", want: "targets", ok: true},
+		{yaml: "routes:\n  status: []\n", want: "", ok: true},
+		{yaml: "routes:\n  status: [buildinfo, runtimeinfo, flags, tsdb, config, walreplay, targets]\n",
+			want: "buildinfo,runtimeinfo,flags,tsdb,config,walreplay,targets", ok: true},
+		{yaml: "routes:\n  status: [buildinfo, head]\n", want: `routes.status[1]: unknown status route "head"`},
+		{yaml: "routes:\n  status: [Targets]\n", want: `routes.status[0]: unknown status route "Targets"`},
+		{yaml: "routes:\n  status: [tsdb, tsdb]\n", want: "routes.status[1]: tsdb is listed twice"},
+		{yaml: "routes:\n  admin: [tsdb]\n", want: "routes.admin: unknown key"},
+	} {
+		c, err := Parse([]byte(good+tc.yaml), "/etc/promgate")
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%q: %v", tc.yaml, err)
+		case tc.ok && strings.Join(c.Routes.Status, ",") != tc.want:
+			t.Errorf("%q: routes.status = %q, want %q", tc.yaml, c.Routes.Status, tc.want)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: error %v, want one containing %q", tc.yaml, err, tc.want)
+		}
+	}
+}
