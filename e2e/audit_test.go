@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -151,7 +152,7 @@ func readAuditLines(t *testing.T, files []string) (recs []auditLine, where []str
 func auditVerify(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	out, err := env.promgate(append([]string{"audit", "verify"}, args...)...)
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 		return ee.ExitCode(), string(out)
 	}
 	if err != nil {

@@ -485,8 +485,8 @@ func (r *result) checkForwardedConfined(t testing.TB, allowed []string, wantPath
 	}
 	query, match := f.exprs()
 	var exprs []string
-	switch {
-	case wantPath == "/api/v1/query" || wantPath == "/api/v1/query_range" || wantPath == "/api/v1/query_exemplars":
+	switch wantPath {
+	case "/api/v1/query", "/api/v1/query_range", "/api/v1/query_exemplars":
 		if len(query) != 1 {
 			t.Errorf("%s: upstream reads %d query values %q, want exactly 1", r, len(query), query)
 		}

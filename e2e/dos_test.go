@@ -70,7 +70,7 @@ func TestSlowloris(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%200))}}
+			d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%200))}} //nolint:gosec // G115: 1+i%200 is 1 to 200
 			c, err := d.Dial("tcp", g.addr)
 			if err != nil {
 				return

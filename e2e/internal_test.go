@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -86,7 +87,7 @@ func TestCheck(t *testing.T) {
 		f.Close()
 		out, err := env.promgate("check", "--config", f.Name())
 		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 			code = ee.ExitCode()
 		} else if err != nil {
 			t.Fatal(err)

@@ -145,7 +145,7 @@ func (s *stack) setup() error {
 	build := exec.Command("go", "build", "-o", s.bin, "./cmd/promgate")
 	build.Dir = s.root
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/promgate: %v\n%s", err, out)
+		return fmt.Errorf("go build ./cmd/promgate: %w\n%s", err, out)
 	}
 
 	// Prometheus starts first: it needs the longest to have data.
@@ -158,10 +158,10 @@ func (s *stack) setup() error {
 	if out, err := s.promgate("certs", "dev", "--out", s.pki,
 		"--client", "admin:admins", "--client", "team-a:team-a", "--client", "team-b:team-b",
 		"--client", "nobody:nobody"); err != nil {
-		return fmt.Errorf("promgate certs dev: %v\n%s", err, out)
+		return fmt.Errorf("promgate certs dev: %w\n%s", err, out)
 	}
 	if out, err := s.promgate("certs", "dev", "--out", s.foreign); err != nil {
-		return fmt.Errorf("promgate certs dev (foreign CA): %v\n%s", err, out)
+		return fmt.Errorf("promgate certs dev (foreign CA): %w\n%s", err, out)
 	}
 
 	s.rec, err = newRecorder(s.promURL)
@@ -263,7 +263,7 @@ func (s *stack) start(name, dir string, args ...string) (*process, error) {
 // stopBudget. It returns the exit error of a graceful stop.
 func (p *process) stop() error {
 	if p.exited() {
-		return fmt.Errorf("%s had already exited: %v", p.name, p.err)
+		return fmt.Errorf("%s had already exited: %v", p.name, p.err) //nolint:errorlint // the exit error is nil when the process exited with status 0; %v prints that as <nil>
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -388,7 +388,7 @@ func (s *stack) startPrometheus() error {
 	deadline := time.Now().Add(startBudget)
 	for {
 		if p.exited() {
-			return fmt.Errorf("prometheus exited early: %v", p.err)
+			return fmt.Errorf("prometheus exited early: %v", p.err) //nolint:errorlint // the exit error is nil when the process exited with status 0; %v prints that as <nil>
 		}
 		resp, err := http.Get(s.promURL + "/-/ready")
 		if err == nil {
@@ -538,7 +538,7 @@ func (s *stack) waitGateway(g *gateway) error {
 	deadline := time.Now().Add(startBudget)
 	for {
 		if g.proc.exited() {
-			return fmt.Errorf("promgate serve (%s) exited early: %v", g.name, g.proc.err)
+			return fmt.Errorf("promgate serve (%s) exited early: %v", g.name, g.proc.err) //nolint:errorlint // the exit error is nil when the process exited with status 0; %v prints that as <nil>
 		}
 		addr, _ := listenerAddr(g.proc.stderr)
 		if addr != "" {

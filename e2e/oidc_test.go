@@ -39,9 +39,9 @@ import (
 
 const (
 	oidcAudience   = "https://promgate.test"
-	oidcSecret     = "e2e-secret-promgate-client"
-	oidcBudget     = 20 * time.Second // until the provider or discovery is up
-	rotationBudget = 25 * time.Second // JWKS cooldown (10 s) plus slack
+	oidcSecret     = "e2e-secret-promgate-client" //nolint:gosec // G101: the client secret of the test identity provider this test starts
+	oidcBudget     = 20 * time.Second             // until the provider or discovery is up
+	rotationBudget = 25 * time.Second             // JWKS cooldown (10 s) plus slack
 )
 
 // oidcStack is the provider and the gateway of the OIDC test.

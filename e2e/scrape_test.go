@@ -411,7 +411,7 @@ func waitScrapeExporter(t *testing.T, u string, p *process) {
 			b, _ := os.ReadFile(p.stderr)
 			t.Fatalf("%s exited: %v\n%s", p.name, p.err, b)
 		}
-		resp, err := http.Get(u)
+		resp, err := http.Get(u) //nolint:gosec // G107: the URL of a server this test started on loopback
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
