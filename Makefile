@@ -60,7 +60,7 @@ deps:
 e2e: deps
 	$(GO) test -tags e2e -count=1 -v ./e2e/
 
-test: vet unit fuzz e2e
+test: vet lint unit fuzz e2e
 
 # Benchmarks (bench/, docs/performance.md); none of them is part of `make test`.
 # bench runs every cell of the side-by-side harness and writes
