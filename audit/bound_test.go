@@ -328,6 +328,7 @@ func oversizedRecord() *Record {
 	}
 	return &Record{
 		Time: time.Date(2026, 3, 14, 16, 26, 53, 0, time.UTC), ID: ctl, ClientRequestID: ctl,
+		TraceID:    "4bf92f3577b34da6a3ce929d0e0e4736",
 		Identity:   &Identity{Method: ctl, Subject: ctl, Groups: l, Issuer: ctl, CertFingerprint: ctl},
 		RemoteAddr: ctl, Method: ctl, Route: ctl, Path: ctl, Query: l, EnforcedQuery: l, DroppedParams: l, Clamped: l,
 		Decision: &Decision{Reason: ctl, PolicyRevision: ctl},
@@ -484,7 +485,10 @@ func TestTextFieldsCoverRecord(t *testing.T) {
 	// Give every string field a distinct value, then read them back through
 	// textFields.
 	r := &Record{Identity: &Identity{}, Decision: &Decision{}}
-	skip := map[string]bool{"ChainStart": true, "PrevHash": true, "Hash": true}
+	// The chain fields are the writer's own. TraceID is not free text:
+	// normalize keeps only a valid trace id (32 hex digits), so it never
+	// needs a cut (TestTraceIDNeverCut).
+	skip := map[string]bool{"ChainStart": true, "PrevHash": true, "Hash": true, "TraceID": true}
 	var want []string
 	var fill func(v reflect.Value, prefix string)
 	fill = func(v reflect.Value, prefix string) {
@@ -523,6 +527,21 @@ func TestTextFieldsCoverRecord(t *testing.T) {
 	}
 	if n := reflect.TypeFor[Truncation]().NumField(); len(cuts) != n || len(textFields) != n {
 		t.Errorf("%d textFields point at %d distinct Truncation members; Truncation has %d", len(textFields), len(cuts), n)
+	}
+}
+
+// TestTraceIDNeverCut checks that trace_id needs no cap: the writer keeps a
+// W3C trace id and drops anything else, however long.
+func TestTraceIDNeverCut(t *testing.T) {
+	for _, id := range []string{strings.Repeat("a", 10*MaxFieldBytes), "4bf92f3577b34da6a3ce929d0e0e4736\n{}"} {
+		out := encodeOne(t, &Record{ID: "x", TraceID: id})
+		if strings.Contains(out, "trace_id") || strings.Contains(out, "truncated") {
+			t.Errorf("trace id %.40q: written as %s", id, out)
+		}
+	}
+	out := encodeOne(t, &Record{ID: "x", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"})
+	if !strings.Contains(out, `"id":"x","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","remote_addr"`) {
+		t.Errorf("valid trace id not written after id: %s", out)
 	}
 }
 

@@ -23,6 +23,12 @@ type Record struct {
 	// trusted: Writer escapes non-printable characters and truncates it to
 	// MaxClientRequestID bytes.
 	ClientRequestID string `json:"client_request_id,omitempty"`
+	// TraceID is the W3C trace id of the request: the caller's traceparent's
+	// when it sent a valid one, or the gateway's own trace when tracing is
+	// on. It is exactly 32 lowercase hex digits, not all zero; Writer drops
+	// any other value, so it is never free text and needs no cap. The
+	// caller's tracestate is never recorded.
+	TraceID string `json:"trace_id,omitempty"`
 	// Identity is the authenticated caller, nil when authentication failed or
 	// did not happen.
 	Identity *Identity `json:"identity,omitempty"`
@@ -114,8 +120,9 @@ type Decision struct {
 const MaxClientRequestID = 128
 
 // normalize returns a copy of r ready to be capped and written: time in UTC
-// (now when zero), the client request ID escaped (but not yet cut), the error
-// redacted and the fields the writer owns cleared. It never modifies r.
+// (now when zero), the client request ID escaped (but not yet cut), a trace
+// id that is not one dropped, the error redacted and the fields the writer
+// owns cleared. It never modifies r.
 func normalize(r *Record, now time.Time) Record {
 	c := *r
 	if c.Time.IsZero() {
@@ -123,12 +130,32 @@ func normalize(r *Record, now time.Time) Record {
 	}
 	c.Time = c.Time.UTC()
 	c.ClientRequestID = escapeClientRequestID(c.ClientRequestID)
+	if !ValidTraceID(c.TraceID) {
+		c.TraceID = ""
+	}
 	c.Truncated = nil
 	c.ChainStart, c.PrevHash, c.Hash = "", "", ""
 	if c.Error != "" {
 		c.Error = Redact(c.Error)
 	}
 	return c
+}
+
+// ValidTraceID reports whether s is a W3C Trace Context trace id: 32
+// lowercase hex digits, not all zero.
+func ValidTraceID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	zero := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+		zero = zero && c == '0'
+	}
+	return !zero
 }
 
 // SanitizeClientRequestID makes a client-supplied request ID safe to record:

@@ -67,6 +67,7 @@ func fullRecord() *Record {
 		Time:            time.Date(2026, 3, 14, 16, 26, 53, 589793238, time.FixedZone("CET", 3600)),
 		ID:              "01JQ6Z0S3TQ8W4YF5H9B2M7X1C",
 		ClientRequestID: "grafana-\x1b[31m-\xff",
+		TraceID:         "4bf92f3577b34da6a3ce929d0e0e4736",
 		Identity: &Identity{
 			Method:          "oidc",
 			Subject:         "alice@example.com",
@@ -133,12 +134,12 @@ func jsonKeys(t *testing.T, typ reflect.Type) []string {
 }
 
 // TestRecordFields pins the record's fields to DESIGN.md's list, plus
-// client_request_id, error, truncated and chain_start, both in the types and
-// in the output.
+// client_request_id, trace_id, error, truncated and chain_start, both in the
+// types and in the output.
 func TestRecordFields(t *testing.T) {
 	documented := map[string][]string{
 		"record": {"bytes", "chain_start", "clamped", "client_request_id", "decision", "dropped_params", "duration_ms", "enforced_query", "error", "hash", "id",
-			"identity", "method", "path", "prev_hash", "query", "remote_addr", "route", "status", "time", "truncated"},
+			"identity", "method", "path", "prev_hash", "query", "remote_addr", "route", "status", "time", "trace_id", "truncated"},
 		"identity": {"cert_fingerprint", "groups", "issuer", "method", "subject"},
 		"decision": {"allow", "policy_revision", "reason"},
 		"truncated": {"clamped", "client_request_id", "decision.policy_revision", "decision.reason", "dropped_params", "enforced_query", "error", "id",
@@ -263,6 +264,21 @@ func TestWriteNormalizes(t *testing.T) {
 			want: Record{Time: fixed, ClientRequestID: `a\x0ab`},
 		},
 		{
+			name: "trace id kept",
+			in:   Record{Time: fixed, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"},
+			want: Record{Time: fixed, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"},
+		},
+		{
+			name: "trace id not W3C dropped",
+			in:   Record{Time: fixed, TraceID: "4BF92F3577B34DA6A3CE929D0E0E4736"},
+			want: Record{Time: fixed},
+		},
+		{
+			name: "all-zero trace id dropped",
+			in:   Record{Time: fixed, TraceID: "00000000000000000000000000000000"},
+			want: Record{Time: fixed},
+		},
+		{
 			name: "error redacted",
 			in:   Record{Time: fixed, Error: "token from https://bob:hunter2@idp.example/x refused"}, //nolint:gosec // G101: a made-up credential; the test checks that it is redacted
 			want: Record{Time: fixed, Error: "token from https://<redacted>@idp.example/x refused"},
@@ -330,6 +346,28 @@ func TestOneLinePerRecord(t *testing.T) {
 	}
 	if got.Path != forged {
 		t.Errorf("path = %q, want %q", got.Path, forged)
+	}
+}
+
+func TestValidTraceID(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"4bf92f3577b34da6a3ce929d0e0e4736", true},
+		{"00000000000000000000000000000001", true},
+		{"00000000000000000000000000000000", false},
+		{"4BF92F3577B34DA6A3CE929D0E0E4736", false},
+		{"4bf92f3577b34da6a3ce929d0e0e473", false},
+		{"4bf92f3577b34da6a3ce929d0e0e47360", false},
+		{"4bf92f3577b34da6a3ce929d0e0e473g", false},
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false},
+		{"", false},
+	}
+	for _, tc := range tests {
+		if got := ValidTraceID(tc.in); got != tc.want {
+			t.Errorf("ValidTraceID(%q) = %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }
 
