@@ -454,6 +454,9 @@ func TestReload(t *testing.T) {
 		if err != nil || d.Reason != wantReason {
 			t.Errorf("Decide() = %+v, %v; want reason %q", d, err, wantReason)
 		}
+		if d.Revision != a.Revision() {
+			t.Errorf("Decide() names revision %q, the policy in use is %q", d.Revision, a.Revision())
+		}
 	}
 
 	// A broken policy keeps the old one.
