@@ -47,6 +47,8 @@ type Config struct {
 	Detectors Detectors `yaml:"detectors"`
 	// Routes turns on optional routes of the Prometheus API.
 	Routes Routes `yaml:"routes"`
+	// Tracing exports the gateway's spans over OTLP (tracing.go).
+	Tracing Tracing `yaml:"tracing"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -483,7 +485,7 @@ func (c *Config) resolvePaths() {
 	for _, p := range []*string{
 		&c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile,
 		&c.Upstream.TLS.CAFile, &c.Upstream.TLS.CertFile, &c.Upstream.TLS.KeyFile,
-		&c.Upstream.BearerTokenFile, &c.Authz.Policies,
+		&c.Upstream.BearerTokenFile, &c.Authz.Policies, &c.Tracing.HeadersFile,
 	} {
 		*p = c.abs(*p)
 	}
@@ -738,6 +740,8 @@ func (c *Config) Validate() error {
 			add(u.path, "%q is not an http or https URL such as http://alertmanager:9093 (no credentials, query or fragment)", u.v)
 		}
 	}
+
+	errs = append(errs, c.Tracing.validate()...)
 	return errors.Join(errs...)
 }
 
