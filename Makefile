@@ -50,6 +50,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzMatchers$$' -fuzztime=$(FUZZTIME) ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(FUZZTIME) ./proxy/
 	$(GO) test -run='^$$' -fuzz='^FuzzExposition$$' -fuzztime=$(FUZZTIME) ./enforce/
+	$(GO) test -run='^$$' -fuzz='^FuzzFilterTargets$$' -fuzztime=$(FUZZTIME) ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzSafeRedirect$$' -fuzztime=$(FUZZTIME) ./authn/
 	$(GO) test -run='^$$' -fuzz='^FuzzSanitizeClientRequestID$$' -fuzztime=10s ./audit/
 

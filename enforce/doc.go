@@ -93,6 +93,12 @@
 // an error wrapping [ErrUpstream], and nothing of it may be sent on. An
 // unrestricted Enforcer returns the body unchanged.
 //
+// [Enforcer.FilterTargets] confines /api/v1/targets the other way round: it
+// keeps only what it knows. An active target is kept when the caller could
+// read its up series (its labels, with __name__ up), with its known fields
+// and never its discoveredLabels; dropped targets and their counts are
+// emptied, and any other key is dropped.
+//
 // [Enforcer.FilterExposition] does the same for an exporter's text or
 // OpenMetrics exposition: a sample is kept when every enforced label holds an
 // allowed value and every decision matcher holds, its HELP, TYPE and UNIT

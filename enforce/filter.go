@@ -234,13 +234,21 @@ func (en *Enforcer) nameAllowed(name string) bool {
 // every enforced label is present with an allowed value, and every decision
 // matcher holds (with __name__ ALERTS).
 func (en *Enforcer) alertAllowed(ls map[string]string) bool {
+	return en.seriesAllowed(ls, alertsMetric)
+}
+
+// seriesAllowed reports whether the caller may see the series named metric
+// with labels ls: every enforced label is present with an allowed value, and
+// every decision matcher holds, with __name__ read as metric and a missing
+// label as "".
+func (en *Enforcer) seriesAllowed(ls map[string]string, metric string) bool {
 	for i := range en.labels {
 		l := &en.labels[i]
 		if !l.allows(ls[l.name]) {
 			return false
 		}
 	}
-	return en.extraHold(ls, alertsMetric)
+	return en.extraHold(ls, metric)
 }
 
 // queryConfined reports whether every selector of a rule's query reads only

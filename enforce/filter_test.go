@@ -14,7 +14,7 @@ import (
 )
 
 // TestFilterGolden runs the response filters on the cases of
-// testdata/filter/*.txtar: route (rules, alerts or metadata), policy (a
+// testdata/filter/*.txtar: route (rules, alerts, metadata or targets), policy (a
 // Policy as JSON), visible (metadata only: the visible metric names), input
 // (the upstream body) and want (the filtered body, indented, or "error: ").
 // With -update the want sections are rewritten.
@@ -53,6 +53,8 @@ func TestFilterGolden(t *testing.T) {
 				out, err = en.FilterRules(body)
 			case "alerts":
 				out, err = en.FilterAlerts(body)
+			case "targets":
+				out, err = en.FilterTargets(body)
 			case "metadata":
 				var names []string
 				decodeSection(t, p, "visible", sections["visible"], &names)
@@ -106,6 +108,7 @@ func TestFilterUnrestrictedPassesBody(t *testing.T) {
 	for name, f := range map[string]func([]byte) ([]byte, error){
 		"rules":    en.FilterRules,
 		"alerts":   en.FilterAlerts,
+		"targets":  en.FilterTargets,
 		"metadata": func(b []byte) ([]byte, error) { return en.FilterMetadata(b, nil) },
 	} {
 		got, err := f(body)
