@@ -19,7 +19,10 @@
 //     both, a repeated single-valued parameter, a body on GET, a chunked
 //     body (411), a body that is not application/x-www-form-urlencoded (415),
 //     a method-override header or an Upgrade header is refused. A parameter
-//     the route does not accept is 400, naming those it does.
+//     the route does not take is dropped, never forwarded, counted in
+//     promgate_dropped_params_total and named in the audit record; with
+//     upstream.flavor thanos, Thanos' parameters are forwarded once their
+//     values are checked, and storeMatch[] is refused.
 //   - Every request of a route asks the policy, 1+1 included. An allowed
 //     one draws from its rate-limit bucket (the decision's rate_key, or the
 //     identity) and, unrestricted callers included, is held to the window
