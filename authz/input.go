@@ -138,6 +138,7 @@ var sharedStrings = func() map[string]*ast.Term {
 		"query", "query_range", "query_exemplars", "series", "labels",
 		"label_values", "federate", "rules", "alerts", "metadata", "buildinfo",
 		"format_query", "detectors", "ui", "page", "unknown", "scrape",
+		"runtimeinfo", "flags", "tsdb", "config", "walreplay", "targets",
 		// Matcher types and the metric name label.
 		"=", "!=", "=~", "!~", "__name__",
 	} {

@@ -279,3 +279,39 @@ test_no_selectors_without_a_selectors_key if {
 	d := authz.decision with input as {"identity": identity("alice@example.com", ["team-a"]), "request": request, "query": {"expressions": ["1+1"]}}
 	d.enforce == {"namespace": {"team-a", "team-a-staging"}}
 }
+
+# The status routes (routes.status) are decided as the API: the gateway,
+# not the policy, serves runtimeinfo, flags, tsdb, config and walreplay to
+# unrestricted callers only and filters targets for the others.
+status_routes := ["buildinfo", "runtimeinfo", "flags", "tsdb", "config", "walreplay", "targets"]
+
+status_request(route) := {"method": "GET", "path": "/api/v1/status/x", "route": route, "remote_addr": "10.0.0.7"}
+
+test_status_routes_admin_is_unrestricted if {
+	every route in status_routes {
+		d := authz.decision with input as {"identity": identity("root@example.com", ["admins"]), "request": status_request(route)}
+		d == {"allow": true, "reason": "allowed: member of an admin group, unrestricted"}
+	}
+}
+
+test_status_routes_team_member_is_confined if {
+	every route in status_routes {
+		d := authz.decision with input as {"identity": identity("alice@example.com", ["team-a"]), "request": status_request(route)}
+		d.allow == true
+		d.enforce == {"namespace": {"team-a", "team-a-staging"}}
+	}
+}
+
+test_status_routes_caller_in_no_group_is_denied if {
+	every route in status_routes {
+		d := authz.decision with input as {"identity": identity("mallory@example.com", ["team-z"]), "request": status_request(route)}
+		d.allow == false
+	}
+}
+
+test_status_routes_scrape_group_grants_nothing if {
+	every route in status_routes {
+		d := authz.decision with input as {"identity": identity("prometheus", ["scrapers"]), "request": status_request(route)}
+		d.allow == false
+	}
+}

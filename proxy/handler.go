@@ -282,6 +282,12 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) er
 	if err != nil {
 		return err
 	}
+	if why := st.rt.unrestrictedOnly; why != "" && !g.en.Unrestricted() {
+		// The policy allowed the caller, but confined it: the answer
+		// cannot be confined, so it is not given.
+		return promapi.Errorf(promapi.ErrForbidden, "access denied for %s: %s is served to unrestricted callers only, because %s",
+			st.identity.Subject, r.URL.Path, why)
+	}
 	out, err := h.outboundOf(r, st, a, g)
 	if err != nil {
 		return err

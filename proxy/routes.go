@@ -33,6 +33,14 @@ const (
 	RoutePage = "page"
 	// RouteUnknown labels requests to paths the gateway does not serve.
 	RouteUnknown = "unknown"
+	// The status routes (routes.status in the configuration), named as
+	// there; buildinfo is one of them.
+	RouteRuntimeInfo = "runtimeinfo"
+	RouteFlags       = "flags"
+	RouteTSDB        = "tsdb"
+	RouteConfig      = "config"
+	RouteWALReplay   = "walreplay"
+	RouteTargets     = "targets"
 )
 
 // Routes lists every route name, for metrics that start at zero.
@@ -40,7 +48,8 @@ var Routes = []string{
 	RouteQuery, RouteQueryRange, RouteQueryExemplars, RouteSeries, RouteLabels,
 	RouteLabelValues, RouteFederate, RouteRules, RouteAlerts, RouteMetadata,
 	RouteBuildInfo, RouteFormatQuery, RouteDetectors, RouteUI, RoutePage, RouteUnknown,
-	RouteScrape,
+	RouteScrape, RouteRuntimeInfo, RouteFlags, RouteTSDB, RouteConfig, RouteWALReplay,
+	RouteTargets,
 }
 
 // kind says what a route reads, and so what the policy is asked about and
@@ -72,6 +81,13 @@ type route struct {
 	// filter, when set, confines a restricted caller's upstream answer. It
 	// may ask the upstream itself (metadata), with the grant's tenant.
 	filter func(h *Handler, ctx context.Context, g *grant, st *state) (bodyFilter, error)
+	// status marks a status route: served only when routes.status lists
+	// its name, and otherwise not found, as a path the gateway never
+	// serves.
+	status bool
+	// unrestrictedOnly, when set, says why the route's answer describes the
+	// whole upstream: a caller the decision confines gets 403 with it.
+	unrestrictedOnly string
 	// serve answers the request once the chain has run.
 	serve func(h *Handler, w http.ResponseWriter, r *http.Request, st *state) error
 }
@@ -127,7 +143,39 @@ var routes = map[string]*route{
 		params: []string{"metric", "limit", "limit_per_metric"},
 		filter: (*Handler).metadataFilter,
 	},
-	"/api/v1/status/buildinfo": {name: RouteBuildInfo, kind: kindPlain, methods: getOnly, serve: (*Handler).serveAPI},
+	// The status routes. Prometheus answers them from its own state, not
+	// from series, so the policy's decision alone admits a request; those
+	// that describe every tenant's data or the server's setup are for
+	// unrestricted callers only, and targets is filtered.
+	"/api/v1/status/buildinfo": {name: RouteBuildInfo, kind: kindPlain, methods: getOnly, status: true, serve: (*Handler).serveAPI},
+	"/api/v1/status/runtimeinfo": {
+		name: RouteRuntimeInfo, kind: kindPlain, methods: getOnly, status: true, serve: (*Handler).serveAPI,
+		unrestrictedOnly: "it describes the server's setup (working directory, storage retention, reloads)",
+	},
+	"/api/v1/status/flags": {
+		name: RouteFlags, kind: kindPlain, methods: getOnly, status: true, serve: (*Handler).serveAPI,
+		unrestrictedOnly: "it describes the server's setup (command-line flags, paths, retention)",
+	},
+	"/api/v1/status/tsdb": {
+		name: RouteTSDB, kind: kindPlain, methods: getOnly, status: true, serve: (*Handler).serveAPI,
+		params:           []string{"limit"},
+		unrestrictedOnly: "it counts the series of every tenant, by metric name and label value",
+	},
+	"/api/v1/status/config": {
+		name: RouteConfig, kind: kindPlain, methods: getOnly, status: true, serve: (*Handler).serveAPI,
+		unrestrictedOnly: "it shows the server's whole configuration, every tenant's scrape jobs included",
+	},
+	"/api/v1/status/walreplay": {
+		name: RouteWALReplay, kind: kindPlain, methods: getOnly, status: true, serve: (*Handler).serveAPI,
+		unrestrictedOnly: "its segment numbers measure the ingestion of every tenant",
+	},
+	"/api/v1/targets": {
+		name: RouteTargets, kind: kindPlain, methods: getOnly, status: true, serve: (*Handler).serveAPI,
+		params: []string{"state", "scrapePool"},
+		filter: func(_ *Handler, _ context.Context, g *grant, _ *state) (bodyFilter, error) {
+			return g.en.FilterTargets, nil
+		},
+	},
 	// format_query only pretty-prints the expression; it reads no data.
 	"/api/v1/format_query": {name: RouteFormatQuery, kind: kindPlain, methods: getPost, params: []string{"query"}, serve: (*Handler).serveAPI},
 }
@@ -157,7 +205,12 @@ func (h *Handler) match(r *http.Request) *route {
 	case h.detectors != nil && isDetectorsPath(r.URL.Path):
 		return detectorsRoute
 	}
-	return classify(r.URL.RawPath, r.URL.Path)
+	rt := classify(r.URL.RawPath, r.URL.Path)
+	if rt != nil && rt.status && !slices.Contains(h.cfg.Routes.Status, rt.name) {
+		// Not listed in routes.status: exactly as a path never served.
+		return nil
+	}
+	return rt
 }
 
 // labelNameRE is the classic label name alphabet. UTF-8 names reach this
