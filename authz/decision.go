@@ -84,8 +84,11 @@ type Decision struct {
 // An unrestricted decision's Enforcer reports Unrestricted.
 func (d Decision) Enforcer() *enforce.Enforcer { return d.en }
 
-// Limits are the limits a decision may set, each applied with the
-// configuration's (the stricter one wins). Zero means not set.
+// Limits are the limits a decision may set. Each query limit and
+// MaxConcurrency is applied with the configuration's (the stricter one
+// wins); RequestsPerSecond and Burst replace the configured rate for the
+// decision's rate bucket, so that a policy can give a shared identity more
+// than one user gets. Zero means not set.
 //
 //	field               policy key ("limits": {...})   value
 //	MaxRange            max_range                      duration string, "7d"
@@ -116,7 +119,8 @@ type Limits struct {
 	MaxSamplesEstimate int64
 	// MaxConcurrency bounds the requests in flight per rate bucket.
 	MaxConcurrency int
-	// RequestsPerSecond and Burst are the token bucket of the rate bucket.
+	// RequestsPerSecond and Burst are the token bucket of the rate bucket;
+	// they replace the configured ones.
 	RequestsPerSecond float64
 	Burst             int
 }

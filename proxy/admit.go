@@ -61,9 +61,6 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, st *state, a *ask)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.rateLimit(st.identity, &dec); err != nil {
-		return nil, err
-	}
 	en, err := enforcerOf(dec)
 	if err != nil {
 		return nil, err
@@ -101,6 +98,9 @@ func (h *Handler) decide(ctx context.Context, in authz.Input, st *state) (authz.
 	dec, err := h.authz.Decide(ctx, in)
 	st.decision = &dec
 	st.revision = dec.Revision
+	if err := h.rateLimit(st.identity, &dec); err != nil {
+		return dec, err
+	}
 	if err != nil {
 		return dec, &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy could not decide", Err: err}
 	}

@@ -106,6 +106,7 @@ func TestMetadataClamped(t *testing.T) {
 		"/api/v1/series?match[]=up",
 		"/api/v1/labels?start=0",
 		"/api/v1/label/job/values?start=" + strconv.FormatInt(now.Add(-48*time.Hour).Unix(), 10),
+		"/api/v1/query_exemplars?query=up",
 	} {
 		w := f.do(t, request{user: "alice", target: target})
 		if w.Code != 200 {

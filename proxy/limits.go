@@ -69,7 +69,9 @@ func (h *Handler) checkLimits(a *ask, g *grant, st *state) error {
 		return err
 	}
 	l := g.limits
-	if a.kind == kindMatch && a.params != nil && a.route != RouteFederate {
+	// Prometheus reads a missing start on these routes as the beginning of
+	// time (exemplars included), so it is clamped rather than left open.
+	if (a.kind == kindMatch && a.params != nil && a.route != RouteFederate) || a.route == RouteQueryExemplars {
 		h.clamp(a, &w, l, st)
 	}
 	if w.hasStart && w.hasEnd {
@@ -98,7 +100,12 @@ func (h *Handler) checkLimits(a *ask, g *grant, st *state) error {
 	}
 	c := a.query.Cost(p)
 	if l.maxLookback > 0 && len(a.query.Selectors()) > 0 {
-		reach := max(w.now.Sub(earliest), 0) + c.Lookback
+		reach := max(w.now.Sub(earliest), 0)
+		if a.route != RouteQueryExemplars {
+			// Exemplars are read between start and end only: ranges,
+			// offsets and the lookback delta do not widen them.
+			reach += c.Lookback
+		}
 		if reach > l.maxLookback {
 			return promapi.Errorf(promapi.ErrBadData, "query reaches %s into the past, beyond the maximum lookback of %s",
 				reach.Round(time.Second), l.maxLookback)

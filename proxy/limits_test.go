@@ -78,6 +78,22 @@ func TestRateLimitByDecision(t *testing.T) {
 	}
 }
 
+// TestRateLimitCountsDenials: a caller the policy refuses draws from its
+// bucket too, so that its policy evaluations are bounded; its 404 probes
+// draw from the same bucket.
+func TestRateLimitCountsDenials(t *testing.T) {
+	f := newFixture(t)
+	f.h.cfg.Limits.RequestsPerSecond, f.h.cfg.Limits.Burst = 1, 2
+	f.h.limiter = newBuckets(1, 2)
+	codes := []int{}
+	for _, target := range []string{"/api/v1/query?query=up", "/api/v1/nope", "/api/v1/query?query=up"} {
+		codes = append(codes, f.do(t, request{user: "mallory", target: target}).Code)
+	}
+	if codes[0] != http.StatusForbidden || codes[1] != http.StatusNotFound || codes[2] != http.StatusTooManyRequests {
+		t.Errorf("mallory got %v, want 403 404 429", codes)
+	}
+}
+
 func TestLimiterIsBounded(t *testing.T) {
 	l := newLimiter(1, 1)
 	now := time.Now()

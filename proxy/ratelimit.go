@@ -97,10 +97,12 @@ func (l *limiter) exhausted(key string, now time.Time) bool {
 	return ok && e.Value.(*limiterEntry).lim.TokensAt(now) < 1
 }
 
-// rateKey is the identity's rate-limit bucket: its method, issuer and
-// subject, so that one sub from two issuers are two callers.
+// rateKey is the identity's own rate-limit bucket: its method, issuer and
+// subject, so that one sub from two issuers are two callers. Requests that
+// no decision names another bucket for draw from it: those no route
+// serves, and those refused before the policy answered.
 func rateKey(id *authn.Identity) string {
-	return string(id.Method) + "\x00" + id.Issuer + "\x00" + id.Subject
+	return "id\x00" + string(id.Method) + "\x00" + id.Issuer + "\x00" + id.Subject
 }
 
 // bucketOf is the rate-limit and concurrency bucket of a decided request:
@@ -110,18 +112,26 @@ func bucketOf(id *authn.Identity, dec *authz.Decision) string {
 	if dec.RateKey != "" {
 		return "key\x00" + dec.RateKey
 	}
-	return "id\x00" + rateKey(id)
+	return rateKey(id)
 }
 
-// rateLimit takes one token from the decided request's bucket, at the
-// decision's rate when it sets one and the configured rate otherwise.
+// rateLimit takes one token from the decided request's bucket, denials
+// included, so that the policy evaluations a caller causes are bounded too.
+// A decision's requests_per_second and burst replace the configured ones
+// for its bucket, looser or stricter: that is how a policy lets a shared
+// identity such as Grafana's own certificate ask more than one user does.
+// A decision's burst alone applies to the configured rate.
 func (h *Handler) rateLimit(id *authn.Identity, dec *authz.Decision) error {
 	rps, burst := h.cfg.Limits.RequestsPerSecond, h.cfg.Limits.Burst
-	if dl := dec.Limits; dl.RequestsPerSecond > 0 {
+	dl := dec.Limits
+	switch {
+	case dl.RequestsPerSecond > 0:
 		rps, burst = dl.RequestsPerSecond, dl.Burst
 		if burst <= 0 {
 			burst = max(1, int(math.Ceil(rps)))
 		}
+	case dl.Burst > 0:
+		burst = dl.Burst
 	}
 	if !h.limiter.allowAt(bucketOf(id, dec), rate.Limit(rps), burst, h.now()) {
 		return errRateLimited(id)

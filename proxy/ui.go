@@ -97,8 +97,14 @@ func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request, st *state) err
 	status := http.StatusOK
 	g, err := h.admit(r.Context(), r, st, &ask{route: RouteUI, kind: kindPlain})
 	if err != nil {
+		e := promapi.As(err, st.id)
+		if e.Type != promapi.ErrForbidden {
+			// A rate limit or a policy that could not decide is not a
+			// denial; it gets its own status and the API's error shape.
+			return err
+		}
 		status = http.StatusForbidden
-		data.Denied = promapi.As(err, st.id).Msg
+		data.Denied = e.Msg
 		data.Restricted = true
 		st.err = err
 	} else {
