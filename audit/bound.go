@@ -21,7 +21,7 @@ import (
 //
 //	field                                        cap
 //	every string field                           MaxFieldBytes (client_request_id: MaxClientRequestID)
-//	query, enforced_query, identity.groups       MaxListEntries entries and MaxListBytes bytes together
+//	every list (query, refused_match, ...)       MaxListEntries entries and MaxListBytes bytes together
 //	the whole line, chain fields and newline     MaxRecordBytes
 //
 // When a record is still longer than MaxRecordBytes after the field caps
@@ -74,6 +74,7 @@ type Truncation struct {
 	Query                   *Cut `json:"query,omitempty"`
 	EnforcedQuery           *Cut `json:"enforced_query,omitempty"`
 	DroppedParams           *Cut `json:"dropped_params,omitempty"`
+	RefusedMatch            *Cut `json:"refused_match,omitempty"`
 	Clamped                 *Cut `json:"clamped,omitempty"`
 	DecisionReason          *Cut `json:"decision.reason,omitempty"`
 	DecisionPolicyRevision  *Cut `json:"decision.policy_revision,omitempty"`
@@ -145,6 +146,7 @@ var textFields = []textField{
 	{list: func(r *Record) *[]string { return &r.Query }, cut: func(t *Truncation) **Cut { return &t.Query }},
 	{list: func(r *Record) *[]string { return &r.EnforcedQuery }, cut: func(t *Truncation) **Cut { return &t.EnforcedQuery }},
 	{list: func(r *Record) *[]string { return &r.DroppedParams }, cut: func(t *Truncation) **Cut { return &t.DroppedParams }},
+	{list: func(r *Record) *[]string { return &r.RefusedMatch }, cut: func(t *Truncation) **Cut { return &t.RefusedMatch }},
 	{list: func(r *Record) *[]string { return &r.Clamped }, cut: func(t *Truncation) **Cut { return &t.Clamped }},
 	{str: decisionField(func(d *Decision) *string { return &d.Reason }), cut: func(t *Truncation) **Cut { return &t.DecisionReason }},
 	{

@@ -330,7 +330,7 @@ func oversizedRecord() *Record {
 		Time: time.Date(2026, 3, 14, 16, 26, 53, 0, time.UTC), ID: ctl, ClientRequestID: ctl,
 		TraceID:    "4bf92f3577b34da6a3ce929d0e0e4736",
 		Identity:   &Identity{Method: ctl, Subject: ctl, Groups: l, Issuer: ctl, CertFingerprint: ctl},
-		RemoteAddr: ctl, Method: ctl, Route: ctl, Path: ctl, Query: l, EnforcedQuery: l, DroppedParams: l, Clamped: l,
+		RemoteAddr: ctl, Method: ctl, Route: ctl, Path: ctl, Query: l, EnforcedQuery: l, DroppedParams: l, RefusedMatch: l, Clamped: l,
 		Decision: &Decision{Reason: ctl, PolicyRevision: ctl},
 		Status:   math.MaxInt, Bytes: math.MinInt64, DurationMS: -math.MaxFloat64, Error: ctl,
 	}

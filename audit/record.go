@@ -49,6 +49,11 @@ type Record struct {
 	// DroppedParams names the request's parameters that the gateway did
 	// not forward because the route does not take them, sorted.
 	DroppedParams []string `json:"dropped_params,omitempty"`
+	// RefusedMatch holds the match[] values, as sent, that the gateway
+	// dropped from a federate request because the decision's confinement
+	// refuses them while another match[] remained allowed. They are not in
+	// EnforcedQuery and were not forwarded.
+	RefusedMatch []string `json:"refused_match,omitempty"`
 	// Clamped lists the time parameters the gateway moved to the edge of
 	// the allowed window before forwarding, each as name=value with the
 	// value as sent upstream (Unix seconds), such as "start=1765090800.000".

@@ -82,6 +82,7 @@ func fullRecord() *Record {
 		Query:         []string{`sum(rate(http_requests_total{job="api"}[5m])) > 0 & <b>`},
 		EnforcedQuery: []string{`sum(rate(http_requests_total{job="api",namespace=~"team-a|team-a-staging"}[5m])) > 0 & <b>`},
 		DroppedParams: []string{"nocache"},
+		RefusedMatch:  []string{`{namespace="team-b"}`},
 		Clamped:       []string{"start=1773502013.000"},
 		Decision: &Decision{
 			Allow:          false,
@@ -139,12 +140,12 @@ func jsonKeys(t *testing.T, typ reflect.Type) []string {
 func TestRecordFields(t *testing.T) {
 	documented := map[string][]string{
 		"record": {"bytes", "chain_start", "clamped", "client_request_id", "decision", "dropped_params", "duration_ms", "enforced_query", "error", "hash", "id",
-			"identity", "method", "path", "prev_hash", "query", "remote_addr", "route", "status", "time", "trace_id", "truncated"},
+			"identity", "method", "path", "prev_hash", "query", "refused_match", "remote_addr", "route", "status", "time", "trace_id", "truncated"},
 		"identity": {"cert_fingerprint", "groups", "issuer", "method", "subject"},
 		"decision": {"allow", "policy_revision", "reason"},
 		"truncated": {"clamped", "client_request_id", "decision.policy_revision", "decision.reason", "dropped_params", "enforced_query", "error", "id",
 			"identity.cert_fingerprint", "identity.groups", "identity.issuer", "identity.method", "identity.subject",
-			"method", "path", "query", "remote_addr", "route"},
+			"method", "path", "query", "refused_match", "remote_addr", "route"},
 		"cut": {"bytes", "count", "sha256"},
 	}
 	types := map[string]reflect.Type{
@@ -210,7 +211,7 @@ func TestRecordFields(t *testing.T) {
 		for k, v := range nested.Truncated {
 			keys = append(keys, k)
 			want := []string{"bytes", "sha256"}
-			if k == "query" || k == "enforced_query" || k == "clamped" || k == "dropped_params" || k == "identity.groups" {
+			if k == "query" || k == "enforced_query" || k == "clamped" || k == "dropped_params" || k == "refused_match" || k == "identity.groups" {
 				want = documented["cut"]
 			}
 			if diff := cmp.Diff(want, keysOf(t, v)); diff != "" {
