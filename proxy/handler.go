@@ -240,12 +240,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	if rt != nil {
 		st.route, st.rt = rt.name, rt
 	}
-	if rt == nil || !slices.Contains(rt.methods, r.Method) {
-		// A request no route serves never reaches a decision; it draws
-		// from the identity's bucket at the configured rate.
-		if !h.limiter.allow(rateKey(id), h.now()) {
-			return errRateLimited(id)
-		}
+	if err := h.identityLimit(rt, r.Method, id); err != nil {
+		return err
 	}
 	if rt == nil {
 		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
@@ -260,7 +256,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 		// caller's odd Upgrade from reaching the upstream, or its telemetry.
 		return promapi.Errorf(promapi.ErrBadData, "protocol upgrades are not supported on this route")
 	}
-	return rt.serve(h, w, r, st)
+	err := rt.serve(h, w, r, st)
+	if err != nil && st.decision == nil {
+		// Refused before the policy answered, so no bucket was drawn
+		// from: the identity's own pays, whatever its rate.
+		h.limiter.allow(rateKey(id), h.now())
+	}
+	return err
 }
 
 // serveAPI serves the Prometheus API routes: parameters, the policy, the

@@ -111,6 +111,12 @@ func (h *Handler) checkLimits(a *ask, g *grant, st *state) error {
 				reach.Round(time.Second), l.maxLookback)
 		}
 	}
+	return checkCost(c, l)
+}
+
+// checkCost refuses a query whose estimated cost is over a limit, naming
+// the limit, its value and the estimate.
+func checkCost(c enforce.Cost, l limits) error {
 	for _, x := range []struct {
 		name        string
 		limit, cost int64

@@ -92,6 +92,15 @@ func TestRateLimitCountsDenials(t *testing.T) {
 	if codes[0] != http.StatusForbidden || codes[1] != http.StatusNotFound || codes[2] != http.StatusTooManyRequests {
 		t.Errorf("mallory got %v, want 403 404 429", codes)
 	}
+	// Malformed requests, refused before the policy answers, empty the
+	// identity's bucket too, and then nothing more is parsed.
+	codes = codes[:0]
+	for _, target := range []string{"/api/v1/query?query=up%7B", "/api/v1/query?query=up%7B", "/api/v1/query?query=up"} {
+		codes = append(codes, f.do(t, request{user: "alice", target: target}).Code)
+	}
+	if codes[0] != http.StatusBadRequest || codes[1] != http.StatusBadRequest || codes[2] != http.StatusTooManyRequests {
+		t.Errorf("alice got %v, want 400 400 429", codes)
+	}
 }
 
 func TestLimiterIsBounded(t *testing.T) {

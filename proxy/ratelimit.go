@@ -3,6 +3,7 @@ package proxy
 import (
 	"container/list"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,33 +48,44 @@ func newBuckets(rps float64, burst int) *limiter {
 	return &limiter{rps: rate.Limit(rps), burst: burst, items: map[string]*list.Element{}, order: list.New()}
 }
 
-// allow reports whether key may make a request now. A nil limiter allows all.
+// allow reports whether key may make a request now, taking a token. A
+// bucket that exists keeps the rate it has (a decision may have set it); a
+// new one fills at the limiter's rate. A nil limiter allows all.
 func (l *limiter) allow(key string, now time.Time) bool {
 	if l == nil {
 		return true
 	}
-	return l.allowAt(key, l.rps, l.burst, now)
+	return l.take(key, l.rps, l.burst, false, now)
 }
 
 // allowAt reports whether key may make a request now, its bucket filling at
 // rps with room for burst. A bucket whose rate changed (a new decision) keeps
 // its tokens and takes the new rate. A zero or negative rps allows all.
 func (l *limiter) allowAt(key string, rps rate.Limit, burst int, now time.Time) bool {
-	if l == nil || rps <= 0 {
+	if l == nil {
 		return true
 	}
+	return l.take(key, rps, burst, true, now)
+}
+
+// take takes a token from key's bucket, making the bucket at rps and burst
+// when it is new, and, with set, moving an existing bucket to them.
+func (l *limiter) take(key string, rps rate.Limit, burst int, set bool, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.items[key]; ok {
 		l.order.MoveToFront(e)
 		lim := e.Value.(*limiterEntry).lim
-		if lim.Limit() != rps {
+		if set && lim.Limit() != rps {
 			lim.SetLimitAt(now, rps)
 		}
-		if lim.Burst() != burst {
+		if set && lim.Burst() != burst {
 			lim.SetBurstAt(now, burst)
 		}
-		return lim.AllowN(now, 1)
+		return lim.Limit() <= 0 || lim.AllowN(now, 1)
+	}
+	if rps <= 0 {
+		return true
 	}
 	if l.order.Len() >= maxLimiters {
 		old := l.order.Back()
@@ -94,7 +106,11 @@ func (l *limiter) exhausted(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e, ok := l.items[key]
-	return ok && e.Value.(*limiterEntry).lim.TokensAt(now) < 1
+	if !ok {
+		return false
+	}
+	lim := e.Value.(*limiterEntry).lim
+	return lim.Limit() > 0 && lim.TokensAt(now) < 1
 }
 
 // rateKey is the identity's own rate-limit bucket: its method, issuer and
@@ -134,6 +150,25 @@ func (h *Handler) rateLimit(id *authn.Identity, dec *authz.Decision) error {
 		burst = dl.Burst
 	}
 	if !h.limiter.allowAt(bucketOf(id, dec), rate.Limit(rps), burst, h.now()) {
+		return errRateLimited(id)
+	}
+	return nil
+}
+
+// identityLimit applies the identity's own bucket before a route runs. A
+// request no route serves never reaches a decision, so it draws from it
+// here. A served one only checks it: requests refused before the policy
+// answered (malformed ones) empty it after the fact (Handler.serve), and
+// while it is empty the identity is refused before anything is parsed.
+func (h *Handler) identityLimit(rt *route, method string, id *authn.Identity) error {
+	now := h.now()
+	if rt == nil || !slices.Contains(rt.methods, method) {
+		if !h.limiter.allow(rateKey(id), now) {
+			return errRateLimited(id)
+		}
+		return nil
+	}
+	if h.limiter.exhausted(rateKey(id), now) {
 		return errRateLimited(id)
 	}
 	return nil
