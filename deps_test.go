@@ -44,8 +44,8 @@ func listPackages(t *testing.T) []pkg {
 
 // TestDependencies enforces the layering of the packages. Only cmd imports
 // cli, and nothing imports cmd. config, promapi, enforce and policies
-// import no package of ours; audit, tlsutil and authn only config; authz
-// only config and authn (for the identity). enforce, audit and config
+// import no package of ours; audit, tlsutil, authn and tracing only config;
+// authz only config and authn (for the identity). enforce, audit and config
 // neither serve nor send HTTP, and enforce, audit and config never link OPA.
 func TestDependencies(t *testing.T) {
 	ours := func(deps []string) []string {
@@ -67,6 +67,7 @@ func TestDependencies(t *testing.T) {
 		"authz":    {"config", "authn", "enforce"},
 		"policies": {},
 		"reload":   {},
+		"tracing":  {"config"},
 	}
 	// Direct imports: client_golang and the PromQL parser bring net/http in
 	// transitively, but the package itself must not serve or send HTTP.

@@ -1,0 +1,26 @@
+// Package tracing sets up the gateway's OpenTelemetry tracer: the SDK's
+// tracer provider with a parent-based sampler and a batch span processor,
+// and an OTLP/HTTP (protobuf) exporter of its own.
+//
+// Off (config tracing.enabled false, the default, or OTEL_SDK_DISABLED=true),
+// New creates nothing: the Provider's Tracer is nil and the proxy starts no
+// span. On, the proxy makes one server span per request with child spans for
+// authentication, the policy, the rewrite and the upstream (proxy/trace.go).
+//
+// The exporter is written here rather than taken from the SDK's otlptracehttp
+// because that package links gRPC into the binary (its shared configuration
+// imports google.golang.org/grpc, and the OTLP collector service package it
+// encodes with carries the gRPC service and gateway stubs), which the lean
+// binary rule forbids (deps_test.go). This one uses only the OTLP trace,
+// common and resource message types: the body it posts is a TracesData,
+// which is byte for byte the collector's ExportTraceServiceRequest (both are
+// one `repeated ResourceSpans resource_spans = 1`).
+//
+// The standard environment variables work as with the SDK's exporter:
+// OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, _HEADERS, _TIMEOUT, _COMPRESSION
+// (gzip or none), _CERTIFICATE, _CLIENT_CERTIFICATE and _CLIENT_KEY, plus
+// the SDK's own OTEL_TRACES_SAMPLER[_ARG], OTEL_BSP_*, OTEL_SPAN_*_LIMIT,
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES. The configuration file
+// wins where both say something. Header values are never logged, and
+// neither are URLs with credentials, which are refused.
+package tracing

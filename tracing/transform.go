@@ -1,0 +1,207 @@
+package tracing
+
+import (
+	"math"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// marshalRequest encodes spans as the body of an OTLP/HTTP export. The
+// collector's ExportTraceServiceRequest has one field, `repeated
+// ResourceSpans resource_spans = 1`, exactly as TracesData does, so the two
+// are the same bytes on the wire (the OTLP specification says so of
+// TracesData); encoding TracesData keeps the collector package, which links
+// gRPC, out (see doc.go).
+func marshalRequest(spans []sdktrace.ReadOnlySpan) ([]byte, error) {
+	return proto.Marshal(&tracepb.TracesData{ResourceSpans: resourceSpans(spans)})
+}
+
+// resourceSpans groups spans by resource and instrumentation scope, in the
+// order they first appear.
+func resourceSpans(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpans {
+	type scopeKey struct {
+		res   attribute.Distinct
+		scope instrumentation.Scope
+	}
+	var out []*tracepb.ResourceSpans
+	byRes := map[attribute.Distinct]*tracepb.ResourceSpans{}
+	byScope := map[scopeKey]*tracepb.ScopeSpans{}
+	for _, s := range spans {
+		if s == nil {
+			continue
+		}
+		res := s.Resource()
+		rk := res.Equivalent()
+		rs, ok := byRes[rk]
+		if !ok {
+			rs = &tracepb.ResourceSpans{
+				Resource:  &resourcepb.Resource{Attributes: keyValues(res.Attributes())},
+				SchemaUrl: res.SchemaURL(),
+			}
+			byRes[rk] = rs
+			out = append(out, rs)
+		}
+		sc := s.InstrumentationScope()
+		sk := scopeKey{rk, sc}
+		ss, ok := byScope[sk]
+		if !ok {
+			ss = &tracepb.ScopeSpans{
+				Scope: &commonpb.InstrumentationScope{
+					Name: sc.Name, Version: sc.Version, Attributes: keyValues(sc.Attributes.ToSlice()),
+				},
+				SchemaUrl: sc.SchemaURL,
+			}
+			byScope[sk] = ss
+			rs.ScopeSpans = append(rs.ScopeSpans, ss)
+		}
+		ss.Spans = append(ss.Spans, span(s))
+	}
+	return out
+}
+
+// span converts one finished span.
+func span(s sdktrace.ReadOnlySpan) *tracepb.Span {
+	sc := s.SpanContext()
+	tid, sid := sc.TraceID(), sc.SpanID()
+	st := s.Status()
+	out := &tracepb.Span{
+		TraceId:                tid[:],
+		SpanId:                 sid[:],
+		TraceState:             sc.TraceState().String(),
+		Flags:                  spanFlags(sc.TraceFlags(), s.Parent()),
+		Name:                   s.Name(),
+		Kind:                   spanKind(s.SpanKind()),
+		StartTimeUnixNano:      unixNano(s.StartTime().UnixNano()),
+		EndTimeUnixNano:        unixNano(s.EndTime().UnixNano()),
+		Attributes:             keyValues(s.Attributes()),
+		DroppedAttributesCount: count32(s.DroppedAttributes()),
+		DroppedEventsCount:     count32(s.DroppedEvents()),
+		DroppedLinksCount:      count32(s.DroppedLinks()),
+		Status:                 &tracepb.Status{Code: statusCode(st.Code), Message: st.Description},
+	}
+	if psid := s.Parent().SpanID(); psid.IsValid() {
+		out.ParentSpanId = psid[:]
+	}
+	for _, e := range s.Events() {
+		out.Events = append(out.Events, &tracepb.Span_Event{
+			Name:                   e.Name,
+			TimeUnixNano:           unixNano(e.Time.UnixNano()),
+			Attributes:             keyValues(e.Attributes),
+			DroppedAttributesCount: count32(e.DroppedAttributeCount),
+		})
+	}
+	for _, l := range s.Links() {
+		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
+		out.Links = append(out.Links, &tracepb.Span_Link{
+			TraceId:                ltid[:],
+			SpanId:                 lsid[:],
+			TraceState:             l.SpanContext.TraceState().String(),
+			Attributes:             keyValues(l.Attributes),
+			DroppedAttributesCount: count32(l.DroppedAttributeCount),
+			Flags:                  spanFlags(l.SpanContext.TraceFlags(), l.SpanContext),
+		})
+	}
+	return out
+}
+
+// spanFlags are the W3C trace flags in the low byte, and whether the parent
+// is remote (the caller's traceparent) in the bits OTLP defines for it.
+func spanFlags(tf trace.TraceFlags, parent trace.SpanContext) uint32 {
+	f := uint32(tf) | uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK)
+	if parent.IsRemote() {
+		f |= uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK)
+	}
+	return f
+}
+
+func spanKind(k trace.SpanKind) tracepb.Span_SpanKind {
+	switch k {
+	case trace.SpanKindInternal:
+		return tracepb.Span_SPAN_KIND_INTERNAL
+	case trace.SpanKindServer:
+		return tracepb.Span_SPAN_KIND_SERVER
+	case trace.SpanKindClient:
+		return tracepb.Span_SPAN_KIND_CLIENT
+	case trace.SpanKindProducer:
+		return tracepb.Span_SPAN_KIND_PRODUCER
+	case trace.SpanKindConsumer:
+		return tracepb.Span_SPAN_KIND_CONSUMER
+	}
+	return tracepb.Span_SPAN_KIND_UNSPECIFIED
+}
+
+// statusCode maps the API's codes, whose numbers differ from OTLP's.
+func statusCode(c codes.Code) tracepb.Status_StatusCode {
+	switch c {
+	case codes.Ok:
+		return tracepb.Status_STATUS_CODE_OK
+	case codes.Error:
+		return tracepb.Status_STATUS_CODE_ERROR
+	}
+	return tracepb.Status_STATUS_CODE_UNSET
+}
+
+func unixNano(n int64) uint64 {
+	return uint64(max(0, n)) //nolint:gosec // G115: clamped to 0 above, so never negative
+}
+
+func count32(n int) uint32 {
+	return uint32(min(max(0, n), math.MaxUint32)) //nolint:gosec // G115: clamped to the uint32 range
+}
+
+func keyValues(kvs []attribute.KeyValue) []*commonpb.KeyValue {
+	if len(kvs) == 0 {
+		return nil
+	}
+	out := make([]*commonpb.KeyValue, len(kvs))
+	for i, kv := range kvs {
+		out[i] = &commonpb.KeyValue{Key: string(kv.Key), Value: anyValue(kv.Value)}
+	}
+	return out
+}
+
+func anyValue(v attribute.Value) *commonpb.AnyValue {
+	switch v.Type() {
+	case attribute.BOOL:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: v.AsBool()}}
+	case attribute.INT64:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v.AsInt64()}}
+	case attribute.FLOAT64:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}}
+	case attribute.STRING:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.AsString()}}
+	case attribute.BYTESLICE:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_BytesValue{BytesValue: v.AsByteSlice()}}
+	case attribute.BOOLSLICE:
+		return array(v.AsBoolSlice(), attribute.BoolValue)
+	case attribute.INT64SLICE:
+		return array(v.AsInt64Slice(), attribute.Int64Value)
+	case attribute.FLOAT64SLICE:
+		return array(v.AsFloat64Slice(), attribute.Float64Value)
+	case attribute.STRINGSLICE:
+		return array(v.AsStringSlice(), attribute.StringValue)
+	case attribute.SLICE:
+		return array(v.AsSlice(), func(v attribute.Value) attribute.Value { return v })
+	case attribute.MAP:
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: keyValues(v.AsMap())}}}
+	case attribute.EMPTY:
+		return &commonpb.AnyValue{}
+	}
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "INVALID"}}
+}
+
+func array[T any](vs []T, value func(T) attribute.Value) *commonpb.AnyValue {
+	out := make([]*commonpb.AnyValue, len(vs))
+	for i, v := range vs {
+		out[i] = anyValue(value(v))
+	}
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}}
+}
