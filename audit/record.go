@@ -49,10 +49,9 @@ type Record struct {
 	// DroppedParams names the request's parameters that the gateway did
 	// not forward because the route does not take them, sorted.
 	DroppedParams []string `json:"dropped_params,omitempty"`
-	// RefusedMatch holds the match[] values, as sent, that the gateway
-	// dropped from a federate request because the decision's confinement
-	// refuses them while another match[] remained allowed. They are not in
-	// EnforcedQuery and were not forwarded.
+	// RefusedMatch holds the match[] values of a federate request, as sent,
+	// that the decision's confinement refuses. They were not forwarded: the
+	// others were, when any remained; otherwise the request was refused.
 	RefusedMatch []string `json:"refused_match,omitempty"`
 	// Clamped lists the time parameters the gateway moved to the edge of
 	// the allowed window before forwarding, each as name=value with the

@@ -344,9 +344,9 @@ func (h *Handler) outboundOf(r *http.Request, st *state, a *ask, g *grant) (*out
 		params.Set("query", text)
 		st.enforced = []string{text}
 	case kindMatch:
-		match, err := g.en.Matchers(a.match)
+		match, err := h.confineMatch(st, a.match, g.en)
 		if err != nil {
-			return nil, h.enforceError(err, st.identity)
+			return nil, err
 		}
 		if len(match) == 0 {
 			delete(params, "match[]")
@@ -464,6 +464,7 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 		}
 	}
 	ar.DroppedParams = st.dropped
+	ar.RefusedMatch = st.refusedMatch
 	for _, c := range st.clamped {
 		ar.Clamped = append(ar.Clamped, c.name+"="+c.value)
 	}

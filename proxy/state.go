@@ -30,6 +30,9 @@ type state struct {
 	err      error // internal cause of a denial or failure
 	// dropped names the request's parameters that were not forwarded.
 	dropped []string
+	// refusedMatch are the match[] values of a federate request that the
+	// decision refuses (confineMatch).
+	refusedMatch []string
 	// clamped are the time parameters moved to the limits' edge.
 	clamped []clamped
 	// coalesced is set when another request's upstream answer was shared
