@@ -18,8 +18,11 @@ Usage:
   promgate certs dev --out DIR       write a development CA, server and client certificates
   promgate demo [--dir DIR]          run the gateway, dev certificates and a synthetic Prometheus on this machine
   promgate policy test [DIR]         run the Rego unit tests of a policy folder
+  promgate policy eval --config FILE --input FILE
+                                     evaluate the policy for one input, as serve would
   promgate audit verify FILE...      verify an audit trail's hash chain, files oldest first
-  promgate detectors list|export     the built-in security detectors, as a table or Prometheus rules
+  promgate detectors list|export|docs
+                                     the built-in security detectors: a table, Prometheus rules, or their reference
   promgate version                   print version and build information
 
 Run "promgate COMMAND -h" for a command's flags.

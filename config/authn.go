@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Defaults of the OIDC and login sections, applied by the authenticators when
@@ -98,6 +99,14 @@ func (a *Authn) validateOIDC() []error {
 			add("authn.login.cookie_name", "%q is not a valid cookie name", l.CookieName)
 		case slices.Contains(reservedCookieNames, l.CookieName):
 			add("authn.login.cookie_name", "%q collides with a cookie of the gateway or of an OpenID provider", l.CookieName)
+		}
+	}
+	if d := time.Duration(l.SessionLifetime); d != 0 && (d < time.Minute || d > 24*time.Hour) {
+		add("authn.login.session_lifetime", "%s is outside 1m to 24h", l.SessionLifetime)
+	}
+	if u := l.PostLogoutRedirectURL; u != "" {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" {
+			add("authn.login.post_logout_redirect_url", "%q is not an https URL registered at the provider", u)
 		}
 	}
 	return errs

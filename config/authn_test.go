@@ -59,6 +59,9 @@ func TestParseOIDCBad(t *testing.T) {
 		{"cookie without __Host-", [2]string{"    cookie_secret_file: /etc/promgate/cookie\n", "    cookie_secret_file: /etc/promgate/cookie\n    cookie_name: session\n"}, "must start with __Host-"},
 		{"cookie colliding", [2]string{"    cookie_secret_file: /etc/promgate/cookie\n", "    cookie_secret_file: /etc/promgate/cookie\n    cookie_name: __Host-promgate_csrf\n"}, "collides"},
 		{"no cookie secret", [2]string{"    cookie_secret_file: /etc/promgate/cookie\n", ""}, "authn.login.cookie_secret_file: required"},
+		{"session too short", [2]string{"    cookie_secret_file: /etc/promgate/cookie\n", "    cookie_secret_file: /etc/promgate/cookie\n    session_lifetime: 30s\n"}, "authn.login.session_lifetime"},
+		{"session too long", [2]string{"    cookie_secret_file: /etc/promgate/cookie\n", "    cookie_secret_file: /etc/promgate/cookie\n    session_lifetime: 2d\n"}, "outside 1m to 24h"},
+		{"http post-logout", [2]string{"    cookie_secret_file: /etc/promgate/cookie\n", "    cookie_secret_file: /etc/promgate/cookie\n    post_logout_redirect_url: http://gw.example/out\n"}, "authn.login.post_logout_redirect_url"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

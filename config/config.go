@@ -278,7 +278,7 @@ type Limits struct {
 	// Zero means no bound.
 	MaxConnectionsPerNetwork int `yaml:"max_connections_per_network"`
 
-	// The query cost model (DESIGN.md, "Query cost"), applied to every
+	// The query cost model (DESIGN.md, "Query cost and limits"), applied to every
 	// caller, unrestricted ones included, before anything is forwarded.
 	// MaxQueryPoints bounds the evaluation points of a query: its steps
 	// plus the points of every subquery.
@@ -424,7 +424,7 @@ func Default() *Config {
 			MaxConnectionsPerNetwork: 512,
 			// Per series. Every Grafana time picker up to 90 days at its
 			// automatic step (at most 11,000 points) and every detector
-			// stay well under these (DESIGN.md, "Query cost"); [1d:1ms]
+			// stay well under these (DESIGN.md, "Query cost and limits"); [1d:1ms]
 			// (86,400,000 subquery points) does not.
 			MaxQueryPoints:        2_000_000,
 			MaxSubqueryPoints:     1_000_000,
