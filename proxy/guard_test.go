@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/promgate/promgate/authn"
+	"github.com/promgate/promgate/authz"
 	"github.com/promgate/promgate/detect"
 )
 
@@ -248,5 +250,42 @@ func TestRateKeyHasIssuer(t *testing.T) {
 	b := &authn.Identity{Method: authn.MethodOIDC, Issuer: "https://b.example", Subject: "alice"}
 	if rateKey(a) == rateKey(b) {
 		t.Errorf("rate keys of alice from two issuers are equal: %q", rateKey(a))
+	}
+}
+
+// TestMetadataLookupIsAnUpstreamRequest: the label-values lookup that
+// filters a restricted caller's metadata carries the caller's trace
+// context, is counted like any upstream request, and happens inside the
+// caller's concurrency slot.
+func TestMetadataLookupIsAnUpstreamRequest(t *testing.T) {
+	f := newFixture(t)
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	w := f.do(t, request{user: "alice", target: "/api/v1/metadata", header: map[string]string{"traceparent": tp}})
+	if w.Code != 200 {
+		t.Fatalf("metadata: %d %s", w.Code, w.Body.String())
+	}
+	f.up.mu.Lock()
+	reqs := slices.Clone(f.up.reqs)
+	f.up.mu.Unlock()
+	if len(reqs) != 2 {
+		t.Fatalf("upstream saw %d requests, want the lookup and the metadata", len(reqs))
+	}
+	for _, r := range reqs {
+		if r.Header.Get("traceparent") != tp {
+			t.Errorf("%s reached the upstream without the caller's traceparent", r.URL.Path)
+		}
+	}
+	if got := testutil.ToFloat64(f.h.tel.upstreamC.WithLabelValues(RouteMetadata, "200")); got != 2 {
+		t.Errorf("upstream requests counted for metadata = %v, want 2", got)
+	}
+	f.h.inflight.max = 1
+	cert := f.certs["alice"]
+	alice := &authn.Identity{Method: authn.MethodMTLS, Issuer: cert.Issuer.String(), Subject: "alice"}
+	f.h.inflight.n[bucketOf(alice, &authz.Decision{})] = 1
+	if w := f.do(t, request{user: "alice", target: "/api/v1/metadata"}); w.Code != http.StatusTooManyRequests {
+		t.Errorf("metadata with no slot free: %d, want 429 before any lookup", w.Code)
+	}
+	if f.up.count() != 2 {
+		t.Errorf("upstream saw %d requests, want no new lookup", f.up.count())
 	}
 }

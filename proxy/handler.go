@@ -290,16 +290,18 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) er
 		return promapi.Errorf(promapi.ErrForbidden, "access denied for %s: %s is served to unrestricted callers only, because %s",
 			st.identity.Subject, r.URL.Path, why)
 	}
-	out, err := h.outboundOf(r, st, a, g)
-	if err != nil {
-		return err
-	}
+	// The slot is taken before the outbound request is built, since a
+	// response filter may ask the upstream itself (metadata).
 	release, err := h.inflight.acquire(g, st.identity)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		return err
 	}
 	defer release()
+	out, err := h.outboundOf(r, st, a, g)
+	if err != nil {
+		return err
+	}
 	setClamped(w, st)
 	h.up.forward(w, r, st, out)
 	return nil
@@ -359,7 +361,7 @@ func (h *Handler) outboundOf(r *http.Request, st *state, a *ask, g *grant) (*out
 	if st.rt.filter != nil && !g.en.Unrestricted() {
 		// Responses that list what the caller may not see are filtered by
 		// route (never by path string) before they leave the gateway.
-		f, err := st.rt.filter(h, r.Context(), g, st)
+		f, err := st.rt.filter(h, r, g, st)
 		if err != nil {
 			return nil, err
 		}
@@ -371,12 +373,12 @@ func (h *Handler) outboundOf(r *http.Request, st *state, a *ask, g *grant) (*out
 
 // metadataFilter confines a metadata answer to the metric names the
 // caller's enforcement lets it see, which it asks the upstream first.
-func (h *Handler) metadataFilter(ctx context.Context, g *grant, st *state) (bodyFilter, error) {
+func (h *Handler) metadataFilter(r *http.Request, g *grant, st *state) (bodyFilter, error) {
 	match, err := g.en.Matchers(nil)
 	if err != nil {
 		return nil, &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
 	}
-	names, err := h.up.labelValues(ctx, "__name__", match, st.id, g.tenant)
+	names, err := h.up.labelValues(r, st, "__name__", match, g.tenant)
 	if err != nil {
 		return nil, &promapi.Error{Type: promapi.ErrUnavailable, Msg: "upstream unavailable (request id " + st.id + ")", Err: err}
 	}

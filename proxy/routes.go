@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"regexp"
 	"slices"
@@ -80,7 +79,7 @@ type route struct {
 	thanos []string
 	// filter, when set, confines a restricted caller's upstream answer. It
 	// may ask the upstream itself (metadata), with the grant's tenant.
-	filter func(h *Handler, ctx context.Context, g *grant, st *state) (bodyFilter, error)
+	filter func(h *Handler, r *http.Request, g *grant, st *state) (bodyFilter, error)
 	// status marks a status route: served only when routes.status lists
 	// its name, and otherwise not found, as a path the gateway never
 	// serves.
@@ -128,13 +127,13 @@ var routes = map[string]*route{
 		name: RouteRules, kind: kindPlain, methods: getOnly, serve: (*Handler).serveAPI,
 		params: []string{"type", "rule_name[]", "rule_group[]", "file[]", "exclude_alerts", "match[]", "group_limit", "group_next_token"},
 		multi:  []string{"rule_name[]", "rule_group[]", "file[]", "match[]"},
-		filter: func(_ *Handler, _ context.Context, g *grant, _ *state) (bodyFilter, error) {
+		filter: func(_ *Handler, _ *http.Request, g *grant, _ *state) (bodyFilter, error) {
 			return g.en.FilterRules, nil
 		},
 	},
 	"/api/v1/alerts": {
 		name: RouteAlerts, kind: kindPlain, methods: getOnly, serve: (*Handler).serveAPI,
-		filter: func(_ *Handler, _ context.Context, g *grant, _ *state) (bodyFilter, error) {
+		filter: func(_ *Handler, _ *http.Request, g *grant, _ *state) (bodyFilter, error) {
 			return g.en.FilterAlerts, nil
 		},
 	},
@@ -172,7 +171,7 @@ var routes = map[string]*route{
 	"/api/v1/targets": {
 		name: RouteTargets, kind: kindPlain, methods: getOnly, status: true, serve: (*Handler).serveAPI,
 		params: []string{"state", "scrapePool"},
-		filter: func(_ *Handler, _ context.Context, g *grant, _ *state) (bodyFilter, error) {
+		filter: func(_ *Handler, _ *http.Request, g *grant, _ *state) (bodyFilter, error) {
 			return g.en.FilterTargets, nil
 		},
 	},

@@ -258,21 +258,24 @@ func filterResponse(resp *http.Response, filter func([]byte) ([]byte, error)) er
 }
 
 // labelValues asks the upstream for the values of one label under match,
-// with the gateway's own credentials and the caller's tenant.
-func (u *upstream) labelValues(ctx context.Context, name string, match []string, requestID, tenant string) ([]string, error) {
+// for the caller's request in: with the gateway's own credentials, the
+// caller's tenant and in's trace context, counted under the caller's route.
+func (u *upstream) labelValues(in *http.Request, st *state, name string, match []string, tenant string) ([]string, error) {
 	v := url.Values{"match[]": match}
 	ref := &url.URL{Path: "/api/v1/label/" + name + "/values", RawQuery: v.Encode()}
 	target := u.target.JoinPath(ref.Path)
 	target.RawQuery = ref.RawQuery
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
+	req, err := http.NewRequestWithContext(in.Context(), http.MethodGet, target.String(), nil)
 	if err != nil {
 		return nil, err
 	}
-	stampHeaders(req.Header, nil, requestID, u.token(), u.cfg.Upstream.TenantHeader, tenant)
+	stampHeaders(req.Header, in, st.id, u.token(), u.cfg.Upstream.TenantHeader, tenant)
 	resp, err := u.rt.RoundTrip(req)
 	if err != nil {
+		u.tel.upstream(st.route, 0)
 		return nil, errors.New(upstreamCause(err))
 	}
+	u.tel.upstream(st.route, resp.StatusCode)
 	defer resp.Body.Close()
 	var env struct {
 		Status string   `json:"status"`
