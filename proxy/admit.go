@@ -57,10 +57,13 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, st *state, a *ask)
 	case a.kind == kindMatch:
 		in.QueryFunc = func() (*authz.Query, error) { return h.matchQuery(a.match) }
 	}
+	st.tr.enter(spanPolicy)
 	dec, err := h.decide(ctx, in, st)
 	if err != nil {
 		return nil, err
 	}
+	// The rewrite step lasts until the upstream step, or the end.
+	st.tr.enter(spanRewrite)
 	en, err := enforcerOf(dec)
 	if err != nil {
 		return nil, err

@@ -17,10 +17,10 @@ const maxSharedBody = 8 << 20
 
 // coalescer joins identical upstream requests that are in flight at the
 // same time: while the first one waits for the upstream's answer, a second
-// request with the same method, URL, body and headers (the request id
-// aside) waits for that answer instead of asking again. Dashboards that many
-// people watch, and Grafana panels refreshed together, send exactly such
-// requests.
+// request with the same method, URL, body and headers (the request id and
+// trace context aside) waits for that answer instead of asking again.
+// Dashboards that many people watch, and Grafana panels refreshed together,
+// send exactly such requests.
 //
 // It is sound because the upstream request is built, not passed through:
 // it carries the enforced query, the decision's tenant and the allow-listed
@@ -184,8 +184,10 @@ func (t *teeBody) Close() error {
 	return t.rc.Close()
 }
 
-// flightKey is everything the upstream sees of req except its request id,
-// and false when req cannot be joined safely.
+// flightKey is everything the upstream sees of req except its request id
+// and trace context, and false when req cannot be joined safely. Neither
+// changes the answer, and with tracing on every request's traceparent is
+// its own, so keying on it would join nothing.
 func flightKey(req *http.Request) (string, bool) {
 	var body []byte
 	switch req.Method {
@@ -217,7 +219,7 @@ func flightKey(req *http.Request) (string, bool) {
 	b.WriteByte(0)
 	keys := make([]string, 0, len(req.Header))
 	for k := range req.Header {
-		if k != "X-Request-Id" {
+		if k != "X-Request-Id" && k != "Traceparent" && k != "Tracestate" {
 			keys = append(keys, k)
 		}
 	}

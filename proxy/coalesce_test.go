@@ -143,7 +143,7 @@ func TestCoalesceShares(t *testing.T) {
 }
 
 // TestCoalesceKeys checks that requests differing in anything the upstream
-// sees (the request id aside) never share an answer.
+// sees (the request id and trace context aside) never share an answer.
 func TestCoalesceKeys(t *testing.T) {
 	base := func() *http.Request {
 		return coalesceRequest(t, t.Context(), http.MethodGet, "http://up/api/v1/query?query=up%7Bns%3D%22a%22%7D", "1", "")
@@ -155,6 +155,10 @@ func TestCoalesceKeys(t *testing.T) {
 		same   bool
 	}{
 		{"request id", func(r *http.Request) { r.Header.Set("X-Request-Id", "2") }, true},
+		{"trace context", func(r *http.Request) {
+			r.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+			r.Header.Set("Tracestate", "a=b")
+		}, true},
 		{"query", func(r *http.Request) { r.URL.RawQuery = "query=up%7Bns%3D%22b%22%7D" }, false},
 		{"path", func(r *http.Request) { r.URL.Path = "/api/v1/series" }, false},
 		{"tenant", func(r *http.Request) { r.Header.Set("X-Scope-OrgID", "b") }, false},

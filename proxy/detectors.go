@@ -70,6 +70,7 @@ func (h *Handler) serveDetectors(w http.ResponseWriter, r *http.Request, st *sta
 		return err
 	}
 	defer release()
+	r = st.tr.upstream(r)
 	vec, err := h.detectors.Evaluate(r.Context(), detectorID, h.detectorRewrite(g, st), h.detectorQuerier(r, st, g))
 	if err != nil {
 		return h.detectorError(err, st)

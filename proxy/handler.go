@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/promgate/promgate/audit"
 	"github.com/promgate/promgate/authn"
@@ -66,6 +67,9 @@ type Options struct {
 	// themselves; the gateway still gives them a request ID, panic recovery
 	// and an audit record. Their errors are theirs to render.
 	Pages map[string]http.Handler
+	// Tracer makes the request's spans (trace.go), or is nil: tracing off,
+	// at no cost, the caller's trace context passed upstream unchanged.
+	Tracer trace.Tracer
 }
 
 // Handler is the public http.Handler: it authenticates, authorizes,
@@ -103,6 +107,8 @@ type Handler struct {
 
 	idPrefix string
 	idSeq    atomic.Uint64
+	// tracer is Options.Tracer: nil when tracing is off.
+	tracer trace.Tracer
 }
 
 // New builds the handler. It fails when the options are incomplete or the
@@ -131,6 +137,7 @@ func New(o Options) (*Handler, error) {
 		now:         o.Now,
 		pages:       o.Pages,
 		login:       o.Login,
+		tracer:      o.Tracer,
 
 		detectors:     o.Detectors,
 		detectorState: o.DetectorState,
@@ -178,6 +185,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route:      RouteUnknown,
 	}
 	rec := &recorder{ResponseWriter: w}
+	if h.tracer != nil {
+		r = h.startTrace(r, st)
+	}
 	defer func() {
 		p := recover()
 		if p != nil && p != http.ErrAbortHandler { //nolint:errorlint // a recovered panic value, not a returned error: net/http itself compares it with ErrAbortHandler by identity
@@ -227,9 +237,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.cfg.Limits.QueryTimeout))
 	defer cancel()
 	r = r.WithContext(ctx)
+	st.tr.enter(spanAuthn)
 	if err := h.authenticate(w, r, st); err != nil || st.identity == nil {
+		st.tr.leave()
 		return err
 	}
+	st.tr.leave()
 	id := st.identity
 	if id.Method == authn.MethodSession && r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
 		// A session cookie rides along on cross-site form posts; only a
@@ -303,7 +316,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) er
 		return err
 	}
 	setClamped(w, st)
-	h.up.forward(w, r, st, out)
+	h.up.forward(w, st.tr.upstream(r), st, out)
 	return nil
 }
 
@@ -444,11 +457,13 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 	if id := st.identity; id != nil {
 		h.tel.request(id.Subject, st.route, rec.bytes)
 	}
+	st.tr.end(st, r.Method, status)
 
 	ar := &audit.Record{
 		Time:            st.start,
 		ID:              st.id,
 		ClientRequestID: r.Header.Get("X-Request-Id"),
+		TraceID:         traceIDOf(r, st),
 		RemoteAddr:      st.remoteAddr,
 		Method:          r.Method,
 		Route:           st.route,

@@ -139,6 +139,7 @@ func (h *Handler) serveScrape(w http.ResponseWriter, r *http.Request, st *state)
 			return &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
 		}
 	}
+	r = st.tr.upstream(r)
 	ctx := r.Context()
 	if d, ok := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")); ok {
 		var cancel context.CancelFunc
@@ -152,10 +153,12 @@ func (h *Handler) serveScrape(w http.ResponseWriter, r *http.Request, st *state)
 	resp, err := tgt.rt.RoundTrip(req)
 	if err != nil {
 		h.tel.upstream(st.route, 0)
+		st.tr.answered(0)
 		return scrapeError(ctx, err, st)
 	}
 	defer resp.Body.Close()
 	h.tel.upstream(st.route, resp.StatusCode)
+	st.tr.answered(resp.StatusCode)
 	if !filter {
 		return passScrape(w, resp, h.scrapes.maxBody, st)
 	}

@@ -38,6 +38,8 @@ type state struct {
 	// coalesced is set when another request's upstream answer was shared
 	// with this one.
 	coalesced bool
+	// tr holds the request's spans, or is nil when tracing is off.
+	tr *reqTrace
 }
 
 // recorder captures the status and size of a response.

@@ -96,6 +96,7 @@ func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request, st *state) err
 	data := uiData{Identity: id, Session: id.Method == authn.MethodSession, SignOut: authn.PathSignOut}
 	status := http.StatusOK
 	g, err := h.admit(r.Context(), r, st, &ask{route: RouteUI, kind: kindPlain})
+	st.tr.leave()
 	if err != nil {
 		e := promapi.As(err, st.id)
 		if e.Type != promapi.ErrForbidden {

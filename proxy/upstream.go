@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/enforce"
 	"github.com/promgate/promgate/promapi"
@@ -85,6 +87,7 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, st *state, ou
 		ErrorLog:   u.errorLog,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			u.tel.upstream(st.route, 0)
+			st.tr.answered(0)
 			u.fail(w, r, st, err)
 		},
 		ModifyResponse: func(resp *http.Response) error {
@@ -94,6 +97,7 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, st *state, ou
 			} else {
 				u.tel.upstream(st.route, resp.StatusCode)
 			}
+			st.tr.answered(resp.StatusCode)
 			// The upstream's cookies are not the gateway's to hand out.
 			resp.Header.Del("Set-Cookie")
 			if out.filter != nil {
@@ -111,10 +115,13 @@ var traceparentRE = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[
 
 // stampHeaders sets the gateway's own headers on an upstream request: the
 // request id, the upstream bearer token, the tenant from the decision, and
-// the caller's W3C trace context when it is well-formed. It is the one place
-// these are set, for every request the gateway sends upstream: forwarded
-// queries, the metadata lookup, detector evaluations and exporter scrapes.
-// Empty arguments set nothing; in may be nil.
+// the W3C trace context. It is the one place these are set, for every
+// request the gateway sends upstream: forwarded queries, the metadata
+// lookup, detector evaluations and exporter scrapes. With tracing on, in's
+// context holds the gateway's own span (trace.go), a child of the caller's
+// trace, and that is what goes upstream; off, the caller's traceparent and
+// tracestate pass through when well-formed and sent once. Empty arguments
+// set nothing; in may be nil.
 func stampHeaders(hdr http.Header, in *http.Request, requestID, token, tenantHeader, tenant string) {
 	if requestID != "" {
 		hdr.Set("X-Request-Id", requestID)
@@ -129,10 +136,14 @@ func stampHeaders(hdr http.Header, in *http.Request, requestID, token, tenantHea
 	if in == nil {
 		return
 	}
-	if tp := in.Header.Values("Traceparent"); len(tp) == 1 && len(tp[0]) <= 128 && traceparentRE.MatchString(tp[0]) {
-		hdr.Set("Traceparent", tp[0])
-		if ts := in.Header.Values("Tracestate"); len(ts) == 1 && len(ts[0]) <= 512 && printableASCII(ts[0]) {
-			hdr.Set("Tracestate", ts[0])
+	if ownSpan(in.Context()) {
+		traceContext.Inject(in.Context(), propagation.HeaderCarrier(hdr))
+		return
+	}
+	if tp, ok := callerTraceparent(in); ok {
+		hdr.Set("Traceparent", tp)
+		if ts, ok := callerTracestate(in); ok {
+			hdr.Set("Tracestate", ts)
 		}
 	}
 }

@@ -1,0 +1,230 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Tracing. With a tracer (Options.Tracer), every request gets a server span,
+// renamed "promgate <route>" once the route is known, whose parent is the
+// caller's traceparent when it sent a valid one, and one child span a step:
+//
+//	authn     authentication
+//	policy    the decision and the rate limit
+//	rewrite   the limits, the cost estimate, the tenant and the enforced query
+//	upstream  the forward (or the detector's evaluation, or the scrape)
+//
+// The upstream request carries the upstream span's context as traceparent,
+// with the caller's tracestate (stampHeaders). Without a tracer st.tr is nil,
+// every method below returns at once, and stampHeaders passes the caller's
+// traceparent and tracestate through unchanged.
+const (
+	spanAuthn    = "authn"
+	spanPolicy   = "policy"
+	spanRewrite  = "rewrite"
+	spanUpstream = "upstream"
+)
+
+// reqTrace is one request's spans.
+type reqTrace struct {
+	tracer trace.Tracer
+	// ctx holds the server span: the parent of every step.
+	ctx  context.Context
+	span trace.Span
+	// step is the current step's span, or nil.
+	step trace.Span
+}
+
+// startTrace starts the server span of r, under the caller's trace context
+// when it sent a valid one, and returns r carrying it.
+func (h *Handler) startTrace(r *http.Request, st *state) *http.Request {
+	ctx := r.Context()
+	if sc, ok := callerSpanContext(r); ok {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	ctx, span := h.tracer.Start(ctx, "promgate", trace.WithSpanKind(trace.SpanKindServer))
+	st.tr = &reqTrace{tracer: h.tracer, ctx: ctx, span: span}
+	return r.WithContext(ctx)
+}
+
+// enter ends the current step's span and starts the span of step name.
+func (t *reqTrace) enter(name string) {
+	if t == nil {
+		return
+	}
+	t.leave()
+	_, t.step = t.tracer.Start(t.ctx, name)
+}
+
+// leave ends the current step's span.
+func (t *reqTrace) leave() {
+	if t == nil || t.step == nil {
+		return
+	}
+	t.step.End()
+	t.step = nil
+}
+
+// upstream ends the current step and starts the upstream span, and returns
+// r carrying it, so that stampHeaders sends its context upstream.
+func (t *reqTrace) upstream(r *http.Request) *http.Request {
+	if t == nil {
+		return r
+	}
+	t.leave()
+	ctx, span := t.tracer.Start(r.Context(), spanUpstream, trace.WithSpanKind(trace.SpanKindClient))
+	t.step = span
+	return r.WithContext(ctx)
+}
+
+// answered records the upstream's status on the upstream span: 0 when the
+// upstream could not be reached or its answer could not be used.
+func (t *reqTrace) answered(status int) {
+	if t == nil || t.step == nil || !t.step.IsRecording() {
+		return
+	}
+	if status == 0 {
+		t.step.SetStatus(codes.Error, "no usable answer from the upstream")
+		return
+	}
+	t.step.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= 500 {
+		t.step.SetStatus(codes.Error, "")
+	}
+}
+
+// end ends the open step and the server span, with what the request
+// turned out to be. Attributes name the caller by subject only: never a
+// credential, a query or a header.
+func (t *reqTrace) end(st *state, method string, status int) {
+	if t == nil {
+		return
+	}
+	t.leave()
+	if t.span.IsRecording() {
+		t.span.SetName("promgate " + st.route)
+		attrs := make([]attribute.KeyValue, 0, 8)
+		attrs = append(attrs,
+			attribute.String("promgate.route", st.route),
+			attribute.String("http.request.method", methodAttr(method)),
+			attribute.Int("http.response.status_code", status),
+			attribute.String("promgate.request_id", st.id),
+		)
+		if id := st.identity; id != nil {
+			attrs = append(attrs,
+				attribute.String("promgate.identity.subject", id.Subject),
+				attribute.String("promgate.identity.method", string(id.Method)))
+		}
+		if d := st.decision; d != nil {
+			decision := "deny"
+			if d.Allow {
+				decision = "allow"
+			}
+			attrs = append(attrs, attribute.String("promgate.decision", decision))
+		}
+		if st.coalesced {
+			attrs = append(attrs, attribute.Bool("promgate.coalesced", true))
+		}
+		t.span.SetAttributes(attrs...)
+		if status >= 500 {
+			t.span.SetStatus(codes.Error, strconv.Itoa(status)+" "+http.StatusText(status))
+		}
+	}
+	t.span.End()
+}
+
+// traceIDOf is the trace id of the audit record: the request's trace when
+// tracing is on (the caller's, or a new one), else the caller's valid
+// traceparent's, else none.
+func traceIDOf(r *http.Request, st *state) string {
+	if st.tr != nil {
+		return st.tr.span.SpanContext().TraceID().String()
+	}
+	id, _ := callerTraceID(r)
+	return id
+}
+
+// methodAttr is the request method as OpenTelemetry's semantic conventions
+// want it: a known method, or _OTHER.
+func methodAttr(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch:
+		return m
+	}
+	return "_OTHER"
+}
+
+// traceContext writes the gateway's own span context upstream.
+var traceContext propagation.TraceContext
+
+// callerTraceparent returns the caller's traceparent when it is sent once
+// and well-formed: the one stampHeaders passes through with tracing off.
+func callerTraceparent(r *http.Request) (string, bool) {
+	tp := r.Header.Values("Traceparent")
+	if len(tp) == 1 && len(tp[0]) <= 128 && traceparentRE.MatchString(tp[0]) {
+		return tp[0], true
+	}
+	return "", false
+}
+
+// callerTracestate returns the caller's tracestate when it is sent once,
+// at most 512 printable ASCII bytes.
+func callerTracestate(r *http.Request) (string, bool) {
+	ts := r.Header.Values("Tracestate")
+	if len(ts) == 1 && len(ts[0]) <= 512 && printableASCII(ts[0]) {
+		return ts[0], true
+	}
+	return "", false
+}
+
+// validTraceparent reports whether a well-formed traceparent (see
+// traceparentRE) is valid as W3C Trace Context defines it and as the
+// OpenTelemetry propagator reads it: a version other than ff, in version 00
+// nothing after the flags and no flag but sampled and random, and neither
+// id all zero.
+func validTraceparent(tp string) bool {
+	if tp[:2] == "ff" || (tp[:2] == "00" && (len(tp) != 55 || tp[53] != '0' || tp[54] > '3')) {
+		return false
+	}
+	_, terr := trace.TraceIDFromHex(tp[3:35])
+	_, serr := trace.SpanIDFromHex(tp[36:52])
+	return terr == nil && serr == nil
+}
+
+// callerTraceID returns the trace id of the caller's valid traceparent.
+func callerTraceID(r *http.Request) (string, bool) {
+	tp, ok := callerTraceparent(r)
+	if !ok || !validTraceparent(tp) {
+		return "", false
+	}
+	return tp[3:35], true
+}
+
+// callerSpanContext returns the caller's valid trace context as a remote
+// span context, with its tracestate when that is valid too.
+func callerSpanContext(r *http.Request) (trace.SpanContext, bool) {
+	tp, ok := callerTraceparent(r)
+	if !ok || !validTraceparent(tp) {
+		return trace.SpanContext{}, false
+	}
+	var c propagation.MapCarrier = map[string]string{"traceparent": tp}
+	if ts, ok := callerTracestate(r); ok {
+		c["tracestate"] = ts
+	}
+	sc := trace.SpanContextFromContext(traceContext.Extract(context.Background(), c))
+	return sc, sc.IsValid()
+}
+
+// ownSpan reports whether ctx holds a span of the gateway's own (not the
+// caller's remote context): tracing is on for this request.
+func ownSpan(ctx context.Context) bool {
+	sc := trace.SpanContextFromContext(ctx)
+	return sc.IsValid() && !sc.IsRemote()
+}

@@ -1,0 +1,345 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+const (
+	callerTrace  = "4bf92f3577b34da6a3ce929d0e0e4736"
+	callerSpan   = "00f067aa0ba902b7"
+	callerParent = "00-" + callerTrace + "-" + callerSpan + "-01"
+	callerState  = "vendor=opaque,other=x"
+)
+
+// newTracedFixture is newFixture with a tracer whose spans are exported, as
+// they end, to the returned in-memory exporter.
+func newTracedFixture(t testing.TB, sampler sdktrace.Sampler) (*fixture, *tracetest.InMemoryExporter) {
+	t.Helper()
+	f := newFixture(t)
+	mem := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(mem), sdktrace.WithSampler(sampler))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	h, err := New(Options{
+		Config: f.h.cfg, Authn: f.h.authn, Authz: f.dec, Audit: f.aud,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(),
+		UpstreamToken: func() string { return "upstream-secret" },
+		Tracer:        tp.Tracer("test"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h = h
+	return f, mem
+}
+
+// credentials are sent besides the client certificate; no span may show them.
+var credentials = map[string]string{
+	"Authorization": "Bearer caller-secret-token",
+	"Cookie":        "__Host-promgate_session=caller-secret-cookie",
+}
+
+func withHeaders(h ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range h {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func spanNamed(t *testing.T, spans tracetest.SpanStubs, name string) tracetest.SpanStub {
+	t.Helper()
+	for _, s := range spans {
+		if s.Name == name {
+			return s
+		}
+	}
+	var names []string
+	for _, s := range spans {
+		names = append(names, s.Name)
+	}
+	t.Fatalf("no span %q among %v", name, names)
+	return tracetest.SpanStub{}
+}
+
+func attrs(s tracetest.SpanStub) map[attribute.Key]string {
+	m := map[attribute.Key]string{}
+	for _, kv := range s.Attributes {
+		m[kv.Key] = kv.Value.Emit()
+	}
+	return m
+}
+
+// checkNoSecrets fails when a span's name, attributes, status or events
+// hold a credential or the upstream's token.
+func checkNoSecrets(t *testing.T, spans tracetest.SpanStubs) {
+	t.Helper()
+	for _, s := range spans {
+		texts := []string{s.Name, s.Status.Description}
+		for _, kv := range s.Attributes {
+			texts = append(texts, string(kv.Key), kv.Value.Emit())
+		}
+		for _, e := range s.Events {
+			texts = append(texts, e.Name)
+			for _, kv := range e.Attributes {
+				texts = append(texts, kv.Value.Emit())
+			}
+		}
+		for _, txt := range texts {
+			if strings.Contains(txt, "secret") || strings.Contains(txt, "Bearer") {
+				t.Errorf("span %q holds %q", s.Name, txt)
+			}
+		}
+	}
+}
+
+func TestTracingSpans(t *testing.T) {
+	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	w := f.do(t, request{user: "alice", target: "/api/v1/query?query=up",
+		header: withHeaders(credentials, map[string]string{"Traceparent": callerParent, "Tracestate": callerState})})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body.String())
+	}
+	spans := mem.GetSpans()
+	if len(spans) != 5 {
+		t.Errorf("%d spans, want 5 (server, authn, policy, rewrite, upstream)", len(spans))
+	}
+	server := spanNamed(t, spans, "promgate query")
+	// The server span continues the caller's trace, under the caller's span.
+	if got := server.SpanContext.TraceID().String(); got != callerTrace {
+		t.Errorf("trace id %s, want the caller's %s", got, callerTrace)
+	}
+	if !server.Parent.IsRemote() || server.Parent.SpanID().String() != callerSpan {
+		t.Errorf("server span's parent %v, want the caller's remote span %s", server.Parent, callerSpan)
+	}
+	if server.SpanKind != trace.SpanKindServer {
+		t.Errorf("server span kind %v", server.SpanKind)
+	}
+	if got := server.SpanContext.TraceState().String(); got != callerState {
+		t.Errorf("tracestate %q, want the caller's %q", got, callerState)
+	}
+	rec := f.aud.records[len(f.aud.records)-1]
+	want := map[attribute.Key]string{
+		"promgate.route":            RouteQuery,
+		"http.request.method":       "GET",
+		"http.response.status_code": "200",
+		"promgate.request_id":       rec.ID,
+		"promgate.identity.subject": "alice",
+		"promgate.identity.method":  "mtls",
+		"promgate.decision":         "allow",
+	}
+	if got := attrs(server); !mapsEqual(got, want) {
+		t.Errorf("server span attributes %v, want %v", got, want)
+	}
+	// One child a step, in order, each under the server span.
+	var last trace.SpanContext
+	for i, name := range []string{spanAuthn, spanPolicy, spanRewrite, spanUpstream} {
+		s := spanNamed(t, spans, name)
+		if s.Parent.SpanID() != server.SpanContext.SpanID() || s.SpanContext.TraceID() != server.SpanContext.TraceID() {
+			t.Errorf("%s span's parent %v, want the server span %v", name, s.Parent.SpanID(), server.SpanContext.SpanID())
+		}
+		if s.StartTime.Before(server.StartTime) || s.EndTime.After(server.EndTime) {
+			t.Errorf("%s span [%v, %v] outside the server span [%v, %v]", name, s.StartTime, s.EndTime, server.StartTime, server.EndTime)
+		}
+		if i > 0 && s.StartTime.Before(spanNamed(t, spans, []string{spanAuthn, spanPolicy, spanRewrite}[i-1]).EndTime) {
+			t.Errorf("%s starts before the step before it ends", name)
+		}
+		last = s.SpanContext
+	}
+	up := spanNamed(t, spans, spanUpstream)
+	if up.SpanKind != trace.SpanKindClient || attrs(up)["http.response.status_code"] != "200" {
+		t.Errorf("upstream span kind %v, attributes %v", up.SpanKind, attrs(up))
+	}
+	// The upstream sees the gateway's upstream span as its parent, in the
+	// caller's trace, with the caller's tracestate.
+	fwd, _ := f.up.last()
+	if got, want := fwd.Header.Get("Traceparent"), "00-"+callerTrace+"-"+last.SpanID().String()+"-01"; got != want {
+		t.Errorf("upstream traceparent %q, want %q", got, want)
+	}
+	if got := fwd.Header.Get("Tracestate"); got != callerState {
+		t.Errorf("upstream tracestate %q, want %q", got, callerState)
+	}
+	if rec.TraceID != callerTrace {
+		t.Errorf("audit trace_id %q, want %q", rec.TraceID, callerTrace)
+	}
+	checkNoSecrets(t, spans)
+}
+
+func TestTracingNewTrace(t *testing.T) {
+	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	// A traceparent that is not valid W3C (version ff) starts a new trace.
+	for _, tp := range []string{"", "ff-" + callerTrace + "-" + callerSpan + "-01", "00-" + callerTrace + "-" + callerSpan + "-01,00-" + callerTrace + "-" + callerSpan + "-01"} {
+		mem.Reset()
+		hdr := map[string]string{}
+		if tp != "" {
+			hdr["Traceparent"] = tp
+		}
+		if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up", header: hdr}); w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+		server := spanNamed(t, mem.GetSpans(), "promgate query")
+		id := server.SpanContext.TraceID().String()
+		if server.Parent.IsValid() || id == callerTrace {
+			t.Errorf("traceparent %q: server span's parent %v, trace %s; want a new root", tp, server.Parent, id)
+		}
+		rec := f.aud.records[len(f.aud.records)-1]
+		fwd, _ := f.up.last()
+		if rec.TraceID != id || !strings.HasPrefix(fwd.Header.Get("Traceparent"), "00-"+id+"-") {
+			t.Errorf("traceparent %q: audit trace_id %q, upstream traceparent %q; want the new trace %s", tp, rec.TraceID, fwd.Header.Get("Traceparent"), id)
+		}
+	}
+}
+
+func TestTracingDenied(t *testing.T) {
+	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	if w := f.do(t, request{user: "mallory", target: "/api/v1/query?query=up", header: withHeaders(credentials, map[string]string{"Traceparent": callerParent})}); w.Code != http.StatusForbidden {
+		t.Fatalf("status %d", w.Code)
+	}
+	spans := mem.GetSpans()
+	server := spanNamed(t, spans, "promgate query")
+	if a := attrs(server); a["promgate.decision"] != "deny" || a["http.response.status_code"] != "403" || a["promgate.identity.subject"] != "mallory" {
+		t.Errorf("server span attributes %v", a)
+	}
+	if server.Status.Code == codes.Error {
+		t.Error("a denial is not an error of the gateway")
+	}
+	var names []string
+	for _, s := range spans {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	if want := []string{spanAuthn, spanPolicy, "promgate query"}; !slices.Equal(names, want) {
+		t.Errorf("spans %v, want %v: nothing after the denial", names, want)
+	}
+	checkNoSecrets(t, spans)
+
+	// Unauthenticated: the authentication step only, no identity.
+	mem.Reset()
+	if w := f.do(t, request{target: "/api/v1/query?query=up", header: withHeaders(credentials, map[string]string{"Traceparent": callerParent})}); w.Code != http.StatusUnauthorized {
+		t.Fatalf("status %d", w.Code)
+	}
+	spans = mem.GetSpans()
+	server = spanNamed(t, spans, "promgate unknown")
+	if a := attrs(server); len(spans) != 2 || a["http.response.status_code"] != "401" || a["promgate.identity.subject"] != "" || a["promgate.decision"] != "" {
+		t.Errorf("%d spans; server span attributes %v", len(spans), a)
+	}
+	checkNoSecrets(t, spans)
+}
+
+func TestTracingUpstreamFailure(t *testing.T) {
+	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	cfg := *f.h.cfg
+	cfg.Upstream.URL = "http://127.0.0.1:1" // nothing listens
+	up, err := newUpstream(&cfg, nil, f.h.token, f.h.tel, f.h.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.up = up
+	if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up"}); w.Code != http.StatusBadGateway {
+		t.Fatalf("status %d", w.Code)
+	}
+	spans := mem.GetSpans()
+	if s := spanNamed(t, spans, spanUpstream); s.Status.Code != codes.Error {
+		t.Errorf("upstream span status %v, want an error", s.Status)
+	}
+	if s := spanNamed(t, spans, "promgate query"); s.Status.Code != codes.Error || attrs(s)["http.response.status_code"] != "502" {
+		t.Errorf("server span status %v, attributes %v", s.Status, attrs(s))
+	}
+}
+
+func TestTracingNotSampled(t *testing.T) {
+	// Not sampled: no span is exported, yet the upstream gets the
+	// gateway's context with the sampled flag off, and the audit record the
+	// trace id.
+	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.NeverSample()))
+	if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up"}); w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	if n := len(mem.GetSpans()); n != 0 {
+		t.Errorf("%d spans exported, want none", n)
+	}
+	rec := f.aud.records[len(f.aud.records)-1]
+	fwd, _ := f.up.last()
+	if tp := fwd.Header.Get("Traceparent"); rec.TraceID == "" || !strings.HasPrefix(tp, "00-"+rec.TraceID+"-") || !strings.HasSuffix(tp, "-00") {
+		t.Errorf("upstream traceparent %q, audit trace_id %q", tp, rec.TraceID)
+	}
+}
+
+func TestTracingOff(t *testing.T) {
+	tests := []struct {
+		name        string
+		header      map[string]string
+		wantParent  string // forwarded upstream
+		wantState   string
+		wantAuditID string
+	}{
+		{name: "none"},
+		{name: "valid", header: map[string]string{"Traceparent": callerParent, "Tracestate": callerState},
+			wantParent: callerParent, wantState: callerState, wantAuditID: callerTrace},
+		{name: "future version", header: map[string]string{"Traceparent": "01-" + callerTrace + "-" + callerSpan + "-01-abc"},
+			wantParent: "01-" + callerTrace + "-" + callerSpan + "-01-abc", wantAuditID: callerTrace},
+		// Passed through as before, but not a W3C trace, so not recorded.
+		{name: "zero trace id", header: map[string]string{"Traceparent": "00-00000000000000000000000000000000-" + callerSpan + "-01"},
+			wantParent: "00-00000000000000000000000000000000-" + callerSpan + "-01"},
+		{name: "version ff", header: map[string]string{"Traceparent": "ff-" + callerTrace + "-" + callerSpan + "-01"},
+			wantParent: "ff-" + callerTrace + "-" + callerSpan + "-01"},
+		{name: "upper case", header: map[string]string{"Traceparent": "00-" + strings.ToUpper(callerTrace) + "-" + callerSpan + "-01", "Tracestate": callerState}},
+		{name: "bad tracestate dropped", header: map[string]string{"Traceparent": callerParent, "Tracestate": "a=\x01"},
+			wantParent: callerParent, wantAuditID: callerTrace},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up", header: tc.header}); w.Code != http.StatusOK {
+				t.Fatalf("status %d", w.Code)
+			}
+			fwd, _ := f.up.last()
+			if got := fwd.Header.Get("Traceparent"); got != tc.wantParent {
+				t.Errorf("upstream traceparent %q, want %q", got, tc.wantParent)
+			}
+			if got := fwd.Header.Get("Tracestate"); got != tc.wantState {
+				t.Errorf("upstream tracestate %q, want %q", got, tc.wantState)
+			}
+			if got := f.aud.records[len(f.aud.records)-1].TraceID; got != tc.wantAuditID {
+				t.Errorf("audit trace_id %q, want %q", got, tc.wantAuditID)
+			}
+		})
+	}
+	// Sent twice: neither passed through nor recorded.
+	f := newFixture(t)
+	r := httptest.NewRequest(http.MethodGet, "https://gw.example/api/v1/query?query=up", nil)
+	r.TLS = verifiedState(f.certs["root"])
+	r.Header["Traceparent"] = []string{callerParent, callerParent}
+	f.h.ServeHTTP(httptest.NewRecorder(), r)
+	fwd, _ := f.up.last()
+	if fwd.Header.Get("Traceparent") != "" || f.aud.records[len(f.aud.records)-1].TraceID != "" {
+		t.Errorf("a repeated traceparent was used: %q", fwd.Header.Get("Traceparent"))
+	}
+}
+
+func mapsEqual(a, b map[attribute.Key]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
