@@ -96,6 +96,16 @@ audit:
 	if code != 1 || !strings.Contains(out, "tls.cert_file") || !strings.Contains(out, "authz.policies") {
 		t.Fatalf("check should list both the certificate and the policy problem: exit %d, out %q", code, out)
 	}
+
+	// check reads the exporter's configuration, and sends nothing.
+	traced := good + "tracing:\n  enabled: true\n  endpoint: http://127.0.0.1:9/v1/traces\n"
+	if code, out, stderr := run(t, "check", "--config", writeConfig(t, dir, traced)); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("check with tracing: exit %d, out %q, err %q", code, out, stderr)
+	}
+	code, out, _ = run(t, "check", "--config", writeConfig(t, dir, traced+"  headers_file: missing-headers\n"))
+	if code != 1 || !strings.Contains(out, "tracing.headers_file") {
+		t.Fatalf("check should name the missing tracing.headers_file: exit %d, out %q", code, out)
+	}
 }
 
 func TestUsage(t *testing.T) {

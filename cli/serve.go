@@ -24,6 +24,7 @@ import (
 	"github.com/promgate/promgate/proxy"
 	"github.com/promgate/promgate/reload"
 	"github.com/promgate/promgate/tlsutil"
+	"github.com/promgate/promgate/tracing"
 )
 
 // reloadInterval is how often watched files are checked for changes.
@@ -43,6 +44,8 @@ type gateway struct {
 	evaluator *detect.Evaluator
 	// watcher reloads every reloadable part together.
 	watcher *reload.Watcher
+	// tracing exports the requests' spans; its Tracer is nil when off.
+	tracing *tracing.Provider
 }
 
 // build constructs every component of cfg. With check set, it touches
@@ -87,6 +90,12 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 	if err != nil {
 		errs = append(errs, fmt.Errorf("detectors: %w", err))
 	}
+	if g.tracing, err = tracing.New(cfg.Tracing, tracing.Options{Logger: logger, Registerer: g.reg, Version: readBuildInfo().version}); err != nil {
+		errs = append(errs, err)
+	} else if check {
+		// check only reads the exporter's configuration: nothing is sent.
+		_ = g.tracing.Shutdown(ctx) // nothing was queued; check's context is already cancelled
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -114,6 +123,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 		UpstreamToken: g.token.Token,
 		Detectors:     catalog,
 		DetectorState: g.detectorState,
+		Tracer:        g.tracing.Tracer(),
 	})
 	if err != nil {
 		return nil, err
@@ -238,6 +248,9 @@ func (g *gateway) serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(tls.NewListener(pub, public.TLSConfig)) }()
 	g.log.Info("public listener started", "addr", pub.Addr().String(), "upstream_kind", g.cfg.Upstream.Kind, "policy_revision", g.authz.Revision())
+	if ep := g.tracing.Endpoint(); ep != "" {
+		g.log.Info("tracing on", "endpoint", ep)
+	}
 	if internal != nil {
 		go func() { errc <- internal.Serve(intLn) }()
 		g.log.Info("internal listener started", "addr", intLn.Addr().String())
@@ -254,6 +267,10 @@ func (g *gateway) serve(ctx context.Context) error {
 	_ = public.Shutdown(sctx)
 	if internal != nil {
 		_ = internal.Shutdown(sctx)
+	}
+	// Every request has ended, and with it its spans: export what is queued.
+	if err := g.tracing.Shutdown(sctx); err != nil {
+		g.log.Warn("tracing: spans not exported at shutdown", "err", err)
 	}
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
