@@ -52,8 +52,11 @@ func checkTargets(out []byte, p Policy) error {
 		}
 	}
 	var active []map[string]json.RawMessage
-	if err := json.Unmarshal(data["activeTargets"], &active); err != nil || active == nil {
-		return fmt.Errorf("activeTargets = %s: %v", data["activeTargets"], err)
+	if err := json.Unmarshal(data["activeTargets"], &active); err != nil {
+		return fmt.Errorf("activeTargets = %s: %w", data["activeTargets"], err)
+	}
+	if active == nil {
+		return fmt.Errorf("activeTargets = %s, want an array", data["activeTargets"])
 	}
 	known := []string{"labels", "scrapePool", "scrapeUrl", "globalUrl", "lastError", "lastScrape",
 		"lastScrapeDuration", "health", "scrapeInterval", "scrapeTimeout"}
@@ -64,8 +67,11 @@ func checkTargets(out []byte, p Policy) error {
 			}
 		}
 		var ls map[string]string
-		if err := json.Unmarshal(t["labels"], &ls); err != nil || ls == nil {
-			return fmt.Errorf("target %d labels %s: %v", i, t["labels"], err)
+		if err := json.Unmarshal(t["labels"], &ls); err != nil {
+			return fmt.Errorf("target %d labels %s: %w", i, t["labels"], err)
+		}
+		if ls == nil {
+			return fmt.Errorf("target %d labels %s, want an object", i, t["labels"])
 		}
 		if err := checkLabelSet(ls, "up", p); err != nil {
 			return fmt.Errorf("target %d: %w", i, err)
