@@ -372,14 +372,14 @@ func TestFederationDropsRefusedMatch(t *testing.T) {
 			if r.Route != "federate" || r.Identity == nil || r.Identity.Subject != "team-a" {
 				continue
 			}
-			switch {
-			case r.Status == http.StatusOK:
+			switch r.Status {
+			case http.StatusOK:
 				if !slices.Equal(r.RefusedMatch, []string{`{namespace="team-b"}`}) || len(r.EnforcedQuery) != 1 ||
 					!strings.Contains(r.EnforcedQuery[0], "prometheus_build_info") || len(r.Query) != 2 {
 					t.Errorf("federation record: %s", line)
 				}
 				mixed++
-			case r.Status == http.StatusForbidden:
+			case http.StatusForbidden:
 				if !slices.Equal(r.RefusedMatch, []string{`{namespace="team-b"}`, `up{namespace="kube-system"}`}) ||
 					len(r.EnforcedQuery) != 0 || !strings.Contains(r.Error, "is refused") {
 					t.Errorf("refused federation record: %s", line)
