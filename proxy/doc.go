@@ -41,7 +41,7 @@
 //     address; the upstream's own API errors pass through unchanged.
 //   - Exactly one audit record is written per request, in a deferred call,
 //     whatever the outcome, panics included.
-//   - Responses of rules, alerts and metadata are filtered for a restricted
+//   - Responses of rules, alerts, metadata and targets are filtered for a restricted
 //     caller; one that cannot be read or filtered is a 502, never passed
 //     through unfiltered.
 //   - Identical upstream requests in flight at the same time may share one
