@@ -108,7 +108,7 @@ func (t *reqTrace) end(st *state, method string, status int) {
 	}
 	t.leave()
 	if t.span.IsRecording() {
-		t.span.SetName("promgate " + st.route)
+		t.span.SetName(spanName(st.route))
 		attrs := make([]attribute.KeyValue, 0, 8)
 		attrs = append(attrs,
 			attribute.String("promgate.route", st.route),
@@ -148,6 +148,22 @@ func traceIDOf(r *http.Request, st *state) string {
 	}
 	id, _ := callerTraceID(r)
 	return id
+}
+
+// spanNames are the server spans' names, made once.
+var spanNames = func() map[string]string {
+	m := make(map[string]string, len(Routes))
+	for _, r := range Routes {
+		m[r] = "promgate " + r
+	}
+	return m
+}()
+
+func spanName(route string) string {
+	if n, ok := spanNames[route]; ok {
+		return n
+	}
+	return "promgate " + route
 }
 
 // methodAttr is the request method as OpenTelemetry's semantic conventions
@@ -208,18 +224,23 @@ func callerTraceID(r *http.Request) (string, bool) {
 }
 
 // callerSpanContext returns the caller's valid trace context as a remote
-// span context, with its tracestate when that is valid too.
+// span context, read as the OpenTelemetry propagator reads it (the sampled
+// and random flags only), with its tracestate when that is valid too.
 func callerSpanContext(r *http.Request) (trace.SpanContext, bool) {
 	tp, ok := callerTraceparent(r)
 	if !ok || !validTraceparent(tp) {
 		return trace.SpanContext{}, false
 	}
-	var c propagation.MapCarrier = map[string]string{"traceparent": tp}
+	tid, _ := trace.TraceIDFromHex(tp[3:35])        // checked above
+	sid, _ := trace.SpanIDFromHex(tp[36:52])        // checked above
+	flags, _ := strconv.ParseUint(tp[53:55], 16, 8) // hex, by traceparentRE
+	scc := trace.SpanContextConfig{TraceID: tid, SpanID: sid, Remote: true,
+		TraceFlags: trace.TraceFlags(flags) & (trace.FlagsSampled | trace.FlagsRandom)}
 	if ts, ok := callerTracestate(r); ok {
-		c["tracestate"] = ts
+		// An invalid tracestate is dropped, and the traceparent kept.
+		scc.TraceState, _ = trace.ParseTraceState(ts)
 	}
-	sc := trace.SpanContextFromContext(traceContext.Extract(context.Background(), c))
-	return sc, sc.IsValid()
+	return trace.NewSpanContext(scc), true
 }
 
 // ownSpan reports whether ctx holds a span of the gateway's own (not the
