@@ -53,13 +53,17 @@ func (h *Handler) startTrace(r *http.Request, st *state) *http.Request {
 	return r.WithContext(ctx)
 }
 
-// enter ends the current step's span and starts the span of step name.
+// enter ends the current step's span and starts the span of step name. A
+// request that is not sampled makes no step spans: nothing would record
+// them, and every standard sampler decides a trace's spans alike.
 func (t *reqTrace) enter(name string) {
 	if t == nil {
 		return
 	}
 	t.leave()
-	_, t.step = t.tracer.Start(t.ctx, name)
+	if t.span.IsRecording() {
+		_, t.step = t.tracer.Start(t.ctx, name)
+	}
 }
 
 // leave ends the current step's span.
@@ -72,12 +76,16 @@ func (t *reqTrace) leave() {
 }
 
 // upstream ends the current step and starts the upstream span, and returns
-// r carrying it, so that stampHeaders sends its context upstream.
+// r carrying it, so that stampHeaders sends its context upstream. Not
+// sampled, r keeps the server span, whose context goes upstream instead.
 func (t *reqTrace) upstream(r *http.Request) *http.Request {
 	if t == nil {
 		return r
 	}
 	t.leave()
+	if !t.span.IsRecording() {
+		return r
+	}
 	ctx, span := t.tracer.Start(r.Context(), spanUpstream, trace.WithSpanKind(trace.SpanKindClient))
 	t.step = span
 	return r.WithContext(ctx)
