@@ -13,7 +13,9 @@
 //  3. prom-label-proxy v0.11.1 (plain HTTP, -label namespace, the union of
 //     the caller's namespaces as fixed values);
 //  4. promgate with mTLS, the default policy, label enforcement and the audit
-//     file;
+//     file; the same with upstream.coalesce off (promgate-mtls-solo), and
+//     with tracing on, every span exported over OTLP/HTTP to a sink in the
+//     harness (promgate-mtls-traced);
 //  5. promgate with a bearer JWT signed by a local issuer of the harness
 //     (discovery and JWKS on loopback, RS256);
 //  6. promgate as an exporter sidecar in front of node_exporter, filtered and

@@ -29,6 +29,8 @@ type harness struct {
 	prom    *proc
 	promURL string
 	issuer  *issuer
+	// otlp receives the spans of promgate-mtls-traced.
+	otlp *otlpSink
 
 	targets []*target // the Prometheus API targets, in table order
 	sidecar []*target // the exporter-sidecar targets (case 6)
@@ -58,6 +60,7 @@ func (h *harness) cleanup() {
 	if h.issuer != nil {
 		h.issuer.close()
 	}
+	h.otlp.close()
 	if h.o.keep {
 		logf("kept the work folder %s", h.work)
 		return
@@ -367,6 +370,11 @@ limits:
 		// the upstream itself, as it does when no two requests are alike.
 		cfg = strings.Replace(cfg, "\n  kind: "+kind+"\n", "\n  kind: "+kind+"\n  coalesce: false\n", 1)
 	}
+	if strings.HasSuffix(name, "-traced") {
+		// The same gateway with tracing on, every span sampled and
+		// exported to the harness' sink.
+		cfg += "tracing:\n  enabled: true\n  endpoint: " + h.otlp.url + "\n  sample_ratio: 1\n"
+	}
 	path := filepath.Join(h.work, name+".yml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
@@ -451,8 +459,12 @@ func (h *harness) startProxies() error {
 	// (4) promgate with mTLS, the default policy, enforcement and audit;
 	// (4b) the same with upstream.coalesce off (gatewayConfig keys it on
 	// the -solo suffix): what a load of distinct queries gets, since the
-	// workloads repeat one query.
-	for _, name := range []string{"promgate-mtls", "promgate-mtls-solo"} {
+	// workloads repeat one query; (4c) the same as (4) with tracing on
+	// (the -traced suffix), every span exported over OTLP/HTTP to a sink.
+	if h.otlp, err = startOTLPSink(); err != nil {
+		return err
+	}
+	for _, name := range []string{"promgate-mtls", "promgate-mtls-solo", "promgate-mtls-traced"} {
 		if err := h.startMTLSGateway(name, teamA); err != nil {
 			return err
 		}

@@ -41,6 +41,10 @@ func (h *harness) report() string {
 		p("- clients send no Accept-Encoding, so every target answers the same identity bytes; prom-label-proxy's own transport still asks Prometheus for gzip and decompresses, which is its real cost with such clients (see docs/performance.md)\n")
 	}
 	p("- promgate-mtls and promgate-jwt run with upstream.coalesce on (the default): the closed loop repeats one query, so concurrent requests share upstream answers; promgate-mtls-solo is promgate-mtls with coalesce off, what a load of all-distinct queries gets\n")
+	if h.otlp != nil {
+		p("- promgate-mtls-traced is promgate-mtls with tracing on: every request's spans sampled and exported over OTLP/HTTP to a sink in the harness (%d exports, %.1f MiB received in this run)\n",
+			h.otlp.exports.Load(), float64(h.otlp.bytes.Load())/(1<<20))
+	}
 	p("- CPU is utime+stime of the process under test from /proc/<pid>/stat, per 1,000 successful requests; \"upstream CPU\" is Prometheus' share. RSS is VmRSS after the cell.\n")
 	if h.loadStart != "" && !strings.HasPrefix(h.loadStart, "0.") {
 		p("- **the machine was shared while this ran (load average above): absolute figures are noisy; compare ratios taken in the same run, and re-run on a quiet machine before drawing conclusions**\n")
@@ -73,7 +77,7 @@ func (h *harness) report() string {
 	p("Throughput ratios of promgate to the bare TLS proxy and to prom-label-proxy; added p50 is promgate's p50 minus direct Prometheus' (and minus the bare proxy's). Targets (issue 9): at c=16 ≥ %.1f× bare and ≥ %.0f× prom-label-proxy; added p50 over the bare proxy ≤ %v, judged at c=1 (at c≥16 on 2 CPUs the p50 is mostly queueing behind Prometheus and the load generator) on the interleaved table below when it was taken, since c=1 cells measured one after the other drift by more than the gateway adds.\n\n", targetBareRatio, targetPLPRatio, targetAddedP50)
 	p("| workload | c | gateway | ÷ bare | ÷ prom-label-proxy | added p50 vs Prometheus | added p50 vs bare | CPU ÷ bare |\n")
 	p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, gw := range []string{"promgate-mtls", "promgate-mtls-solo", "promgate-jwt"} {
+	for _, gw := range gatewayTargets {
 		for _, c := range h.cells {
 			if c.target != gw {
 				continue
@@ -115,7 +119,7 @@ func (h *harness) report() string {
 		p("| workload | rounds | gateway | p50 ms | bare p50 ms | Prometheus p50 ms | added vs bare | added vs Prometheus | errors |\n")
 		p("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, r := range h.paired {
-			for _, gw := range []string{"promgate-mtls", "promgate-mtls-solo", "promgate-jwt"} {
+			for _, gw := range gatewayTargets {
 				g, ok := r.p50[gw]
 				if !ok {
 					continue
@@ -207,3 +211,6 @@ func (h *harness) write(report string) error {
 	logf("wrote %s", strings.Join(paths, " and "))
 	return nil
 }
+
+// gatewayTargets are the promgate targets of the Prometheus API tables.
+var gatewayTargets = []string{"promgate-mtls", "promgate-mtls-solo", "promgate-mtls-traced", "promgate-jwt"}
