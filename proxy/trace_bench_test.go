@@ -21,7 +21,7 @@ import (
 type discardExporter struct{}
 
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardExporter) Shutdown(context.Context) error                            { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkServeTracing runs BenchmarkGateway's whole chain (mTLS, the
 // default Rego policy, rewrite, forward, audit) for a request that carries

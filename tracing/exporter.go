@@ -106,7 +106,7 @@ func (e *exporter) export(ctx context.Context, spans []sdktrace.ReadOnlySpan) er
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w (gave up: %v)", err, context.Cause(ctx))
+			return fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
 		case <-t.C:
 		}
 	}
