@@ -41,11 +41,12 @@
 //     address; the upstream's own API errors pass through unchanged.
 //   - Exactly one audit record is written per request, in a deferred call,
 //     whatever the outcome, panics included.
-//   - Responses of rules, alerts, metadata and targets are filtered for a restricted
-//     caller; one that cannot be read or filtered is a 502, never passed
-//     through unfiltered.
+//   - Responses of rules, alerts, metadata and targets are filtered for a
+//     restricted caller; one that cannot be read or filtered is a 502, never
+//     passed through unfiltered.
 //   - Identical upstream requests in flight at the same time may share one
 //     answer (upstream.coalesce, coalesce.go): only requests whose upstream
-//     request is equal byte for byte, the request id aside, and each still
-//     gets its own filtering and audit record. Nothing is cached.
+//     request is equal byte for byte, the request id and trace context
+//     aside, and each still gets its own filtering and audit record.
+//     Nothing is cached.
 package proxy
