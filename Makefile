@@ -53,6 +53,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzFilterTargets$$' -fuzztime=$(FUZZTIME) ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzSafeRedirect$$' -fuzztime=$(FUZZTIME) ./authn/
 	$(GO) test -run='^$$' -fuzz='^FuzzSanitizeClientRequestID$$' -fuzztime=10s ./audit/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCheckpoint$$' -fuzztime=10s ./audit/
+	$(GO) test -run='^$$' -fuzz='^FuzzCost$$' -fuzztime=10s ./enforce/
+	$(GO) test -run='^$$' -fuzz='^FuzzSPIFFEID$$' -fuzztime=10s ./authn/
+	$(GO) test -run='^$$' -fuzz='^FuzzTraceparent$$' -fuzztime=10s ./proxy/
+	$(GO) test -run='^$$' -fuzz='^FuzzEnvHeaders$$' -fuzztime=10s ./tracing/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=10s ./audit/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.
 deps:
