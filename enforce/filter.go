@@ -92,17 +92,12 @@ type rule struct {
 // sent it. A response that is not "success" loses its data key. The error
 // wraps ErrUpstream.
 func (en *Enforcer) FilterRules(body []byte) ([]byte, error) {
-	if en.Unrestricted() {
-		return body, nil
-	}
-	env, ok, err := decodeEnvelope(body)
-	if err != nil || !ok {
-		return encodeOr(env, err)
-	}
-	var data map[string]json.RawMessage
-	if err := json.Unmarshal(env["data"], &data); err != nil || data == nil {
-		return nil, fmt.Errorf("%w: data is not an object", ErrUpstream)
-	}
+	return en.filterData(body, "an object", en.filterRulesData)
+}
+
+// filterRulesData keeps the groups and rules of a rules answer's data that
+// the caller may see.
+func (en *Enforcer) filterRulesData(data map[string]json.RawMessage) (map[string]json.RawMessage, error) {
 	var groups []map[string]json.RawMessage
 	if err := json.Unmarshal(data["groups"], &groups); err != nil {
 		return nil, fmt.Errorf("%w: data.groups: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
@@ -141,6 +136,30 @@ func (en *Enforcer) FilterRules(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	data["groups"] = b
+	return data, nil
+}
+
+// filterData is the frame of every response filter: an unrestricted caller
+// gets the body as it is; otherwise the body must be the API's envelope, an
+// answer that is not "success" loses its data, and f rewrites the data
+// object of a successful one, which is encoded back into the envelope.
+// object describes the data the route answers with, for the error. Errors
+// wrap ErrUpstream.
+func (en *Enforcer) filterData(body []byte, object string, f func(data map[string]json.RawMessage) (map[string]json.RawMessage, error)) ([]byte, error) {
+	if en.Unrestricted() {
+		return body, nil
+	}
+	env, ok, err := decodeEnvelope(body)
+	if err != nil || !ok {
+		return encodeOr(env, err)
+	}
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(env["data"], &data); err != nil || data == nil {
+		return nil, fmt.Errorf("%w: data is not %s", ErrUpstream, object)
+	}
+	if data, err = f(data); err != nil {
+		return nil, err
+	}
 	if env["data"], err = encode(data); err != nil {
 		return nil, err
 	}
@@ -433,26 +452,14 @@ func (en *Enforcer) filterAlertList(raw json.RawMessage) (json.RawMessage, error
 // from FilterRules, whose rules carry their alerts. The error wraps
 // ErrUpstream.
 func (en *Enforcer) FilterAlerts(body []byte) ([]byte, error) {
-	if en.Unrestricted() {
-		return body, nil
-	}
-	env, ok, err := decodeEnvelope(body)
-	if err != nil || !ok {
-		return encodeOr(env, err)
-	}
-	var data map[string]json.RawMessage
-	if err := json.Unmarshal(env["data"], &data); err != nil || data == nil {
-		return nil, fmt.Errorf("%w: data is not an object", ErrUpstream)
-	}
-	filtered, err := en.filterAlertList(data["alerts"])
-	if err != nil {
-		return nil, fmt.Errorf("%w: data.alerts: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
-	}
-	data["alerts"] = filtered
-	if env["data"], err = encode(data); err != nil {
-		return nil, err
-	}
-	return encode(env)
+	return en.filterData(body, "an object", func(data map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+		filtered, err := en.filterAlertList(data["alerts"])
+		if err != nil {
+			return nil, fmt.Errorf("%w: data.alerts: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
+		}
+		data["alerts"] = filtered
+		return data, nil
+	})
 }
 
 // FilterMetadata filters an /api/v1/metadata response body to the metric
@@ -463,24 +470,12 @@ func (en *Enforcer) FilterAlerts(body []byte) ([]byte, error) {
 // when visible lists it. An unrestricted Enforcer returns body unchanged. The
 // error wraps ErrUpstream.
 func (en *Enforcer) FilterMetadata(body []byte, visible map[string]bool) ([]byte, error) {
-	if en.Unrestricted() {
-		return body, nil
-	}
-	env, ok, err := decodeEnvelope(body)
-	if err != nil || !ok {
-		return encodeOr(env, err)
-	}
-	var data map[string]json.RawMessage
-	if err := json.Unmarshal(env["data"], &data); err != nil || data == nil {
-		return nil, fmt.Errorf("%w: data is not an object of metric names", ErrUpstream)
-	}
-	for name := range data {
-		if !visible[name] || !en.nameAllowed(name) {
-			delete(data, name)
+	return en.filterData(body, "an object of metric names", func(data map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+		for name := range data {
+			if !visible[name] || !en.nameAllowed(name) {
+				delete(data, name)
+			}
 		}
-	}
-	if env["data"], err = encode(data); err != nil {
-		return nil, err
-	}
-	return encode(env)
+		return data, nil
+	})
 }

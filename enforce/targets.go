@@ -43,17 +43,12 @@ var targetFields = []string{
 // A response that is not "success" loses its data key. The error wraps
 // ErrUpstream.
 func (en *Enforcer) FilterTargets(body []byte) ([]byte, error) {
-	if en.Unrestricted() {
-		return body, nil
-	}
-	env, ok, err := decodeEnvelope(body)
-	if err != nil || !ok {
-		return encodeOr(env, err)
-	}
-	var data map[string]json.RawMessage
-	if err := json.Unmarshal(env["data"], &data); err != nil || data == nil {
-		return nil, fmt.Errorf("%w: data is not an object", ErrUpstream)
-	}
+	return en.filterData(body, "an object", en.filterTargetsData)
+}
+
+// filterTargetsData keeps the active targets of a targets answer's data
+// that the caller may see, and empties the dropped ones.
+func (en *Enforcer) filterTargetsData(data map[string]json.RawMessage) (map[string]json.RawMessage, error) {
 	active, err := en.filterTargetList(data["activeTargets"])
 	if err != nil {
 		return nil, fmt.Errorf("%w: data.activeTargets: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies this error; the cause is kept as text so that it cannot reclassify it
@@ -65,10 +60,7 @@ func (en *Enforcer) FilterTargets(body []byte) ([]byte, error) {
 	if _, ok := data["droppedTargetCounts"]; ok {
 		out["droppedTargetCounts"] = json.RawMessage(`{}`)
 	}
-	if env["data"], err = encode(out); err != nil {
-		return nil, err
-	}
-	return encode(env)
+	return out, nil
 }
 
 // filterTargetList keeps the targets of a JSON array (or null, read as
