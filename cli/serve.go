@@ -193,8 +193,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // serve listens on both addresses and runs until ctx is done, then shuts
 // down gracefully and flushes the audit trail.
-func (g *gateway) serve(ctx context.Context) error {
-	defer g.audit.Close() //nolint:errcheck // Close logs a failed final flush itself and marks the writer unhealthy; serve returns the listeners' error
+func (g *gateway) serve(ctx context.Context) (err error) {
+	defer func() {
+		// A failed final flush loses the records of the last requests:
+		// say so unconditionally (the writer's own log is rate-limited)
+		// and end with an error.
+		if cerr := g.audit.Close(); cerr != nil {
+			g.log.Error("audit trail: the final flush failed; the records of the last requests may be missing", "err", cerr)
+			err = errors.Join(err, fmt.Errorf("audit: %w", cerr))
+		}
+	}()
 	rawPub, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
