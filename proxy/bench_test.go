@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/promgate/promgate/audit"
 	"github.com/promgate/promgate/authz"
@@ -87,25 +88,7 @@ func BenchmarkGateway(b *testing.B) {
 }
 
 func benchmarkGateway(b *testing.B, query string) {
-	f := newFixture(b)
-	up := benchUpstream(b)
-	az, err := authz.New(config.Authz{Policies: "../policies", Decision: "data.promgate.authz.decision"},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := *f.h.cfg
-	cfg.Upstream.URL = up.URL
-	// The parallel loop repeats one query: coalescing would share upstream
-	// answers and hide the gateway's own cost, which this measures.
-	cfg.Upstream.Coalesce = false
-	h, err := New(Options{Config: &cfg, Authn: f.h.authn, Authz: az, Audit: discard{},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert := f.certs["alice"]
-	cert.Subject.OrganizationalUnit = []string{"team-a"}
+	h, cert := benchGateway(b, nil)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -116,6 +99,32 @@ func benchmarkGateway(b *testing.B, query string) {
 			}
 		}
 	})
+}
+
+// benchGateway is the gateway the whole-chain benchmarks run: the default
+// Rego policy, a discarding auditor, no coalescing, the given tracer (nil:
+// tracing off), and alice's certificate as a team-a member.
+func benchGateway(b *testing.B, tracer trace.Tracer) (*Handler, *x509.Certificate) {
+	f := newFixture(b)
+	up := benchUpstream(b)
+	az, err := authz.New(config.Authz{Policies: "../policies", Decision: "data.promgate.authz.decision"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := *f.h.cfg
+	cfg.Upstream.URL = up.URL
+	// The parallel loops repeat one query: coalescing would share upstream
+	// answers and hide the gateway's own cost, which they measure.
+	cfg.Upstream.Coalesce = false
+	h, err := New(Options{Config: &cfg, Authn: f.h.authn, Authz: az, Audit: discard{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), Tracer: tracer})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cert := f.certs["alice"]
+	cert.Subject.OrganizationalUnit = []string{"team-a"}
+	return h, cert
 }
 
 type discard struct{}

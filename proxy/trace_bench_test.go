@@ -2,17 +2,11 @@ package proxy
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/promgate/promgate/authz"
-	"github.com/promgate/promgate/config"
 )
 
 // discardExporter drops every batch: the benchmarks measure the request
@@ -38,28 +32,12 @@ func BenchmarkServeTracing(b *testing.B) {
 }
 
 func benchmarkTracing(b *testing.B, tp *sdktrace.TracerProvider, flags string) {
-	f := newFixture(b)
-	up := benchUpstream(b)
-	az, err := authz.New(config.Authz{Policies: "../policies", Decision: "data.promgate.authz.decision"},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := *f.h.cfg
-	cfg.Upstream.URL = up.URL
-	cfg.Upstream.Coalesce = false
 	var tracer trace.Tracer
 	if tp != nil {
 		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 		tracer = tp.Tracer("bench")
 	}
-	h, err := New(Options{Config: &cfg, Authn: f.h.authn, Authz: az, Audit: discard{},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(), Tracer: tracer})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert := f.certs["alice"]
-	cert.Subject.OrganizationalUnit = []string{"team-a"}
+	h, cert := benchGateway(b, tracer)
 	traceparent := "00-" + callerTrace + "-" + callerSpan + "-" + flags
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
