@@ -70,7 +70,7 @@ func (h *Handler) serveDetectors(w http.ResponseWriter, r *http.Request, st *sta
 		return err
 	}
 	defer release()
-	r = st.tr.upstream(r)
+	st.tr.upstream()
 	vec, err := h.detectors.Evaluate(r.Context(), detectorID, h.detectorRewrite(g, st), h.detectorQuerier(r, st, g))
 	if err != nil {
 		return h.detectorError(err, st)
@@ -105,7 +105,7 @@ func (h *Handler) detectorRewrite(g *grant, st *state) func(string) (string, err
 // same transport, and headers from the one upstream builder.
 func (h *Handler) detectorQuerier(r *http.Request, st *state, g *grant) detect.Querier {
 	hdr := http.Header{}
-	stampHeaders(hdr, r, st.id, h.token(), h.cfg.Upstream.TenantHeader, g.tenant)
+	stampHeaders(hdr, r, st.tr, st.id, h.token(), h.cfg.Upstream.TenantHeader, g.tenant)
 	return detect.NewHTTPQuerier(h.up.target.String(), h.up.rt, hdr)
 }
 

@@ -186,7 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &recorder{ResponseWriter: w}
 	if h.tracer != nil {
-		r = h.startTrace(r, st)
+		h.startTrace(r, st)
 	}
 	defer func() {
 		p := recover()
@@ -316,7 +316,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) er
 		return err
 	}
 	setClamped(w, st)
-	h.up.forward(w, st.tr.upstream(r), st, out)
+	st.tr.upstream()
+	h.up.forward(w, r, st, out)
 	return nil
 }
 

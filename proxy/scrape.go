@@ -139,7 +139,7 @@ func (h *Handler) serveScrape(w http.ResponseWriter, r *http.Request, st *state)
 			return &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
 		}
 	}
-	r = st.tr.upstream(r)
+	st.tr.upstream()
 	ctx := r.Context()
 	if d, ok := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")); ok {
 		var cancel context.CancelFunc
@@ -191,7 +191,7 @@ func scrapeRequest(ctx context.Context, r *http.Request, tgt *scrapeTarget, st *
 			req.Header.Set("Accept-Encoding", "gzip")
 		}
 	}
-	stampHeaders(req.Header, r, st.id, tgt.token(), "", "")
+	stampHeaders(req.Header, r, st.tr, st.id, tgt.token(), "", "")
 	return req, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/promgate/promgate/tracing"
 )
 
 // Tracing. With a tracer (Options.Tracer), every request gets a server span,
@@ -31,7 +33,10 @@ const (
 	spanUpstream = "upstream"
 )
 
-// reqTrace is one request's spans.
+// reqTrace is one request's spans. The request's context is left as it
+// is: the spans are reached through the request's state, and the context
+// that goes upstream is read from here (upstreamContext). That spares a
+// copy of the request and a context a span.
 type reqTrace struct {
 	tracer trace.Tracer
 	// ctx holds the server span: the parent of every step.
@@ -39,18 +44,29 @@ type reqTrace struct {
 	span trace.Span
 	// step is the current step's span, or nil.
 	step trace.Span
+	// up is the upstream span once started, or nil.
+	up trace.Span
 }
 
 // startTrace starts the server span of r, under the caller's trace context
-// when it sent a valid one, and returns r carrying it.
-func (h *Handler) startTrace(r *http.Request, st *state) *http.Request {
+// when it sent a valid one.
+func (h *Handler) startTrace(r *http.Request, st *state) {
 	ctx := r.Context()
 	if sc, ok := callerSpanContext(r); ok {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
 	ctx, span := h.tracer.Start(ctx, "promgate", trace.WithSpanKind(trace.SpanKindServer))
 	st.tr = &reqTrace{tracer: h.tracer, ctx: ctx, span: span}
-	return r.WithContext(ctx)
+}
+
+// child starts a step's span under the server span: without a context
+// when the tracer is the gateway's (tracing.Child), else with the tracer.
+func (t *reqTrace) child(name string, kind trace.SpanKind) trace.Span {
+	if s := tracing.Child(t.span, name, kind); s != nil {
+		return s
+	}
+	_, s := t.tracer.Start(t.ctx, name, trace.WithSpanKind(kind))
+	return s
 }
 
 // enter ends the current step's span and starts the span of step name. A
@@ -62,7 +78,7 @@ func (t *reqTrace) enter(name string) {
 	}
 	t.leave()
 	if t.span.IsRecording() {
-		_, t.step = t.tracer.Start(t.ctx, name)
+		t.step = t.child(name, trace.SpanKindInternal)
 	}
 }
 
@@ -75,20 +91,31 @@ func (t *reqTrace) leave() {
 	t.step = nil
 }
 
-// upstream ends the current step and starts the upstream span, and returns
-// r carrying it, so that stampHeaders sends its context upstream. Not
-// sampled, r keeps the server span, whose context goes upstream instead.
-func (t *reqTrace) upstream(r *http.Request) *http.Request {
+// upstream ends the current step and starts the upstream span, whose
+// context stampHeaders then sends upstream. Not sampled, the server span's
+// context goes upstream instead.
+func (t *reqTrace) upstream() {
 	if t == nil {
-		return r
+		return
 	}
 	t.leave()
 	if !t.span.IsRecording() {
-		return r
+		return
 	}
-	ctx, span := t.tracer.Start(r.Context(), spanUpstream, trace.WithSpanKind(trace.SpanKindClient))
-	t.step = span
-	return r.WithContext(ctx)
+	t.step = t.child(spanUpstream, trace.SpanKindClient)
+	t.up = t.step
+}
+
+// upstreamContext is the span context that goes upstream: the upstream
+// span's once started, else the server span's. Nil (tracing off), none.
+func (t *reqTrace) upstreamContext() trace.SpanContext {
+	switch {
+	case t == nil:
+		return trace.SpanContext{}
+	case t.up != nil:
+		return t.up.SpanContext()
+	}
+	return t.span.SpanContext()
 }
 
 // answered records the upstream's status on the upstream span: 0 when the
@@ -101,7 +128,7 @@ func (t *reqTrace) answered(status int) {
 		t.step.SetStatus(codes.Error, "no usable answer from the upstream")
 		return
 	}
-	t.step.SetAttributes(attribute.Int("http.response.status_code", status))
+	tracing.SetAttributesOwned(t.step, []attribute.KeyValue{attribute.Int("http.response.status_code", status)})
 	if status >= 500 {
 		t.step.SetStatus(codes.Error, "")
 	}
@@ -139,7 +166,7 @@ func (t *reqTrace) end(st *state, method string, status int) {
 		if st.coalesced {
 			attrs = append(attrs, attribute.Bool("promgate.coalesced", true))
 		}
-		t.span.SetAttributes(attrs...)
+		tracing.SetAttributesOwned(t.span, attrs)
 		if status >= 500 {
 			t.span.SetStatus(codes.Error, strconv.Itoa(status)+" "+http.StatusText(status))
 		}
@@ -251,9 +278,7 @@ func callerSpanContext(r *http.Request) (trace.SpanContext, bool) {
 	return trace.NewSpanContext(scc), true
 }
 
-// ownSpan reports whether ctx holds a span of the gateway's own (not the
-// caller's remote context): tracing is on for this request.
-func ownSpan(ctx context.Context) bool {
-	sc := trace.SpanContextFromContext(ctx)
-	return sc.IsValid() && !sc.IsRemote()
+// injectTraceContext writes sc upstream as traceparent and tracestate.
+func injectTraceContext(hdr http.Header, sc trace.SpanContext) {
+	traceContext.Inject(trace.ContextWithSpanContext(context.Background(), sc), propagation.HeaderCarrier(hdr))
 }

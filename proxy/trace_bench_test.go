@@ -2,11 +2,17 @@ package proxy
 
 import (
 	"context"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/promgate/promgate/config"
+	"github.com/promgate/promgate/tracing"
 )
 
 // discardExporter drops every batch: the benchmarks measure the request
@@ -19,24 +25,43 @@ func (discardExporter) Shutdown(context.Context) error                          
 
 // BenchmarkServeTracing runs BenchmarkGateway's whole chain (mTLS, the
 // default Rego policy, rewrite, forward, audit) for a request that carries
-// a traceparent, with tracing off and on (the SDK with a batch processor,
-// every span sampled, or none: the caller's context says not sampled).
+// a traceparent, with tracing off and on: the gateway's tracer (package
+// tracing) with every span sampled, or none (the caller's context says not
+// sampled), and, for comparison, the OpenTelemetry SDK's tracer provider
+// with its batch processor, every span sampled.
 func BenchmarkServeTracing(b *testing.B) {
 	b.Run("off", func(b *testing.B) { benchmarkTracing(b, nil, "01") })
-	b.Run("on", func(b *testing.B) {
-		benchmarkTracing(b, sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{})), "01")
-	})
-	b.Run("on-not-sampled", func(b *testing.B) {
-		benchmarkTracing(b, sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{})), "00")
+	b.Run("on", func(b *testing.B) { benchmarkTracing(b, gatewayTracer(b), "01") })
+	b.Run("on-not-sampled", func(b *testing.B) { benchmarkTracing(b, gatewayTracer(b), "00") })
+	b.Run("on-sdk", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		benchmarkTracing(b, tp.Tracer("bench"), "01")
 	})
 }
 
-func benchmarkTracing(b *testing.B, tp *sdktrace.TracerProvider, flags string) {
-	var tracer trace.Tracer
-	if tp != nil {
-		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-		tracer = tp.Tracer("bench")
+// discardSpans drops every batch of the gateway's tracer.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []*tracing.SpanData) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                         { return nil }
+
+// gatewayTracer is the tracer `promgate serve` runs with tracing on (no
+// sample ratio: parent-based, every new trace sampled), exporting to
+// discardSpans.
+func gatewayTracer(b *testing.B) trace.Tracer {
+	p, err := tracing.New(config.Tracing{Enabled: true}, tracing.Options{
+		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), Version: "bench",
+		Getenv: func(string) string { return "" }, Exporter: discardSpans{},
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	return p.Tracer()
+}
+
+func benchmarkTracing(b *testing.B, tracer trace.Tracer, flags string) {
 	h, cert := benchGateway(b, tracer)
 	traceparent := "00-" + callerTrace + "-" + callerSpan + "-" + flags
 	b.ReportAllocs()

@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -16,6 +18,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/promgate/promgate/config"
+	"github.com/promgate/promgate/tracing"
 )
 
 const (
@@ -25,25 +30,104 @@ const (
 	callerState  = "vendor=opaque,other=x"
 )
 
-// newTracedFixture is newFixture with a tracer whose spans are exported, as
-// they end, to the returned in-memory exporter.
-func newTracedFixture(t testing.TB, sampler sdktrace.Sampler) (*fixture, *tracetest.InMemoryExporter) {
+// spanLog is what a traced fixture's spans are read from.
+type spanLog interface {
+	GetSpans() tracetest.SpanStubs
+	Reset()
+}
+
+// eachTracer runs fn with newFixture's gateway traced by each tracer the
+// proxy may be given: the gateway's own (package tracing, as `promgate
+// serve` builds it, with every new trace sampled or none) and the
+// OpenTelemetry SDK's, with the sampler parent-based on always or never.
+func eachTracer(t *testing.T, sampleNew bool, fn func(t *testing.T, f *fixture, mem spanLog)) {
+	t.Run("gateway", func(t *testing.T) {
+		f := newFixture(t)
+		log := &gatewaySpans{}
+		var ratio *float64
+		if !sampleNew {
+			ratio = new(float64)
+		}
+		p, err := tracing.New(config.Tracing{Enabled: true, SampleRatio: ratio}, tracing.Options{
+			Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), Version: "test",
+			Getenv: func(string) string { return "" }, Exporter: log,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+		log.p = p
+		f.h = tracedHandler(t, f, p.Tracer())
+		fn(t, f, log)
+	})
+	t.Run("sdk", func(t *testing.T) {
+		f := newFixture(t)
+		sampler := sdktrace.ParentBased(sdktrace.NeverSample())
+		if sampleNew {
+			sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
+		}
+		mem := tracetest.NewInMemoryExporter()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(mem), sdktrace.WithSampler(sampler))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		f.h = tracedHandler(t, f, tp.Tracer("test"))
+		fn(t, f, mem)
+	})
+}
+
+func tracedHandler(t *testing.T, f *fixture, tracer trace.Tracer) *Handler {
 	t.Helper()
-	f := newFixture(t)
-	mem := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(mem), sdktrace.WithSampler(sampler))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	h, err := New(Options{
 		Config: f.h.cfg, Authn: f.h.authn, Authz: f.dec, Audit: f.aud,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(),
 		UpstreamToken: func() string { return "upstream-secret" },
-		Tracer:        tp.Tracer("test"),
+		Tracer:        tracer,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.h = h
-	return f, mem
+	return h
+}
+
+// gatewaySpans receives the gateway tracer's spans, as the SDK's stubs.
+type gatewaySpans struct {
+	p     *tracing.Provider
+	mu    sync.Mutex
+	spans tracetest.SpanStubs
+}
+
+func (g *gatewaySpans) ExportSpans(_ context.Context, spans []*tracing.SpanData) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range spans {
+		parent := trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: s.SpanContext.TraceID(), SpanID: s.ParentSpanID, Remote: s.ParentRemote,
+		})
+		g.spans = append(g.spans, tracetest.SpanStub{
+			Name: s.Name, SpanContext: s.SpanContext, Parent: parent, SpanKind: s.Kind,
+			StartTime: time.Unix(0, s.Start), EndTime: time.Unix(0, s.End),
+			Attributes: s.Attributes, Status: sdktrace.Status{Code: s.StatusCode, Description: s.StatusDescription},
+		})
+	}
+	return nil
+}
+
+func (g *gatewaySpans) Shutdown(context.Context) error { return nil }
+
+// GetSpans flushes the batch queue, then returns every span exported.
+func (g *gatewaySpans) GetSpans() tracetest.SpanStubs {
+	if err := g.p.ForceFlush(context.Background()); err != nil {
+		panic(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.spans)
+}
+
+func (g *gatewaySpans) Reset() {
+	_ = g.p.ForceFlush(context.Background())
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.spans = nil
 }
 
 // credentials are sent besides the client certificate; no span may show them.
@@ -109,176 +193,181 @@ func checkNoSecrets(t *testing.T, spans tracetest.SpanStubs) {
 }
 
 func TestTracingSpans(t *testing.T) {
-	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
-	w := f.do(t, request{user: "alice", target: "/api/v1/query?query=up",
-		header: withHeaders(credentials, map[string]string{"Traceparent": callerParent, "Tracestate": callerState})})
-	if w.Code != http.StatusOK {
-		t.Fatalf("status %d: %s", w.Code, w.Body.String())
-	}
-	spans := mem.GetSpans()
-	if len(spans) != 5 {
-		t.Errorf("%d spans, want 5 (server, authn, policy, rewrite, upstream)", len(spans))
-	}
-	server := spanNamed(t, spans, "promgate query")
-	// The server span continues the caller's trace, under the caller's span.
-	if got := server.SpanContext.TraceID().String(); got != callerTrace {
-		t.Errorf("trace id %s, want the caller's %s", got, callerTrace)
-	}
-	if !server.Parent.IsRemote() || server.Parent.SpanID().String() != callerSpan {
-		t.Errorf("server span's parent %v, want the caller's remote span %s", server.Parent, callerSpan)
-	}
-	if server.SpanKind != trace.SpanKindServer {
-		t.Errorf("server span kind %v", server.SpanKind)
-	}
-	if got := server.SpanContext.TraceState().String(); got != callerState {
-		t.Errorf("tracestate %q, want the caller's %q", got, callerState)
-	}
-	rec := f.aud.records[len(f.aud.records)-1]
-	want := map[attribute.Key]string{
-		"promgate.route":            RouteQuery,
-		"http.request.method":       "GET",
-		"http.response.status_code": "200",
-		"promgate.request_id":       rec.ID,
-		"promgate.identity.subject": "alice",
-		"promgate.identity.method":  "mtls",
-		"promgate.decision":         "allow",
-	}
-	if got := attrs(server); !mapsEqual(got, want) {
-		t.Errorf("server span attributes %v, want %v", got, want)
-	}
-	// One child a step, in order, each under the server span.
-	var last trace.SpanContext
-	var prev *tracetest.SpanStub
-	for _, name := range []string{spanAuthn, spanPolicy, spanRewrite, spanUpstream} {
-		s := spanNamed(t, spans, name)
-		if s.Parent.SpanID() != server.SpanContext.SpanID() || s.SpanContext.TraceID() != server.SpanContext.TraceID() {
-			t.Errorf("%s span's parent %v, want the server span %v", name, s.Parent.SpanID(), server.SpanContext.SpanID())
+	eachTracer(t, true, func(t *testing.T, f *fixture, mem spanLog) {
+		w := f.do(t, request{user: "alice", target: "/api/v1/query?query=up",
+			header: withHeaders(credentials, map[string]string{"Traceparent": callerParent, "Tracestate": callerState})})
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", w.Code, w.Body.String())
 		}
-		if s.StartTime.Before(server.StartTime) || s.EndTime.After(server.EndTime) {
-			t.Errorf("%s span [%v, %v] outside the server span [%v, %v]", name, s.StartTime, s.EndTime, server.StartTime, server.EndTime)
+		spans := mem.GetSpans()
+		if len(spans) != 5 {
+			t.Errorf("%d spans, want 5 (server, authn, policy, rewrite, upstream)", len(spans))
 		}
-		if prev != nil && s.StartTime.Before(prev.EndTime) {
-			t.Errorf("%s starts before %s ends", name, prev.Name)
+		server := spanNamed(t, spans, "promgate query")
+		// The server span continues the caller's trace, under the caller's span.
+		if got := server.SpanContext.TraceID().String(); got != callerTrace {
+			t.Errorf("trace id %s, want the caller's %s", got, callerTrace)
 		}
-		prev, last = &s, s.SpanContext
-	}
-	up := spanNamed(t, spans, spanUpstream)
-	if up.SpanKind != trace.SpanKindClient || attrs(up)["http.response.status_code"] != "200" {
-		t.Errorf("upstream span kind %v, attributes %v", up.SpanKind, attrs(up))
-	}
-	// The upstream sees the gateway's upstream span as its parent, in the
-	// caller's trace, with the caller's tracestate.
-	fwd, _ := f.up.last()
-	if got, want := fwd.Header.Get("Traceparent"), "00-"+callerTrace+"-"+last.SpanID().String()+"-01"; got != want {
-		t.Errorf("upstream traceparent %q, want %q", got, want)
-	}
-	if got := fwd.Header.Get("Tracestate"); got != callerState {
-		t.Errorf("upstream tracestate %q, want %q", got, callerState)
-	}
-	if rec.TraceID != callerTrace {
-		t.Errorf("audit trace_id %q, want %q", rec.TraceID, callerTrace)
-	}
-	checkNoSecrets(t, spans)
+		if !server.Parent.IsRemote() || server.Parent.SpanID().String() != callerSpan {
+			t.Errorf("server span's parent %v, want the caller's remote span %s", server.Parent, callerSpan)
+		}
+		if server.SpanKind != trace.SpanKindServer {
+			t.Errorf("server span kind %v", server.SpanKind)
+		}
+		if got := server.SpanContext.TraceState().String(); got != callerState {
+			t.Errorf("tracestate %q, want the caller's %q", got, callerState)
+		}
+		rec := f.aud.records[len(f.aud.records)-1]
+		want := map[attribute.Key]string{
+			"promgate.route":            RouteQuery,
+			"http.request.method":       "GET",
+			"http.response.status_code": "200",
+			"promgate.request_id":       rec.ID,
+			"promgate.identity.subject": "alice",
+			"promgate.identity.method":  "mtls",
+			"promgate.decision":         "allow",
+		}
+		if got := attrs(server); !mapsEqual(got, want) {
+			t.Errorf("server span attributes %v, want %v", got, want)
+		}
+		// One child a step, in order, each under the server span.
+		var last trace.SpanContext
+		var prev *tracetest.SpanStub
+		for _, name := range []string{spanAuthn, spanPolicy, spanRewrite, spanUpstream} {
+			s := spanNamed(t, spans, name)
+			if s.Parent.SpanID() != server.SpanContext.SpanID() || s.SpanContext.TraceID() != server.SpanContext.TraceID() {
+				t.Errorf("%s span's parent %v, want the server span %v", name, s.Parent.SpanID(), server.SpanContext.SpanID())
+			}
+			if s.StartTime.Before(server.StartTime) || s.EndTime.After(server.EndTime) {
+				t.Errorf("%s span [%v, %v] outside the server span [%v, %v]", name, s.StartTime, s.EndTime, server.StartTime, server.EndTime)
+			}
+			if prev != nil && s.StartTime.Before(prev.EndTime) {
+				t.Errorf("%s starts before %s ends", name, prev.Name)
+			}
+			prev, last = &s, s.SpanContext
+		}
+		up := spanNamed(t, spans, spanUpstream)
+		if up.SpanKind != trace.SpanKindClient || attrs(up)["http.response.status_code"] != "200" {
+			t.Errorf("upstream span kind %v, attributes %v", up.SpanKind, attrs(up))
+		}
+		// The upstream sees the gateway's upstream span as its parent, in the
+		// caller's trace, with the caller's tracestate.
+		fwd, _ := f.up.last()
+		if got, want := fwd.Header.Get("Traceparent"), "00-"+callerTrace+"-"+last.SpanID().String()+"-01"; got != want {
+			t.Errorf("upstream traceparent %q, want %q", got, want)
+		}
+		if got := fwd.Header.Get("Tracestate"); got != callerState {
+			t.Errorf("upstream tracestate %q, want %q", got, callerState)
+		}
+		if rec.TraceID != callerTrace {
+			t.Errorf("audit trace_id %q, want %q", rec.TraceID, callerTrace)
+		}
+		checkNoSecrets(t, spans)
+	})
 }
 
 func TestTracingNewTrace(t *testing.T) {
-	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
-	// A traceparent that is not valid W3C (version ff) starts a new trace.
-	for _, tp := range []string{"", "ff-" + callerTrace + "-" + callerSpan + "-01", "00-" + callerTrace + "-" + callerSpan + "-01,00-" + callerTrace + "-" + callerSpan + "-01"} {
-		mem.Reset()
-		hdr := map[string]string{}
-		if tp != "" {
-			hdr["Traceparent"] = tp
+	eachTracer(t, true, func(t *testing.T, f *fixture, mem spanLog) {
+		// A traceparent that is not valid W3C (version ff) starts a new trace.
+		for _, tp := range []string{"", "ff-" + callerTrace + "-" + callerSpan + "-01", "00-" + callerTrace + "-" + callerSpan + "-01,00-" + callerTrace + "-" + callerSpan + "-01"} {
+			mem.Reset()
+			hdr := map[string]string{}
+			if tp != "" {
+				hdr["Traceparent"] = tp
+			}
+			if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up", header: hdr}); w.Code != http.StatusOK {
+				t.Fatalf("status %d", w.Code)
+			}
+			server := spanNamed(t, mem.GetSpans(), "promgate query")
+			id := server.SpanContext.TraceID().String()
+			if server.Parent.IsValid() || id == callerTrace {
+				t.Errorf("traceparent %q: server span's parent %v, trace %s; want a new root", tp, server.Parent, id)
+			}
+			rec := f.aud.records[len(f.aud.records)-1]
+			fwd, _ := f.up.last()
+			if rec.TraceID != id || !strings.HasPrefix(fwd.Header.Get("Traceparent"), "00-"+id+"-") {
+				t.Errorf("traceparent %q: audit trace_id %q, upstream traceparent %q; want the new trace %s", tp, rec.TraceID, fwd.Header.Get("Traceparent"), id)
+			}
 		}
-		if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up", header: hdr}); w.Code != http.StatusOK {
-			t.Fatalf("status %d", w.Code)
-		}
-		server := spanNamed(t, mem.GetSpans(), "promgate query")
-		id := server.SpanContext.TraceID().String()
-		if server.Parent.IsValid() || id == callerTrace {
-			t.Errorf("traceparent %q: server span's parent %v, trace %s; want a new root", tp, server.Parent, id)
-		}
-		rec := f.aud.records[len(f.aud.records)-1]
-		fwd, _ := f.up.last()
-		if rec.TraceID != id || !strings.HasPrefix(fwd.Header.Get("Traceparent"), "00-"+id+"-") {
-			t.Errorf("traceparent %q: audit trace_id %q, upstream traceparent %q; want the new trace %s", tp, rec.TraceID, fwd.Header.Get("Traceparent"), id)
-		}
-	}
+	})
 }
 
 func TestTracingDenied(t *testing.T) {
-	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
-	if w := f.do(t, request{user: "mallory", target: "/api/v1/query?query=up", header: withHeaders(credentials, map[string]string{"Traceparent": callerParent})}); w.Code != http.StatusForbidden {
-		t.Fatalf("status %d", w.Code)
-	}
-	spans := mem.GetSpans()
-	server := spanNamed(t, spans, "promgate query")
-	if a := attrs(server); a["promgate.decision"] != "deny" || a["http.response.status_code"] != "403" || a["promgate.identity.subject"] != "mallory" {
-		t.Errorf("server span attributes %v", a)
-	}
-	if server.Status.Code == codes.Error {
-		t.Error("a denial is not an error of the gateway")
-	}
-	var names []string
-	for _, s := range spans {
-		names = append(names, s.Name)
-	}
-	slices.Sort(names)
-	if want := []string{spanAuthn, spanPolicy, "promgate query"}; !slices.Equal(names, want) {
-		t.Errorf("spans %v, want %v: nothing after the denial", names, want)
-	}
-	checkNoSecrets(t, spans)
+	eachTracer(t, true, func(t *testing.T, f *fixture, mem spanLog) {
+		if w := f.do(t, request{user: "mallory", target: "/api/v1/query?query=up", header: withHeaders(credentials, map[string]string{"Traceparent": callerParent})}); w.Code != http.StatusForbidden {
+			t.Fatalf("status %d", w.Code)
+		}
+		spans := mem.GetSpans()
+		server := spanNamed(t, spans, "promgate query")
+		if a := attrs(server); a["promgate.decision"] != "deny" || a["http.response.status_code"] != "403" || a["promgate.identity.subject"] != "mallory" {
+			t.Errorf("server span attributes %v", a)
+		}
+		if server.Status.Code == codes.Error {
+			t.Error("a denial is not an error of the gateway")
+		}
+		var names []string
+		for _, s := range spans {
+			names = append(names, s.Name)
+		}
+		slices.Sort(names)
+		if want := []string{spanAuthn, spanPolicy, "promgate query"}; !slices.Equal(names, want) {
+			t.Errorf("spans %v, want %v: nothing after the denial", names, want)
+		}
+		checkNoSecrets(t, spans)
 
-	// Unauthenticated: the authentication step only, no identity.
-	mem.Reset()
-	if w := f.do(t, request{target: "/api/v1/query?query=up", header: withHeaders(credentials, map[string]string{"Traceparent": callerParent})}); w.Code != http.StatusUnauthorized {
-		t.Fatalf("status %d", w.Code)
-	}
-	spans = mem.GetSpans()
-	server = spanNamed(t, spans, "promgate unknown")
-	if a := attrs(server); len(spans) != 2 || a["http.response.status_code"] != "401" || a["promgate.identity.subject"] != "" || a["promgate.decision"] != "" {
-		t.Errorf("%d spans; server span attributes %v", len(spans), a)
-	}
-	checkNoSecrets(t, spans)
+		// Unauthenticated: the authentication step only, no identity.
+		mem.Reset()
+		if w := f.do(t, request{target: "/api/v1/query?query=up", header: withHeaders(credentials, map[string]string{"Traceparent": callerParent})}); w.Code != http.StatusUnauthorized {
+			t.Fatalf("status %d", w.Code)
+		}
+		spans = mem.GetSpans()
+		server = spanNamed(t, spans, "promgate unknown")
+		if a := attrs(server); len(spans) != 2 || a["http.response.status_code"] != "401" || a["promgate.identity.subject"] != "" || a["promgate.decision"] != "" {
+			t.Errorf("%d spans; server span attributes %v", len(spans), a)
+		}
+		checkNoSecrets(t, spans)
+	})
 }
 
 func TestTracingUpstreamFailure(t *testing.T) {
-	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
-	cfg := *f.h.cfg
-	cfg.Upstream.URL = "http://127.0.0.1:1" // nothing listens
-	up, err := newUpstream(&cfg, nil, f.h.token, f.h.tel, f.h.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.h.up = up
-	if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up"}); w.Code != http.StatusBadGateway {
-		t.Fatalf("status %d", w.Code)
-	}
-	spans := mem.GetSpans()
-	if s := spanNamed(t, spans, spanUpstream); s.Status.Code != codes.Error {
-		t.Errorf("upstream span status %v, want an error", s.Status)
-	}
-	if s := spanNamed(t, spans, "promgate query"); s.Status.Code != codes.Error || attrs(s)["http.response.status_code"] != "502" {
-		t.Errorf("server span status %v, attributes %v", s.Status, attrs(s))
-	}
+	eachTracer(t, true, func(t *testing.T, f *fixture, mem spanLog) {
+		cfg := *f.h.cfg
+		cfg.Upstream.URL = "http://127.0.0.1:1" // nothing listens
+		up, err := newUpstream(&cfg, nil, f.h.token, f.h.tel, f.h.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.h.up = up
+		if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up"}); w.Code != http.StatusBadGateway {
+			t.Fatalf("status %d", w.Code)
+		}
+		spans := mem.GetSpans()
+		if s := spanNamed(t, spans, spanUpstream); s.Status.Code != codes.Error {
+			t.Errorf("upstream span status %v, want an error", s.Status)
+		}
+		if s := spanNamed(t, spans, "promgate query"); s.Status.Code != codes.Error || attrs(s)["http.response.status_code"] != "502" {
+			t.Errorf("server span status %v, attributes %v", s.Status, attrs(s))
+		}
+	})
 }
 
 func TestTracingNotSampled(t *testing.T) {
 	// Not sampled: no span is exported, yet the upstream gets the
 	// gateway's context with the sampled flag off, and the audit record the
 	// trace id.
-	f, mem := newTracedFixture(t, sdktrace.ParentBased(sdktrace.NeverSample()))
-	if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up"}); w.Code != http.StatusOK {
-		t.Fatalf("status %d", w.Code)
-	}
-	if n := len(mem.GetSpans()); n != 0 {
-		t.Errorf("%d spans exported, want none", n)
-	}
-	rec := f.aud.records[len(f.aud.records)-1]
-	fwd, _ := f.up.last()
-	if tp := fwd.Header.Get("Traceparent"); rec.TraceID == "" || !strings.HasPrefix(tp, "00-"+rec.TraceID+"-") || !strings.HasSuffix(tp, "-00") {
-		t.Errorf("upstream traceparent %q, audit trace_id %q", tp, rec.TraceID)
-	}
+	eachTracer(t, false, func(t *testing.T, f *fixture, mem spanLog) {
+		if w := f.do(t, request{user: "root", target: "/api/v1/query?query=up"}); w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+		if n := len(mem.GetSpans()); n != 0 {
+			t.Errorf("%d spans exported, want none", n)
+		}
+		rec := f.aud.records[len(f.aud.records)-1]
+		fwd, _ := f.up.last()
+		if tp := fwd.Header.Get("Traceparent"); rec.TraceID == "" || !strings.HasPrefix(tp, "00-"+rec.TraceID+"-") || !strings.HasSuffix(tp, "-00") {
+			t.Errorf("upstream traceparent %q, audit trace_id %q", tp, rec.TraceID)
+		}
+	})
 }
 
 func TestTracingOff(t *testing.T) {

@@ -21,8 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/otel/propagation"
-
 	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/enforce"
 	"github.com/promgate/promgate/promapi"
@@ -81,7 +79,7 @@ func newUpstream(cfg *config.Config, rt http.RoundTripper, token func() string, 
 // filter when it has one.
 func (u *upstream) forward(w http.ResponseWriter, r *http.Request, st *state, out *outbound) {
 	rp := &httputil.ReverseProxy{
-		Rewrite:    func(pr *httputil.ProxyRequest) { u.rewrite(pr, st.id, out) },
+		Rewrite:    func(pr *httputil.ProxyRequest) { u.rewrite(pr, st, out) },
 		Transport:  u.rt,
 		BufferPool: bufferPool{},
 		ErrorLog:   u.errorLog,
@@ -117,12 +115,12 @@ var traceparentRE = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[
 // request id, the upstream bearer token, the tenant from the decision, and
 // the W3C trace context. It is the one place these are set, for every
 // request the gateway sends upstream: forwarded queries, the metadata
-// lookup, detector evaluations and exporter scrapes. With tracing on, in's
-// context holds the gateway's own span (trace.go), a child of the caller's
-// trace, and that is what goes upstream; off, the caller's traceparent and
-// tracestate pass through when well-formed and sent once. Empty arguments
-// set nothing; in may be nil.
-func stampHeaders(hdr http.Header, in *http.Request, requestID, token, tenantHeader, tenant string) {
+// lookup, detector evaluations and exporter scrapes. With tracing on, tr
+// holds the gateway's own spans (trace.go), children of the caller's trace,
+// and the upstream span's context is what goes upstream; off (tr nil), the
+// caller's traceparent and tracestate pass through when well-formed and
+// sent once. Empty arguments set nothing; in may be nil.
+func stampHeaders(hdr http.Header, in *http.Request, tr *reqTrace, requestID, token, tenantHeader, tenant string) {
 	if requestID != "" {
 		hdr.Set("X-Request-Id", requestID)
 	}
@@ -133,11 +131,11 @@ func stampHeaders(hdr http.Header, in *http.Request, requestID, token, tenantHea
 		// Set after the allow-list: a client's copy never gets this far.
 		hdr.Set(tenantHeader, tenant)
 	}
-	if in == nil {
+	if sc := tr.upstreamContext(); sc.IsValid() {
+		injectTraceContext(hdr, sc)
 		return
 	}
-	if ownSpan(in.Context()) {
-		traceContext.Inject(in.Context(), propagation.HeaderCarrier(hdr))
+	if in == nil {
 		return
 	}
 	if tp, ok := callerTraceparent(in); ok {
@@ -171,7 +169,7 @@ type stampingTransport struct {
 
 func (t stampingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	stampHeaders(r.Header, nil, "", t.token(), "", "")
+	stampHeaders(r.Header, nil, nil, "", t.token(), "", "")
 	return t.base.RoundTrip(r)
 }
 
@@ -204,7 +202,7 @@ func NewTransport(cfg *config.Config) (*http.Transport, error) {
 }
 
 // rewrite builds the upstream request from out only.
-func (u *upstream) rewrite(pr *httputil.ProxyRequest, requestID string, out *outbound) {
+func (u *upstream) rewrite(pr *httputil.ProxyRequest, st *state, out *outbound) {
 	o := pr.Out
 	hdr := make(http.Header, len(forwardHeaders)+3)
 	for _, k := range forwardHeaders {
@@ -219,7 +217,7 @@ func (u *upstream) rewrite(pr *httputil.ProxyRequest, requestID string, out *out
 	o.Header = hdr
 	o.URL.Path, o.URL.RawPath = out.path, ""
 	pr.SetURL(u.target)
-	stampHeaders(o.Header, pr.In, requestID, u.token(), u.cfg.Upstream.TenantHeader, out.tenant)
+	stampHeaders(o.Header, pr.In, st.tr, st.id, u.token(), u.cfg.Upstream.TenantHeader, out.tenant)
 	o.TransferEncoding = nil
 	o.Trailer = nil
 	if out.post {
@@ -280,7 +278,7 @@ func (u *upstream) labelValues(in *http.Request, st *state, name string, match [
 	if err != nil {
 		return nil, err
 	}
-	stampHeaders(req.Header, in, st.id, u.token(), u.cfg.Upstream.TenantHeader, tenant)
+	stampHeaders(req.Header, in, st.tr, st.id, u.token(), u.cfg.Upstream.TenantHeader, tenant)
 	resp, err := u.rt.RoundTrip(req)
 	if err != nil {
 		u.tel.upstream(st.route, 0)

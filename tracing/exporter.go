@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 )
 
 // exporter sends finished spans to an OTLP/HTTP endpoint as protobuf. It
-// implements sdktrace.SpanExporter; the batch span processor calls it from
-// one goroutine at a time.
+// implements SpanExporter; the batcher calls it from one goroutine at a
+// time.
 type exporter struct {
 	cfg       exportConfig
 	client    *http.Client
@@ -29,6 +30,11 @@ type exporter struct {
 	// backoff is the first wait before a retry; it doubles up to maxBackoff.
 	backoff time.Duration
 	stopped atomic.Bool
+	// res and scope are the resource and the instrumentation scope of every
+	// span, converted once (New sets them).
+	res       *resourcepb.Resource
+	resSchema string
+	scope     *commonpb.InstrumentationScope
 }
 
 const maxBackoff = 5 * time.Second
@@ -58,7 +64,7 @@ var errShutdown = errors.New("tracing: the exporter is shut down")
 // ExportSpans sends one batch, retrying what the specification calls
 // retryable (429, 502, 503, 504 and failed connections) until the export
 // timeout. Errors name the endpoint and the status, never a header.
-func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+func (e *exporter) ExportSpans(ctx context.Context, spans []*SpanData) error {
 	if e.stopped.Load() {
 		return errShutdown
 	}
@@ -74,8 +80,8 @@ func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	return err
 }
 
-func (e *exporter) export(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	body, err := marshalRequest(spans)
+func (e *exporter) export(ctx context.Context, spans []*SpanData) error {
+	body, err := marshalRequest(e.res, e.resSchema, e.scope, spans)
 	if err != nil {
 		return fmt.Errorf("tracing: encode spans: %w", err)
 	}

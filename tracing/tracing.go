@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/promgate/promgate/config"
@@ -36,14 +36,15 @@ type Options struct {
 	Getenv func(string) string
 	// Exporter replaces the OTLP exporter, for tests; nil builds it from
 	// the configuration and the environment.
-	Exporter sdktrace.SpanExporter
+	Exporter SpanExporter
 }
 
 // Provider is the gateway's tracer provider. A nil *Provider, and the one
 // New returns when tracing is off, has no tracer and shuts down at once.
 type Provider struct {
-	tp       *sdktrace.TracerProvider
-	tracer   trace.Tracer
+	batch    *batcher
+	tracer   *tracer
+	res      *resource.Resource
 	endpoint string
 }
 
@@ -61,26 +62,34 @@ func New(cfg config.Tracing, o Options) (*Provider, error) {
 	}
 	spans := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "promgate_tracing_spans_total",
-		Help: "Finished spans handed to the OTLP exporter, by result: exported, or failed (the endpoint refused them or could not be reached).",
+		Help: "Finished spans, by result: exported, failed (the endpoint refused them or could not be reached), or dropped (the export queue was full).",
 	}, []string{"result"})
 	spans.WithLabelValues("exported")
 	spans.WithLabelValues("failed")
+	dropped := spans.WithLabelValues("dropped")
+	sampler, serr := samplerOf(cfg.SampleRatio, getenv)
+	bc, berr := batchConfigOf(getenv)
+	if err := errors.Join(serr, berr); err != nil {
+		return nil, err
+	}
+	errLog := &errorLog{log: o.Logger.With("component", "tracing")}
 	exp := o.Exporter
+	var otlp *exporter
 	endpoint := "(test exporter)"
 	if exp == nil {
 		ec, err := exportConfigOf(cfg, getenv)
 		if err != nil {
 			return nil, err
 		}
-		exp = newExporter(ec, o.Version, spans)
-		endpoint = ec.endpoint
+		otlp = newExporter(ec, o.Version, spans)
+		exp, endpoint = otlp, ec.endpoint
 	}
 	if err := o.Registerer.Register(spans); err != nil {
 		return nil, err
 	}
-	// The SDK reports export failures to the global handler, which would
+	// Library code reports its errors to the global handler, which would
 	// print them on stderr; route them to the log, at a bounded rate.
-	otel.SetErrorHandler(&errorLog{log: o.Logger.With("component", "tracing")})
+	otel.SetErrorHandler(errLog)
 	res, err := resource.New(context.Background(),
 		// Later detectors win: OTEL_SERVICE_NAME and
 		// OTEL_RESOURCE_ATTRIBUTES override the defaults.
@@ -91,26 +100,22 @@ func New(cfg config.Tracing, o Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithBatcher(exp),
-		sdktrace.WithResource(res),
+	if otlp != nil {
+		otlp.res, otlp.resSchema = resourceOf(res)
+		otlp.scope = scopeOf(ScopeName, o.Version)
 	}
-	if r := cfg.SampleRatio; r != nil {
-		// Without it, the SDK reads OTEL_TRACES_SAMPLER, and samples
-		// everything (parent-based) when that is unset.
-		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*r))))
-	}
-	tp := sdktrace.NewTracerProvider(opts...)
+	b := newBatcher(bc, exp, func(n int) { dropped.Add(float64(n)) }, errLog.Handle)
 	return &Provider{
-		tp:       tp,
-		tracer:   tp.Tracer(ScopeName, trace.WithInstrumentationVersion(o.Version)),
+		batch:    b,
+		tracer:   newTracer(sampler, b),
+		res:      res,
 		endpoint: endpoint,
 	}, nil
 }
 
 // Tracer returns the gateway's tracer, or nil when tracing is off.
 func (p *Provider) Tracer() trace.Tracer {
-	if p == nil {
+	if p == nil || p.tracer == nil {
 		return nil
 	}
 	return p.tracer
@@ -128,16 +133,24 @@ func (p *Provider) Endpoint() string {
 // Shutdown exports the spans still queued, within ctx, and stops the
 // exporter.
 func (p *Provider) Shutdown(ctx context.Context) error {
-	if p == nil || p.tp == nil {
+	if p == nil || p.batch == nil {
 		return nil
 	}
-	return p.tp.Shutdown(ctx)
+	return p.batch.shutdown(ctx)
+}
+
+// ForceFlush exports the spans still queued, within ctx, and keeps going.
+func (p *Provider) ForceFlush(ctx context.Context) error {
+	if p == nil || p.batch == nil {
+		return nil
+	}
+	return p.batch.forceFlush(ctx)
 }
 
 // errorInterval is the least time between two logged export failures.
 const errorInterval = 30 * time.Second
 
-// errorLog logs the SDK's errors, one a errorInterval, with the number left
+// errorLog logs export failures and the OpenTelemetry libraries' errors, one a errorInterval, with the number left
 // out since the last one.
 type errorLog struct {
 	log *slog.Logger

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -66,8 +65,29 @@ func TestOffCreatesNothing(t *testing.T) {
 	}
 }
 
+// memExporter keeps what it is sent.
+type memExporter struct {
+	mu    sync.Mutex
+	spans []*SpanData
+}
+
+func (m *memExporter) ExportSpans(_ context.Context, spans []*SpanData) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.spans = append(m.spans, spans...)
+	return nil
+}
+
+func (m *memExporter) Shutdown(context.Context) error { return nil }
+
+func (m *memExporter) get() []*SpanData {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]*SpanData(nil), m.spans...)
+}
+
 func TestProviderResourceAndSampler(t *testing.T) {
-	mem := tracetest.NewInMemoryExporter()
+	mem := &memExporter{}
 	// The SDK reads the resource's variables from the process itself.
 	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
 	p, err := New(config.Tracing{Enabled: true, SampleRatio: ratio(0)}, Options{
@@ -86,16 +106,15 @@ func TestProviderResourceAndSampler(t *testing.T) {
 	})
 	_, child := tr.Start(trace.ContextWithRemoteSpanContext(context.Background(), parent), "child")
 	child.End()
-	// Not Shutdown: the in-memory exporter forgets its spans on shutdown.
-	if err := p.tp.ForceFlush(context.Background()); err != nil {
+	if err := p.ForceFlush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	spans := mem.GetSpans()
+	spans := mem.get()
 	if len(spans) != 1 || spans[0].Name != "child" || spans[0].SpanContext.TraceID() != parent.TraceID() {
 		t.Fatalf("exported %v, want only the child of the sampled caller", spans)
 	}
 	attrs := map[attribute.Key]string{}
-	for _, kv := range spans[0].Resource.Attributes() {
+	for _, kv := range p.res.Attributes() {
 		attrs[kv.Key] = kv.Value.String()
 	}
 	for k, want := range map[attribute.Key]string{"service.name": "promgate", "service.version": "1.2.3", "deployment.environment": "test"} {
@@ -103,8 +122,8 @@ func TestProviderResourceAndSampler(t *testing.T) {
 			t.Errorf("resource %s = %q, want %q", k, attrs[k], want)
 		}
 	}
-	if spans[0].InstrumentationScope.Name != ScopeName {
-		t.Errorf("scope %q", spans[0].InstrumentationScope.Name)
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -328,6 +347,16 @@ func TestExporterEndToEnd(t *testing.T) {
 	case srv.StartTimeUnixNano == 0 || srv.EndTimeUnixNano < srv.StartTimeUnixNano:
 		t.Errorf("times %d %d", srv.StartTimeUnixNano, srv.EndTimeUnixNano)
 	}
+	col.mu.Lock()
+	rs := col.reqs[0].ResourceSpans[0]
+	col.mu.Unlock()
+	res := map[string]string{}
+	for _, kv := range rs.Resource.Attributes {
+		res[kv.Key] = kv.Value.GetStringValue()
+	}
+	if res["service.name"] != "promgate" || res["service.version"] != "test" || rs.ScopeSpans[0].Scope.GetName() != ScopeName {
+		t.Errorf("resource %v, scope %v", res, rs.ScopeSpans[0].Scope)
+	}
 	attrs := map[string]string{}
 	for _, kv := range srv.Attributes {
 		attrs[kv.Key] = kv.Value.String()
@@ -345,8 +374,9 @@ func TestExporterEndToEnd(t *testing.T) {
 		t.Errorf("%d posts, want 2 (a 503, then the retry)", len(col.headers))
 	}
 	col.mu.Unlock()
-	want := `# HELP promgate_tracing_spans_total Finished spans handed to the OTLP exporter, by result: exported, or failed (the endpoint refused them or could not be reached).
+	want := `# HELP promgate_tracing_spans_total Finished spans, by result: exported, failed (the endpoint refused them or could not be reached), or dropped (the export queue was full).
 # TYPE promgate_tracing_spans_total counter
+promgate_tracing_spans_total{result="dropped"} 0
 promgate_tracing_spans_total{result="exported"} 2
 promgate_tracing_spans_total{result="failed"} 0
 `
@@ -360,8 +390,8 @@ func TestExporterFailure(t *testing.T) {
 	ec := exportConfig{endpoint: col.srv.URL + "/v1/traces", headers: http.Header{"X-Api-Key": {"s3cr3t"}}, timeout: time.Second}
 	spans := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spans"}, []string{"result"})
 	e := newExporter(ec, "test", spans)
-	stub := tracetest.SpanStub{Name: "x", SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}})}
-	err := e.ExportSpans(context.Background(), tracetest.SpanStubs{stub}.Snapshots())
+	stub := []*SpanData{{Name: "x", SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}})}}
+	err := e.ExportSpans(context.Background(), stub)
 	if err == nil || !strings.Contains(err.Error(), "answered 400") || strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("error %v, want the status and no header", err)
 	}
@@ -373,7 +403,7 @@ func TestExporterFailure(t *testing.T) {
 	e.cfg.timeout = 300 * time.Millisecond
 	e.backoff = 10 * time.Millisecond
 	start := time.Now()
-	if err := e.ExportSpans(context.Background(), tracetest.SpanStubs{stub}.Snapshots()); err == nil {
+	if err := e.ExportSpans(context.Background(), stub); err == nil {
 		t.Error("export to a closed endpoint succeeded")
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -382,7 +412,7 @@ func TestExporterFailure(t *testing.T) {
 	if err := e.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ExportSpans(context.Background(), tracetest.SpanStubs{stub}.Snapshots()); !errors.Is(err, errShutdown) {
+	if err := e.ExportSpans(context.Background(), stub); !errors.Is(err, errShutdown) {
 		t.Errorf("after shutdown: %v", err)
 	}
 }

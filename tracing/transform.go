@@ -5,8 +5,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/sdk/instrumentation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/resource"
 	"go.opentelemetry.io/otel/trace"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
@@ -14,99 +13,75 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// marshalRequest encodes spans as the body of an OTLP/HTTP export. The
+// marshalRequest encodes spans as the body of an OTLP/HTTP export, under
+// one resource and one instrumentation scope (the gateway's). The
 // collector's ExportTraceServiceRequest has one field, `repeated
 // ResourceSpans resource_spans = 1`, exactly as TracesData does, so the two
 // are the same bytes on the wire (the OTLP specification says so of
 // TracesData); encoding TracesData keeps the collector package, which links
 // gRPC, out (see doc.go).
-func marshalRequest(spans []sdktrace.ReadOnlySpan) ([]byte, error) {
-	return proto.Marshal(&tracepb.TracesData{ResourceSpans: resourceSpans(spans)})
-}
-
-// resourceSpans groups spans by resource and instrumentation scope, in the
-// order they first appear.
-func resourceSpans(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpans {
-	type scopeKey struct {
-		res   attribute.Distinct
-		scope instrumentation.Scope
-	}
-	var out []*tracepb.ResourceSpans
-	byRes := map[attribute.Distinct]*tracepb.ResourceSpans{}
-	byScope := map[scopeKey]*tracepb.ScopeSpans{}
+func marshalRequest(res *resourcepb.Resource, resSchema string, scope *commonpb.InstrumentationScope, spans []*SpanData) ([]byte, error) {
+	ss := &tracepb.ScopeSpans{Scope: scope, Spans: make([]*tracepb.Span, 0, len(spans))}
 	for _, s := range spans {
-		if s == nil {
-			continue
+		if s != nil {
+			ss.Spans = append(ss.Spans, spanPB(s))
 		}
-		res := s.Resource()
-		rk := res.Equivalent()
-		rs, ok := byRes[rk]
-		if !ok {
-			rs = &tracepb.ResourceSpans{
-				Resource:  &resourcepb.Resource{Attributes: keyValues(res.Attributes())},
-				SchemaUrl: res.SchemaURL(),
-			}
-			byRes[rk] = rs
-			out = append(out, rs)
-		}
-		sc := s.InstrumentationScope()
-		sk := scopeKey{rk, sc}
-		ss, ok := byScope[sk]
-		if !ok {
-			ss = &tracepb.ScopeSpans{
-				Scope: &commonpb.InstrumentationScope{
-					Name: sc.Name, Version: sc.Version, Attributes: keyValues(sc.Attributes.ToSlice()),
-				},
-				SchemaUrl: sc.SchemaURL,
-			}
-			byScope[sk] = ss
-			rs.ScopeSpans = append(rs.ScopeSpans, ss)
-		}
-		ss.Spans = append(ss.Spans, span(s))
 	}
-	return out
+	return proto.Marshal(&tracepb.TracesData{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource: res, SchemaUrl: resSchema, ScopeSpans: []*tracepb.ScopeSpans{ss},
+	}}})
 }
 
-// span converts one finished span.
-func span(s sdktrace.ReadOnlySpan) *tracepb.Span {
-	sc := s.SpanContext()
+// resourceOf and scopeOf convert the resource and the scope once, for
+// every export.
+func resourceOf(res *resource.Resource) (*resourcepb.Resource, string) {
+	return &resourcepb.Resource{Attributes: keyValues(res.Attributes())}, res.SchemaURL()
+}
+
+func scopeOf(name, version string) *commonpb.InstrumentationScope {
+	return &commonpb.InstrumentationScope{Name: name, Version: version}
+}
+
+// spanPB converts one finished span.
+func spanPB(s *SpanData) *tracepb.Span {
+	sc := s.SpanContext
 	tid, sid := sc.TraceID(), sc.SpanID()
-	st := s.Status()
 	out := &tracepb.Span{
 		TraceId:                tid[:],
 		SpanId:                 sid[:],
 		TraceState:             sc.TraceState().String(),
-		Flags:                  spanFlags(sc.TraceFlags(), s.Parent()),
-		Name:                   s.Name(),
-		Kind:                   spanKind(s.SpanKind()),
-		StartTimeUnixNano:      unixNano(s.StartTime().UnixNano()),
-		EndTimeUnixNano:        unixNano(s.EndTime().UnixNano()),
-		Attributes:             keyValues(s.Attributes()),
-		DroppedAttributesCount: count32(s.DroppedAttributes()),
-		DroppedEventsCount:     count32(s.DroppedEvents()),
-		DroppedLinksCount:      count32(s.DroppedLinks()),
-		Status:                 &tracepb.Status{Code: statusCode(st.Code), Message: st.Description},
+		Flags:                  spanFlags(sc.TraceFlags(), s.ParentRemote),
+		Name:                   s.Name,
+		Kind:                   spanKind(s.Kind),
+		StartTimeUnixNano:      unixNano(s.Start),
+		EndTimeUnixNano:        unixNano(s.End),
+		Attributes:             keyValues(s.Attributes),
+		DroppedAttributesCount: count32(s.DroppedAttributes),
+		Status:                 &tracepb.Status{Code: statusCode(s.StatusCode), Message: s.StatusDescription},
 	}
-	if psid := s.Parent().SpanID(); psid.IsValid() {
+	if psid := s.ParentSpanID; psid.IsValid() {
 		out.ParentSpanId = psid[:]
 	}
-	for _, e := range s.Events() {
+	if s.Extra == nil {
+		return out
+	}
+	out.DroppedEventsCount = count32(s.DroppedEvents)
+	out.DroppedLinksCount = count32(s.DroppedLinks)
+	for _, e := range s.Events {
 		out.Events = append(out.Events, &tracepb.Span_Event{
-			Name:                   e.Name,
-			TimeUnixNano:           unixNano(e.Time.UnixNano()),
-			Attributes:             keyValues(e.Attributes),
-			DroppedAttributesCount: count32(e.DroppedAttributeCount),
+			Name:         e.Name,
+			TimeUnixNano: unixNano(e.Time.UnixNano()),
+			Attributes:   keyValues(e.Attributes),
 		})
 	}
-	for _, l := range s.Links() {
+	for _, l := range s.Links {
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
 		out.Links = append(out.Links, &tracepb.Span_Link{
-			TraceId:                ltid[:],
-			SpanId:                 lsid[:],
-			TraceState:             l.SpanContext.TraceState().String(),
-			Attributes:             keyValues(l.Attributes),
-			DroppedAttributesCount: count32(l.DroppedAttributeCount),
-			Flags:                  spanFlags(l.SpanContext.TraceFlags(), l.SpanContext),
+			TraceId:    ltid[:],
+			SpanId:     lsid[:],
+			TraceState: l.SpanContext.TraceState().String(),
+			Attributes: keyValues(l.Attributes),
+			Flags:      spanFlags(l.SpanContext.TraceFlags(), l.SpanContext.IsRemote()),
 		})
 	}
 	return out
@@ -114,9 +89,9 @@ func span(s sdktrace.ReadOnlySpan) *tracepb.Span {
 
 // spanFlags are the W3C trace flags in the low byte, and whether the parent
 // is remote (the caller's traceparent) in the bits OTLP defines for it.
-func spanFlags(tf trace.TraceFlags, parent trace.SpanContext) uint32 {
+func spanFlags(tf trace.TraceFlags, remote bool) uint32 {
 	f := uint32(tf) | uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK)
-	if parent.IsRemote() {
+	if remote {
 		f |= uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK)
 	}
 	return f

@@ -1,0 +1,246 @@
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// SpanExporter sends a batch of finished spans: the OTLP exporter, or a
+// test's. The batcher calls it from one goroutine at a time.
+type SpanExporter interface {
+	ExportSpans(ctx context.Context, spans []*SpanData) error
+	Shutdown(ctx context.Context) error
+}
+
+// batchConfig is the batch processor's settings: the OTEL_BSP_* variables,
+// with the specification's defaults.
+type batchConfig struct {
+	scheduleDelay time.Duration // OTEL_BSP_SCHEDULE_DELAY, 5000 ms
+	exportTimeout time.Duration // OTEL_BSP_EXPORT_TIMEOUT, 30000 ms
+	maxQueue      int           // OTEL_BSP_MAX_QUEUE_SIZE, 2048
+	maxBatch      int           // OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512
+}
+
+// batchConfigOf reads the OTEL_BSP_* variables. A bad value is an error
+// naming the variable: the SDK would ignore it, but a gateway's
+// configuration mistakes are refused at start.
+func batchConfigOf(getenv func(string) string) (batchConfig, error) {
+	bc := batchConfig{scheduleDelay: 5 * time.Second, exportTimeout: 30 * time.Second, maxQueue: 2048, maxBatch: 512}
+	var errs []error
+	for _, v := range []struct {
+		name string
+		ms   *time.Duration
+		n    *int
+	}{
+		{"OTEL_BSP_SCHEDULE_DELAY", &bc.scheduleDelay, nil},
+		{"OTEL_BSP_EXPORT_TIMEOUT", &bc.exportTimeout, nil},
+		{"OTEL_BSP_MAX_QUEUE_SIZE", nil, &bc.maxQueue},
+		{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", nil, &bc.maxBatch},
+	} {
+		s := strings.TrimSpace(getenv(v.name))
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 || n > 1<<24 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive integer", v.name, s))
+			continue
+		}
+		if v.ms != nil {
+			*v.ms = time.Duration(n) * time.Millisecond
+		} else {
+			*v.n = n
+		}
+	}
+	// As the specification says: a batch is never larger than the queue.
+	bc.maxBatch = min(bc.maxBatch, bc.maxQueue)
+	return bc, errors.Join(errs...)
+}
+
+// samplerOf is the sampler of cfg's sample ratio when it is set, else of
+// OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (parent-based, every new
+// trace sampled, when unset), built from the SDK's samplers.
+func samplerOf(ratio *float64, getenv func(string) string) (sdktrace.Sampler, error) {
+	if ratio != nil {
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*ratio)), nil
+	}
+	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
+	arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
+	fraction := func() (float64, error) {
+		if arg == "" {
+			return 1, nil
+		}
+		f, err := strconv.ParseFloat(arg, 64)
+		if err != nil || f < 0 || f > 1 {
+			return 0, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG: %q is not a ratio between 0 and 1", arg)
+		}
+		return f, nil
+	}
+	switch name {
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "traceidratio":
+		f, err := fraction()
+		return sdktrace.TraceIDRatioBased(f), err
+	case "parentbased_traceidratio":
+		f, err := fraction()
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(f)), err
+	}
+	return nil, fmt.Errorf("OTEL_TRACES_SAMPLER: %q is not one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio", name)
+}
+
+// batcher queues ended spans and exports them in batches from one
+// goroutine: when maxBatch are queued, or scheduleDelay after the last
+// export. A full queue drops the span and counts it: the request path
+// never waits for the exporter. The queue is a slice under a mutex, and the
+// loop is woken only when a batch is full (or by its timer), not for every
+// span: a channel send a span would wake the loop's goroutine thousands of
+// times a second, which costs more than the spans themselves.
+type batcher struct {
+	cfg     batchConfig
+	exp     SpanExporter
+	dropped func(n int)
+	// failed receives the exporter's errors (logged at a bounded rate).
+	failed func(error)
+
+	mu      sync.Mutex
+	queue   []*SpanData
+	stopped bool
+
+	// full wakes the loop when a batch is full.
+	full chan struct{}
+	// flush asks the loop to export everything queued and answer on the
+	// channel it carries.
+	flush chan chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newBatcher(cfg batchConfig, exp SpanExporter, dropped func(n int), failed func(error)) *batcher {
+	b := &batcher{
+		cfg: cfg, exp: exp, dropped: dropped, failed: failed,
+		queue: make([]*SpanData, 0, cfg.maxBatch),
+		full:  make(chan struct{}, 1),
+		flush: make(chan chan struct{}),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go b.loop()
+	return b
+}
+
+func (b *batcher) enqueue(s *SpanData) {
+	b.mu.Lock()
+	if b.stopped || len(b.queue) >= b.cfg.maxQueue {
+		b.mu.Unlock()
+		b.dropped(1)
+		return
+	}
+	b.queue = append(b.queue, s)
+	n := len(b.queue)
+	b.mu.Unlock()
+	if n == b.cfg.maxBatch {
+		select {
+		case b.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take empties the queue and returns what it held.
+func (b *batcher) take(spare []*SpanData) []*SpanData {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queue
+	b.queue = spare[:0]
+	return q
+}
+
+func (b *batcher) loop() {
+	defer close(b.done)
+	timer := time.NewTimer(b.cfg.scheduleDelay)
+	defer timer.Stop()
+	spare := make([]*SpanData, 0, b.cfg.maxBatch)
+	// exportAll exports the queue, maxBatch spans at a time, and keeps its
+	// array for the next turn.
+	exportAll := func() {
+		all := b.take(spare)
+		q := all
+		for len(q) > 0 {
+			n := min(len(q), b.cfg.maxBatch)
+			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.exportTimeout)
+			if err := b.exp.ExportSpans(ctx, q[:n]); err != nil { // counted by the exporter
+				b.failed(err)
+			}
+			cancel()
+			clear(q[:n])
+			q = q[n:]
+		}
+		spare = all[:0]
+		if cap(spare) > 4*b.cfg.maxBatch {
+			spare = make([]*SpanData, 0, b.cfg.maxBatch)
+		}
+		timer.Reset(b.cfg.scheduleDelay)
+	}
+	for {
+		select {
+		case <-b.full:
+			exportAll()
+		case <-timer.C:
+			exportAll()
+		case ack := <-b.flush:
+			exportAll()
+			close(ack)
+		case <-b.stop:
+			b.mu.Lock()
+			b.stopped = true
+			b.mu.Unlock()
+			exportAll()
+			return
+		}
+	}
+}
+
+// forceFlush exports everything queued, within ctx.
+func (b *batcher) forceFlush(ctx context.Context) error {
+	ack := make(chan struct{})
+	select {
+	case b.flush <- ack:
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ack:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// shutdown exports what is queued and stops the loop and the exporter,
+// within ctx. Spans ended afterwards are dropped (counted).
+func (b *batcher) shutdown(ctx context.Context) error {
+	b.once.Do(func() { close(b.stop) })
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.exp.Shutdown(ctx)
+}
