@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzSPIFFEID$$' -fuzztime=10s ./authn/
 	$(GO) test -run='^$$' -fuzz='^FuzzTraceparent$$' -fuzztime=10s ./proxy/
 	$(GO) test -run='^$$' -fuzz='^FuzzEnvHeaders$$' -fuzztime=10s ./tracing/
+	$(GO) test -run='^$$' -fuzz='^FuzzEncode$$' -fuzztime=10s ./tracing/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=10s ./audit/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.

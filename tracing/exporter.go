@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 )
 
 // exporter sends finished spans to an OTLP/HTTP endpoint as protobuf. It
@@ -30,11 +28,14 @@ type exporter struct {
 	// backoff is the first wait before a retry; it doubles up to maxBackoff.
 	backoff time.Duration
 	stopped atomic.Bool
-	// res and scope are the resource and the instrumentation scope of every
-	// span, converted once (New sets them).
-	res       *resourcepb.Resource
-	resSchema string
-	scope     *commonpb.InstrumentationScope
+	// resource and scope are the encoded resource and instrumentation
+	// scope of every span, made once (New sets them).
+	resource, scope []byte
+	resSchema       string
+	// buf is the request body's buffer, and zw the gzip writer, reused
+	// from one export to the next (one goroutine exports at a time).
+	buf, zbuf []byte
+	zw        *gzip.Writer
 }
 
 const maxBackoff = 5 * time.Second
@@ -80,24 +81,34 @@ func (e *exporter) ExportSpans(ctx context.Context, spans []*SpanData) error {
 	return err
 }
 
-func (e *exporter) export(ctx context.Context, spans []*SpanData) error {
-	body, err := marshalRequest(e.res, e.resSchema, e.scope, spans)
-	if err != nil {
-		return fmt.Errorf("tracing: encode spans: %w", err)
-	}
+func (e *exporter) export(ctx context.Context, spans []*SpanData) (err error) {
+	e.buf = appendRequest(e.buf[:0], e.resource, e.scope, e.resSchema, spans)
+	body := e.buf
 	if e.cfg.gzip {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		if _, err := zw.Write(body); err != nil {
+		zb := bytes.NewBuffer(e.zbuf[:0])
+		if e.zw == nil {
+			e.zw = gzip.NewWriter(zb)
+		} else {
+			e.zw.Reset(zb)
+		}
+		if _, err := e.zw.Write(body); err != nil {
 			return fmt.Errorf("tracing: compress spans: %w", err)
 		}
-		if err := zw.Close(); err != nil {
+		if err := e.zw.Close(); err != nil {
 			return fmt.Errorf("tracing: compress spans: %w", err)
 		}
-		body = buf.Bytes()
+		e.zbuf = zb.Bytes()
+		body = e.zbuf
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
 	defer cancel()
+	// The transport may still read a body after an early answer; a failed
+	// export's buffers are therefore not reused.
+	defer func() {
+		if err != nil {
+			e.buf, e.zbuf = nil, nil
+		}
+	}()
 	wait := e.backoff
 	for {
 		retry, after, err := e.post(ctx, body)

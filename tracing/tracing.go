@@ -101,8 +101,10 @@ func New(cfg config.Tracing, o Options) (*Provider, error) {
 		return nil, err
 	}
 	if otlp != nil {
-		otlp.res, otlp.resSchema = resourceOf(res)
-		otlp.scope = scopeOf(ScopeName, o.Version)
+		if otlp.resource, otlp.scope, err = encodeResourceAndScope(res, ScopeName, o.Version); err != nil {
+			return nil, err
+		}
+		otlp.resSchema = res.SchemaURL()
 	}
 	b := newBatcher(bc, exp, func(n int) { dropped.Add(float64(n)) }, errLog.Handle)
 	return &Provider{

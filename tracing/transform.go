@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"fmt"
 	"math"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -13,78 +14,16 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// marshalRequest encodes spans as the body of an OTLP/HTTP export, under
-// one resource and one instrumentation scope (the gateway's). The
-// collector's ExportTraceServiceRequest has one field, `repeated
-// ResourceSpans resource_spans = 1`, exactly as TracesData does, so the two
-// are the same bytes on the wire (the OTLP specification says so of
-// TracesData); encoding TracesData keeps the collector package, which links
-// gRPC, out (see doc.go).
-func marshalRequest(res *resourcepb.Resource, resSchema string, scope *commonpb.InstrumentationScope, spans []*SpanData) ([]byte, error) {
-	ss := &tracepb.ScopeSpans{Scope: scope, Spans: make([]*tracepb.Span, 0, len(spans))}
-	for _, s := range spans {
-		if s != nil {
-			ss.Spans = append(ss.Spans, spanPB(s))
-		}
+// encodeResourceAndScope encodes the resource and the instrumentation
+// scope of every span, once, with the generated types.
+func encodeResourceAndScope(res *resource.Resource, name, version string) (resBytes, scopeBytes []byte, err error) {
+	if resBytes, err = proto.Marshal(&resourcepb.Resource{Attributes: keyValues(res.Attributes())}); err != nil {
+		return nil, nil, fmt.Errorf("tracing: encode the resource: %w", err)
 	}
-	return proto.Marshal(&tracepb.TracesData{ResourceSpans: []*tracepb.ResourceSpans{{
-		Resource: res, SchemaUrl: resSchema, ScopeSpans: []*tracepb.ScopeSpans{ss},
-	}}})
-}
-
-// resourceOf and scopeOf convert the resource and the scope once, for
-// every export.
-func resourceOf(res *resource.Resource) (*resourcepb.Resource, string) {
-	return &resourcepb.Resource{Attributes: keyValues(res.Attributes())}, res.SchemaURL()
-}
-
-func scopeOf(name, version string) *commonpb.InstrumentationScope {
-	return &commonpb.InstrumentationScope{Name: name, Version: version}
-}
-
-// spanPB converts one finished span.
-func spanPB(s *SpanData) *tracepb.Span {
-	sc := s.SpanContext
-	tid, sid := sc.TraceID(), sc.SpanID()
-	out := &tracepb.Span{
-		TraceId:                tid[:],
-		SpanId:                 sid[:],
-		TraceState:             sc.TraceState().String(),
-		Flags:                  spanFlags(sc.TraceFlags(), s.ParentRemote),
-		Name:                   s.Name,
-		Kind:                   spanKind(s.Kind),
-		StartTimeUnixNano:      unixNano(s.Start),
-		EndTimeUnixNano:        unixNano(s.End),
-		Attributes:             keyValues(s.Attributes),
-		DroppedAttributesCount: count32(s.DroppedAttributes),
-		Status:                 &tracepb.Status{Code: statusCode(s.StatusCode), Message: s.StatusDescription},
+	if scopeBytes, err = proto.Marshal(&commonpb.InstrumentationScope{Name: name, Version: version}); err != nil {
+		return nil, nil, fmt.Errorf("tracing: encode the scope: %w", err)
 	}
-	if psid := s.ParentSpanID; psid.IsValid() {
-		out.ParentSpanId = psid[:]
-	}
-	if s.Extra == nil {
-		return out
-	}
-	out.DroppedEventsCount = count32(s.DroppedEvents)
-	out.DroppedLinksCount = count32(s.DroppedLinks)
-	for _, e := range s.Events {
-		out.Events = append(out.Events, &tracepb.Span_Event{
-			Name:         e.Name,
-			TimeUnixNano: unixNano(e.Time.UnixNano()),
-			Attributes:   keyValues(e.Attributes),
-		})
-	}
-	for _, l := range s.Links {
-		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
-		out.Links = append(out.Links, &tracepb.Span_Link{
-			TraceId:    ltid[:],
-			SpanId:     lsid[:],
-			TraceState: l.SpanContext.TraceState().String(),
-			Attributes: keyValues(l.Attributes),
-			Flags:      spanFlags(l.SpanContext.TraceFlags(), l.SpanContext.IsRemote()),
-		})
-	}
-	return out
+	return resBytes, scopeBytes, nil
 }
 
 // spanFlags are the W3C trace flags in the low byte, and whether the parent

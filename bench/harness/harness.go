@@ -123,6 +123,9 @@ func (h *harness) run(ctx context.Context) error {
 			}
 		}
 	}
+	if h.o.only == "tracing" {
+		return h.tracingAB(ctx, wls)
+	}
 	// The idle-connection RSS is taken twice: on fresh processes, and
 	// after the load has grown their heaps.
 	if h.o.only == "sidecar" {

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// tracingAB (-only tracing) measures what tracing costs the gateway:
+// promgate-mtls against promgate-mtls-traced (every request sampled, every
+// span exported over OTLP/HTTP to the harness's sink), one short cell of
+// each in turn, rounds times, so that drift and the load of anything else
+// on the machine fall on both alike. The CPU is the gateway process's own,
+// per 1,000 requests, exporter included; the report gives the median of
+// each and the ratio. It writes bench/results/<date>-tracing.md.
+func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
+	const rounds = 9
+	pair := []*target{h.target("promgate-mtls"), h.target("promgate-mtls-traced")}
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("# Tracing A/B, %s\n\n", h.started.UTC().Format("2006-01-02 15:04Z"))
+	p("- machine: %d CPUs, load average %s at start, %s at end\n", numCPU(), h.loadStart, loadAvg())
+	p("- promgate-mtls against promgate-mtls-traced (tracing on, every request's five spans sampled and exported over OTLP/HTTP to a sink in the harness), alternating cells of %v after %v warm-up, %d rounds; medians\n", h.o.duration, h.o.warmup, rounds)
+	p("- CPU is utime+stime of the gateway process per 1,000 successful requests (the span exporter's goroutine included)\n\n")
+	p("| workload | c | req/s off | req/s on | on ÷ off | CPU s/1k off | CPU s/1k on | CPU on ÷ off |\n|---|---|---|---|---|---|---|---|\n")
+	for _, w := range wls {
+		for _, conc := range h.o.conc {
+			var rps, cpu [2][]float64
+			for r := range rounds {
+				for i, t := range pair {
+					// Alternate which goes first, so neither always
+					// follows the other.
+					if r%2 == 1 {
+						t = pair[1-i]
+						i = 1 - i
+					}
+					c, err := measure(ctx, t, w, conc, h.o.warmup, h.o.duration)
+					if err != nil {
+						return fmt.Errorf("%s %s c=%d: %w", t.name, w.name, conc, err)
+					}
+					if c.errors > 0 {
+						return fmt.Errorf("%s %s c=%d: %d errors: %s", t.name, w.name, conc, c.errors, c.firstErr)
+					}
+					rps[i] = append(rps[i], c.rps())
+					cpu[i] = append(cpu[i], c.cpuPer1k)
+				}
+			}
+			ro, rn, co, cn := median(rps[0]), median(rps[1]), median(cpu[0]), median(cpu[1])
+			logf("tracing A/B %-10s c=%-3d req/s %.0f → %.0f (%.3f×), CPU s/1k %.3f → %.3f (%.3f×)", w.name, conc, ro, rn, rn/ro, co, cn, cn/co)
+			p("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |\n", w.name, conc, ro, rn, rn/ro, co, cn, cn/co)
+		}
+	}
+	p("\n%d OTLP exports, %.1f MiB received by the sink.\n", h.otlp.exports.Load(), float64(h.otlp.bytes.Load())/(1<<20))
+	fmt.Print(b.String())
+	if err := os.MkdirAll(h.o.results, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(h.o.results, h.started.UTC().Format("2006-01-02T1504Z")+"-tracing.md")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil { //nolint:gosec // a results file, meant to be read
+		return err
+	}
+	logf("wrote %s", path)
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
