@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -33,6 +35,7 @@ func BenchmarkServeTracing(b *testing.B) {
 	b.Run("off", func(b *testing.B) { benchmarkTracing(b, nil, "01") })
 	b.Run("on", func(b *testing.B) { benchmarkTracing(b, gatewayTracer(b), "01") })
 	b.Run("on-not-sampled", func(b *testing.B) { benchmarkTracing(b, gatewayTracer(b), "00") })
+	b.Run("on-otlp", func(b *testing.B) { benchmarkTracing(b, otlpTracer(b), "01") })
 	b.Run("on-sdk", func(b *testing.B) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
 		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -53,6 +56,25 @@ func gatewayTracer(b *testing.B) trace.Tracer {
 	p, err := tracing.New(config.Tracing{Enabled: true}, tracing.Options{
 		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), Version: "bench",
 		Getenv: func(string) string { return "" }, Exporter: discardSpans{},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	return p.Tracer()
+}
+
+// otlpTracer is gatewayTracer exporting over OTLP/HTTP, as `promgate
+// serve` does, to a local endpoint that reads and drops each request (its
+// own cost is in the figures too, and small).
+func otlpTracer(b *testing.B) trace.Tracer {
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	b.Cleanup(sink.Close)
+	p, err := tracing.New(config.Tracing{Enabled: true, Endpoint: sink.URL}, tracing.Options{
+		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), Version: "bench",
+		Getenv: func(string) string { return "" },
 	})
 	if err != nil {
 		b.Fatal(err)

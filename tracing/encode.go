@@ -90,8 +90,8 @@ func appendRequest(b, resource, scope []byte, resSchema string, spans []*SpanDat
 		if s == nil {
 			continue
 		}
-		at, bb := begin(b, fScopeSpansSpans)
-		b = end(appendSpan(bb, s), at)
+		at, bb := begin2(b, fScopeSpansSpans)
+		b = end2(appendSpan(bb, s), at)
 	}
 	b = end(b, ss)
 	b = appendString(b, fResourceSpansSchemaURL, resSchema)
@@ -110,7 +110,7 @@ func appendSpan(b []byte, s *SpanData) []byte {
 		b = appendBytesField(b, fSpanParentSpanID, s.ParentSpanID[:])
 	}
 	b = appendString(b, fSpanName, s.Name)
-	b = appendVarintField(b, fSpanKind, uint64(spanKind(s.Kind))) //nolint:gosec // G115: an enum of 0 to 5
+	b = appendVarintField(b, fSpanKind, uint64(spanKind(s.Kind)))
 	b = appendFixed64Field(b, fSpanStart, unixNano(s.Start))
 	b = appendFixed64Field(b, fSpanEnd, unixNano(s.End))
 	b = appendKeyValues(b, fSpanAttributes, s.Attributes)
@@ -141,7 +141,7 @@ func appendSpan(b []byte, s *SpanData) []byte {
 	// The status is always set, as the generated types would send it.
 	at, b := begin(b, fSpanStatus)
 	b = appendString(b, fStatusMessage, s.StatusDescription)
-	b = appendVarintField(b, fStatusCode, uint64(statusCode(s.StatusCode))) //nolint:gosec // G115: an enum of 0 to 2
+	b = appendVarintField(b, fStatusCode, uint64(statusCode(s.StatusCode)))
 	b = end(b, at)
 	return appendFixed32Field(b, fSpanFlags, spanFlags(sc.TraceFlags(), s.ParentRemote))
 }
@@ -154,6 +154,34 @@ func appendKeyValues(b []byte, num protowire.Number, kvs []attribute.KeyValue) [
 }
 
 func appendKeyValue(b []byte, num protowire.Number, key string, v attribute.Value) []byte {
+	// The gateway's own attributes are short ASCII keys with short ASCII
+	// strings, integers or booleans: every length then fits one byte and
+	// is known before writing, so they are written in one go.
+	if num < 16 && len(key) < 100 && isASCII(key) {
+		switch v.Type() {
+		case attribute.STRING:
+			if s := v.AsString(); len(s) < 100 && len(key)+len(s) < 120 && isASCII(s) {
+				anyLen := 2 + len(s)
+				b = append(b, byte(num)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
+					byte(fKeyValueKey)<<3|byte(protowire.BytesType), byte(len(key)))
+				b = append(b, key...)
+				b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen),
+					byte(fAnyString)<<3|byte(protowire.BytesType), byte(len(s)))
+				return append(b, s...)
+			}
+		case attribute.INT64, attribute.BOOL:
+			field, x := fAnyInt, uint64(v.AsInt64())
+			if v.Type() == attribute.BOOL {
+				field, x = fAnyBool, protowire.EncodeBool(v.AsBool())
+			}
+			anyLen := 1 + protowire.SizeVarint(x)
+			b = append(b, byte(num)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
+				byte(fKeyValueKey)<<3|byte(protowire.BytesType), byte(len(key)))
+			b = append(b, key...)
+			b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen), byte(field)<<3|byte(protowire.VarintType))
+			return protowire.AppendVarint(b, x)
+		}
+	}
 	at, b := begin(b, num)
 	b = appendString(b, fKeyValueKey, key)
 	vat, b := begin(b, fKeyValueValue)
@@ -168,7 +196,7 @@ func appendAnyValue(b []byte, v attribute.Value) []byte {
 	case attribute.BOOL:
 		return protowire.AppendVarint(protowire.AppendTag(b, fAnyBool, protowire.VarintType), protowire.EncodeBool(v.AsBool()))
 	case attribute.INT64:
-		return protowire.AppendVarint(protowire.AppendTag(b, fAnyInt, protowire.VarintType), uint64(v.AsInt64())) //nolint:gosec // G115: int64 is encoded as its two's complement, as protobuf does
+		return protowire.AppendVarint(protowire.AppendTag(b, fAnyInt, protowire.VarintType), uint64(v.AsInt64()))
 	case attribute.FLOAT64:
 		return protowire.AppendFixed64(protowire.AppendTag(b, fAnyDouble, protowire.Fixed64Type), math.Float64bits(v.AsFloat64()))
 	case attribute.STRING:
@@ -211,14 +239,14 @@ func appendArray[T any](b []byte, vs []T, value func(T) attribute.Value) []byte 
 // writes the length of what was appended after it, moving the field's
 // content up when the length needs more than one byte.
 func begin(b []byte, num protowire.Number) (int, []byte) {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = appendTag(b, num, protowire.BytesType)
 	return len(b), append(b, 0)
 }
 
 func end(b []byte, at int) []byte {
 	n := len(b) - at - 1
 	if n < 0x80 {
-		b[at] = byte(n) //nolint:gosec // G115: n < 0x80 here
+		b[at] = byte(n)
 		return b
 	}
 	size := protowire.SizeVarint(uint64(n))
@@ -228,25 +256,83 @@ func end(b []byte, at int) []byte {
 	return b
 }
 
+// begin2 and end2 are begin and end for a message that is most likely 128
+// bytes to 16 KiB long (a span): its placeholder has the two bytes such a
+// length takes, so that it is written in place, and only a shorter or
+// longer message is moved.
+func begin2(b []byte, num protowire.Number) (int, []byte) {
+	b = appendTag(b, num, protowire.BytesType)
+	return len(b), append(b, 0, 0)
+}
+
+func end2(b []byte, at int) []byte {
+	n := len(b) - at - 2
+	if n >= 0x80 && n < 1<<14 {
+		b[at] = byte(n) | 0x80
+		b[at+1] = byte(n >> 7)
+		return b
+	}
+	// Move the content to after a one-byte placeholder and let end do it.
+	copy(b[at+1:], b[at+2:])
+	return end(b[:len(b)-1], at)
+}
+
+// appendTag appends a field's tag: one byte for the field numbers below
+// 16 that nearly every field has.
+func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
+	if num < 16 {
+		return append(b, byte(num)<<3|byte(typ))
+	}
+	return protowire.AppendTag(b, num, typ)
+}
+
+// appendLen appends a length: one byte below 128.
+func appendLen(b []byte, n int) []byte {
+	if n < 0x80 {
+		return append(b, byte(n))
+	}
+	return protowire.AppendVarint(b, uint64(n))
+}
+
 func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
 	if len(v) == 0 {
 		return b
 	}
-	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+	return append(appendLen(appendTag(b, num, protowire.BytesType), len(v)), v...)
 }
 
 func appendString(b []byte, num protowire.Number, v string) []byte {
 	if v == "" {
 		return b
 	}
-	return protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), validUTF8(v))
+	v = validUTF8(v)
+	return append(appendLen(appendTag(b, num, protowire.BytesType), len(v)), v...)
+}
+
+// isASCII reports whether s is all ASCII, which is UTF-8.
+func isASCII(s string) bool {
+	// Eight bytes at a time (the compiler makes one load of the eight).
+	for len(s) >= 8 {
+		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		if w&0x8080808080808080 != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // validUTF8 replaces what is not UTF-8 in s with U+FFFD: a protobuf
 // string must be UTF-8, and a collector refuses the whole request (the
 // generated types would not even encode it) for one bad attribute.
 func validUTF8(s string) string {
-	if utf8.ValidString(s) {
+	if isASCII(s) || utf8.ValidString(s) {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
@@ -256,19 +342,23 @@ func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), v)
+	b = appendTag(b, num, protowire.VarintType)
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
 }
 
 func appendFixed64Field(b []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	return protowire.AppendFixed64(protowire.AppendTag(b, num, protowire.Fixed64Type), v)
+	return protowire.AppendFixed64(appendTag(b, num, protowire.Fixed64Type), v)
 }
 
 func appendFixed32Field(b []byte, num protowire.Number, v uint32) []byte {
 	if v == 0 {
 		return b
 	}
-	return protowire.AppendFixed32(protowire.AppendTag(b, num, protowire.Fixed32Type), v)
+	return protowire.AppendFixed32(appendTag(b, num, protowire.Fixed32Type), v)
 }
