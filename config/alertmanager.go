@@ -22,7 +22,7 @@ type Alertmanager struct {
 	// TLS configures the connection to the Alertmanager.
 	TLS UpstreamTLS `yaml:"tls"`
 	// BearerTokenFile holds a token sent to the Alertmanager as
-	// Authorization: Bearer. It is read at start.
+	// Authorization: Bearer. It is reloaded when it changes.
 	BearerTokenFile string `yaml:"bearer_token_file"`
 	// TenantHeader names the header that carries the decision's tenant, such
 	// as X-Scope-OrgID for Mimir's multi-tenant Alertmanager. When set, every

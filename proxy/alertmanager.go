@@ -19,6 +19,7 @@ import (
 	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/enforce"
 	"github.com/promgate/promgate/promapi"
+	"github.com/promgate/promgate/reload"
 )
 
 // The Alertmanager routes (config alertmanager), served beside the
@@ -647,4 +648,13 @@ type silenceRecord struct {
 func (sr *silenceRecord) set(s *enforce.Silence) {
 	sr.matchers = filterStrings(s.Matchers)
 	sr.startsAt, sr.endsAt = s.StartsAt, s.EndsAt
+}
+
+// AlertmanagerToken reloads alertmanager.bearer_token_file, for the
+// configuration watcher; without one it watches nothing.
+func (h *Handler) AlertmanagerToken() reload.Part {
+	if h.amToken == nil {
+		return reload.Func{Paths: []string{}, Fn: func() error { return nil }}
+	}
+	return reload.Func{Paths: h.amToken.Files(), Fn: h.amToken.Reload}
 }
