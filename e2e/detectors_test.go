@@ -234,8 +234,8 @@ func TestDetectorsAlertmanager(t *testing.T) {
 				series = len(mf.GetMetric())
 			}
 		}
-		if series != 45 {
-			t.Errorf("promgate_detector_firing has %d series, want 45", series)
+		if series != 46 {
+			t.Errorf("promgate_detector_firing has %d series, want 46", series)
 		}
 	})
 
