@@ -33,7 +33,7 @@ func TestParseAlertmanager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Alertmanager{
+	want := &Alertmanager{ //nolint:gosec // G101: BearerTokenFile is a file path, not a credential
 		URL:             "https://127.0.0.1:9093/alertmanager",
 		TLS:             UpstreamTLS{CAFile: "/etc/promgate/am-ca.crt", CertFile: "/etc/promgate/am.crt", KeyFile: "/etc/promgate/am.key"},
 		BearerTokenFile: "/etc/promgate/am-token",
