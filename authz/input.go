@@ -150,6 +150,7 @@ var sharedStrings = func() map[string]*ast.Term {
 		"label_values", "federate", "rules", "alerts", "metadata", "buildinfo",
 		"format_query", "detectors", "ui", "page", "unknown", "scrape",
 		"runtimeinfo", "flags", "tsdb", "config", "walreplay", "targets",
+		"am_alerts", "am_alert_groups", "am_alert_push", "am_silences", "am_silence", "am_status", "am_receivers",
 		// Matcher types and the metric name label.
 		"=", "!=", "=~", "!~", "__name__",
 	} {

@@ -549,6 +549,19 @@ func TestAlertmanager(t *testing.T) {
 		if creates != 1 || refusedExpires < 1 {
 			t.Errorf("audit: %d create records of %s, %d refused expires of %s", creates, ownID, refusedExpires, bID)
 		}
+		// Neither the audit log nor the gateway's log holds a secret or
+		// the Alertmanager's address.
+		for _, f := range []string{a.g.audit, a.g.proc.stderr} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []string{"am-webhook-secret", a.am, "PRIVATE KEY", "Bearer "} {
+				if bytes.Contains(b, []byte(n)) {
+					t.Errorf("%s contains %q", filepath.Base(f), n)
+				}
+			}
+		}
 	})
 }
 
