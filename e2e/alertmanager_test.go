@@ -573,14 +573,15 @@ func (f querierFunc) Query(ctx context.Context, query string, ts time.Time) (mod
 
 // grafanaRequests replays the requests Grafana's Alertmanager data source
 // and its alerting UI make to an Alertmanager of implementation
-// "prometheus", as written in Grafana 12's source
-// (public/app/plugins/datasource/alertmanager/DataSource.ts,
-// testDatasource; public/app/features/alerting/unified/api/buildInfo.ts,
-// discoverAlertmanagerFeaturesByUrl; and the alerting API's fetchAlerts,
-// fetchAlertGroups, fetchSilences, createOrUpdateSilence and
-// expireSilence), as team-a through Grafana's data source proxy with the
-// data source's client certificate. Grafana adds its own headers, which the
-// gateway drops.
+// "prometheus", as Grafana 12's source writes them (grafana/grafana,
+// public/app/plugins/datasource/alertmanager/DataSource.ts testDatasource;
+// features/alerting/unified/api/buildInfo.ts
+// discoverAlertmanagerFeaturesByUrl; api/alertmanagerApi.ts
+// getAlertmanagerAlerts, with filter, silenced, active, inhibited and
+// unprocessed, and getAlertmanagerAlertGroups; api/alertmanager.ts
+// fetchStatus, fetchSilences, createOrUpdateSilence and expireSilence), as
+// team-a through Grafana's data source proxy with the data source's client
+// certificate. Grafana adds its own headers, which the gateway drops.
 func grafanaRequests(t *testing.T, a *amGateway, ownID, bID string) {
 	t.Helper()
 	c := a.httpClient(t, "team-a")
@@ -624,12 +625,12 @@ func grafanaRequests(t *testing.T, a *amGateway, ownID, bID string) {
 	}
 
 	// The alert list and groups.
-	code, b = do("GET", "/api/v2/alerts?silenced=true&active=true&inhibited=true&filter="+url.QueryEscape(`alertname="HighLatency"`), "")
+	code, b = do("GET", "/api/v2/alerts?filter="+url.QueryEscape(`alertname="HighLatency"`)+"&silenced=true&active=true&inhibited=true&unprocessed=true", "")
 	var alerts []amAlert
 	if code != 200 || json.Unmarshal(b, &alerts) != nil || len(alerts) != 1 || alerts[0].Labels["namespace"] != nsTeamA {
 		t.Errorf("alerts: %d %s", code, b)
 	}
-	code, b = do("GET", "/api/v2/alerts/groups", "")
+	code, b = do("GET", "/api/v2/alerts/groups?active=true", "")
 	var groups []struct {
 		Alerts []amAlert `json:"alerts"`
 	}
