@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=10s ./audit/
 	$(GO) test -run='^$$' -fuzz='^FuzzAMMatcher$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSilence$$' -fuzztime=10s ./enforce/
+	$(GO) test -run='^$$' -fuzz='^FuzzAMBodies$$' -fuzztime=10s ./enforce/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.
 deps:

@@ -398,3 +398,77 @@ func FuzzParseSilence(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAMBodies feeds one body to every Alertmanager decoder: a push that
+// is accepted and confined carries only allowed values, and what the
+// response filters keep is confined.
+func FuzzAMBodies(f *testing.F) {
+	f.Add([]byte(`[{"labels":{"alertname":"X","namespace":"team-a"}}]`))
+	f.Add([]byte(`[{"labels":{"alertname":"X"},"annotations":{"a":"b"},"startsAt":"2026-01-01T00:00:00Z"}]`))
+	f.Add([]byte(`[{"labels":{"alertname":"A"},"receiver":{"name":"r"},"alerts":[{"labels":{"namespace":"team-b"}}]}]`))
+	f.Add([]byte(`[{"id":"a","matchers":[{"name":"namespace","value":"team-a|team-b","isRegex":true}]}]`))
+	f.Add([]byte(`{"cluster":{"peers":[{"address":"x"}]},"config":{"original":"secret"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > maxFuzzInput {
+			t.Skip()
+		}
+		en := mustEnforcer(t, teamA)
+		if alerts, err := ParseAlerts(b); err == nil && en.ConfineAlerts(alerts) == nil {
+			for _, a := range alerts {
+				if a.Labels["namespace"] != "team-a" {
+					t.Fatalf("confined push %s carries %v", b, a.Labels)
+				}
+			}
+		}
+		if out, err := en.FilterAMAlerts(b); err == nil {
+			var as []amObject
+			if err := json.Unmarshal(out, &as); err != nil {
+				t.Fatalf("FilterAMAlerts output %s: %v", out, err)
+			}
+			for _, a := range as {
+				if a.Labels["namespace"] != "team-a" {
+					t.Fatalf("FilterAMAlerts kept %v", a.Labels)
+				}
+			}
+		}
+		if out, err := en.FilterAMAlertGroups(b); err == nil {
+			var gs []struct {
+				Alerts []amObject `json:"alerts"`
+			}
+			if err := json.Unmarshal(out, &gs); err != nil {
+				t.Fatalf("FilterAMAlertGroups output %s: %v", out, err)
+			}
+			for _, g := range gs {
+				if len(g.Alerts) == 0 {
+					t.Fatalf("FilterAMAlertGroups kept an empty group: %s", out)
+				}
+				for _, a := range g.Alerts {
+					if a.Labels["namespace"] != "team-a" {
+						t.Fatalf("FilterAMAlertGroups kept %v", a.Labels)
+					}
+				}
+			}
+		}
+		if out, err := en.FilterSilences(b); err == nil {
+			var ss []amObject
+			if err := json.Unmarshal(out, &ss); err != nil {
+				t.Fatalf("FilterSilences output %s: %v", out, err)
+			}
+			for _, s := range ss {
+				if !en.SilenceConfined(s.Matchers) {
+					t.Fatalf("FilterSilences kept %v", s.Matchers)
+				}
+			}
+		}
+		if out, err := en.FilterAMStatus(b); err == nil {
+			var st struct {
+				Config struct {
+					Original string `json:"original"`
+				} `json:"config"`
+			}
+			if err := json.Unmarshal(out, &st); err != nil || st.Config.Original != "" {
+				t.Fatalf("FilterAMStatus(%s) = %s, %v: config.original kept", b, out, err)
+			}
+		}
+	})
+}
