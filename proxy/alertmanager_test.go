@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -113,6 +115,8 @@ func (d *amDecider) Decide(_ context.Context, in authz.Input) (authz.Decision, e
 		dec.Reason = "only security may silence detector alerts"
 	case slices.Contains(groups, "admins"), slices.Contains(groups, "security"):
 		dec = authz.Decision{Allow: true, Tenant: "all"}
+	case slices.Contains(groups, "team-b"):
+		dec = authz.Decision{Allow: true, Enforce: map[string][]string{"namespace": {"b"}}}
 	case slices.Contains(groups, "team-a"):
 		dec = authz.Decision{Allow: true, Enforce: map[string][]string{"namespace": {"a"}}, Tenant: "tenant-a", Receivers: []string{"team-a"}}
 	}
@@ -127,6 +131,13 @@ type amFixture struct {
 
 func newAMFixture(t *testing.T) *amFixture {
 	t.Helper()
+	return newAMFixtureToken(t, "")
+}
+
+// newAMFixtureToken is newAMFixture with alertmanager.bearer_token_file
+// set to tokenFile when it is not "".
+func newAMFixtureToken(t *testing.T, tokenFile string) *amFixture {
+	t.Helper()
 	f := &amFixture{fixture: &fixture{aud: &fakeAuditor{}, certs: map[string]*x509.Certificate{}, reg: prometheus.NewRegistry()}, am: &fakeAM{}, dec: &amDecider{}}
 	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		t.Error("the Prometheus upstream was asked")
@@ -138,7 +149,7 @@ func newAMFixture(t *testing.T) *amFixture {
 	cfg := config.Default()
 	cfg.Upstream.URL = prom.URL
 	cfg.Limits.RequestsPerSecond = 0
-	cfg.Alertmanager = &config.Alertmanager{URL: am.URL, TenantHeader: "X-Scope-OrgID"}
+	cfg.Alertmanager = &config.Alertmanager{URL: am.URL, TenantHeader: "X-Scope-OrgID", BearerTokenFile: tokenFile}
 	mtls, err := authn.NewMTLS(cfg.Authn.MTLS)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +165,7 @@ func newAMFixture(t *testing.T) *amFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ cn, ou string }{{"alice", "team-a"}, {"root", "admins"}, {"sec", "security"}, {"mallory", "nobody"}} {
+	for _, c := range []struct{ cn, ou string }{{"alice", "team-a"}, {"bob", "team-b"}, {"root", "admins"}, {"sec", "security"}, {"mallory", "nobody"}} {
 		certPEM, _, err := ca.Issue(tlsutil.CertSpec{CommonName: c.cn, OUs: []string{c.ou}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 		if err != nil {
 			t.Fatal(err)
@@ -232,6 +243,7 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		{name: "team-a receivers from the decision", req: request{user: "alice", target: "/api/v2/receivers"}, status: 200, forwarded: []string{"GET /api/v2/receivers?"}, body: "team-a", notBody: "team-b"},
 		{name: "team-a pushes: namespace injected", req: request{user: "alice", method: "POST", target: "/api/v2/alerts", body: `[{"labels":{"alertname":"X"}}]`}, status: 200, forwarded: []string{"POST /api/v2/alerts?"}},
 		{name: "team-a pushes for team-b: refused", req: request{user: "alice", method: "POST", target: "/api/v2/alerts", body: `[{"labels":{"alertname":"X","namespace":"b"}}]`}, status: 403},
+		{name: "no tenant while tenant_header is set", req: request{user: "bob", target: "/api/v2/alerts"}, status: 403, msg: "names no tenant"},
 		{name: "query string on a silence is dropped", req: request{user: "alice", target: "/api/v2/silence/sa?x=1"}, status: 200, forwarded: []string{"GET /api/v2/silence/sa?"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -339,4 +351,33 @@ func (f *amFixture) do(t testing.TB, rq request) *httptest.ResponseRecorder {
 		rq.contentType = "application/json"
 	}
 	return f.fixture.do(t, rq)
+}
+
+// TestAlertmanagerToken checks that the Alertmanager gets its own token,
+// reloaded when the file changes, and never the caller's.
+func TestAlertmanagerToken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "am-token")
+	if err := os.WriteFile(path, []byte("am-secret-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := newAMFixtureToken(t, path)
+	if w := f.do(t, request{user: "root", target: "/api/v2/status", header: map[string]string{"Authorization": "Bearer caller"}}); w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if got := f.am.hdr[0].Get("Authorization"); got != "Bearer am-secret-1" {
+		t.Errorf("Authorization upstream = %q, want the Alertmanager token", got)
+	}
+	if err := os.WriteFile(path, []byte("am-secret-2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	part := f.h.AlertmanagerToken()
+	if err := part.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if w := f.do(t, request{user: "root", target: "/api/v2/status"}); w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if got := f.am.hdr[1].Get("Authorization"); got != "Bearer am-secret-2" {
+		t.Errorf("Authorization upstream after reload = %q", got)
+	}
 }
