@@ -61,8 +61,8 @@ type Record struct {
 	// or expire concerned (who is the record's identity): the operation
 	// (create, update or expire), the silence's id (for a create, the one the
 	// Alertmanager gave it), its matchers in Alertmanager's filter syntax as
-	// forwarded (for an expire, as read from the Alertmanager), and the time
-	// it starts and ends (RFC 3339).
+	// forwarded (as sent when refused before; for an expire, as read from
+	// the Alertmanager), and the time it starts and ends (RFC 3339).
 	SilenceOperation string   `json:"silence_operation,omitempty"`
 	SilenceID        string   `json:"silence_id,omitempty"`
 	SilenceMatchers  []string `json:"silence_matchers,omitempty"`

@@ -455,6 +455,8 @@ func (h *Handler) serveAMSilencePost(w http.ResponseWriter, r *http.Request, st 
 		in.Operation = authz.AMUpdate
 	}
 	st.silence = &silenceRecord{op: in.Operation, id: s.ID}
+	// As sent until it is confined; a refused one is audited so.
+	st.silence.set(s)
 	g, release, err := h.amAdmit(r, st, in)
 	if err != nil {
 		return err
@@ -636,8 +638,8 @@ func filterStrings(ms []enforce.AMMatcher) []string {
 }
 
 // silenceRecord is what the audit record says of a silence change: who (the
-// record's identity) silenced what (matchers, as forwarded), for how long,
-// and its id.
+// record's identity) silenced what (matchers, as forwarded, or as sent when
+// refused before), for how long, and its id.
 type silenceRecord struct {
 	op               string
 	id               string

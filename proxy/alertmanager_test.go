@@ -314,6 +314,15 @@ func TestAlertmanagerSilenceForwarded(t *testing.T) {
 		t.Errorf("audit record = %+v", rec)
 	}
 
+	// A refused create is audited with the silence as sent.
+	f = newAMFixture(t)
+	if w := f.do(t, request{user: "alice", method: "POST", target: "/api/v2/silences", body: silenceJSON("", "namespace=b")}); w.Code != 403 {
+		t.Fatalf("create for b: status %d", w.Code)
+	}
+	if rec := f.aud.records[0]; rec.SilenceOperation != "create" || !slices.Equal(rec.SilenceMatchers, []string{`namespace="b"`}) || rec.SilenceEndsAt == "" {
+		t.Errorf("audit record of a refused create = %+v", rec)
+	}
+
 	// An expire is asked twice: before the read ({id} only) and with the
 	// silence read.
 	f = newAMFixture(t)
