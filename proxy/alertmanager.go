@@ -107,9 +107,11 @@ func amMatch(r *http.Request) *route {
 // Identical requests are never coalesced: silences change.
 func newAMUpstream(cfg *config.Config, h *Handler) (*upstream, *TokenFile, error) {
 	am := cfg.Alertmanager
-	token, err := NewTokenFile(am.BearerTokenFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("alertmanager: %w", err)
+	token := &TokenFile{path: am.BearerTokenFile, key: "alertmanager.bearer_token_file"}
+	empty := ""
+	token.token.Store(&empty)
+	if err := token.Reload(); err != nil {
+		return nil, nil, err
 	}
 	c := *cfg
 	c.Upstream = config.Upstream{Kind: config.KindPrometheusAPI, URL: am.URL, TLS: am.TLS, TenantHeader: am.TenantHeader}

@@ -390,3 +390,20 @@ func TestAlertmanagerToken(t *testing.T) {
 		t.Errorf("Authorization upstream after reload = %q", got)
 	}
 }
+
+// TestAlertmanagerTokenMissing checks that a missing token file fails the
+// gateway's construction, naming the setting.
+func TestAlertmanagerTokenMissing(t *testing.T) {
+	cfg := config.Default()
+	cfg.Upstream.URL = "http://127.0.0.1:9"
+	cfg.Alertmanager = &config.Alertmanager{URL: "http://127.0.0.1:9", BearerTokenFile: filepath.Join(t.TempDir(), "missing")}
+	mtls, err := authn.NewMTLS(cfg.Authn.MTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Options{Config: cfg, Authn: authn.Chain{mtls}, Authz: &amDecider{}, Audit: &fakeAuditor{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
+	if err == nil || !strings.HasPrefix(err.Error(), "alertmanager.bearer_token_file: ") {
+		t.Errorf("New = %v, want an error naming alertmanager.bearer_token_file", err)
+	}
+}
