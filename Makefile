@@ -60,6 +60,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzEnvHeaders$$' -fuzztime=10s ./tracing/
 	$(GO) test -run='^$$' -fuzz='^FuzzEncode$$' -fuzztime=10s ./tracing/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=10s ./audit/
+	$(GO) test -run='^$$' -fuzz='^FuzzAMMatcher$$' -fuzztime=10s ./enforce/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSilence$$' -fuzztime=10s ./enforce/
+	$(GO) test -run='^$$' -fuzz='^FuzzAMBodies$$' -fuzztime=10s ./enforce/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.
 deps:

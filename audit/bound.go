@@ -76,6 +76,11 @@ type Truncation struct {
 	DroppedParams           *Cut `json:"dropped_params,omitempty"`
 	RefusedMatch            *Cut `json:"refused_match,omitempty"`
 	Clamped                 *Cut `json:"clamped,omitempty"`
+	SilenceOperation        *Cut `json:"silence_operation,omitempty"`
+	SilenceID               *Cut `json:"silence_id,omitempty"`
+	SilenceMatchers         *Cut `json:"silence_matchers,omitempty"`
+	SilenceStartsAt         *Cut `json:"silence_starts_at,omitempty"`
+	SilenceEndsAt           *Cut `json:"silence_ends_at,omitempty"`
 	DecisionReason          *Cut `json:"decision.reason,omitempty"`
 	DecisionPolicyRevision  *Cut `json:"decision.policy_revision,omitempty"`
 	Error                   *Cut `json:"error,omitempty"`
@@ -148,6 +153,11 @@ var textFields = []textField{
 	{list: func(r *Record) *[]string { return &r.DroppedParams }, cut: func(t *Truncation) **Cut { return &t.DroppedParams }},
 	{list: func(r *Record) *[]string { return &r.RefusedMatch }, cut: func(t *Truncation) **Cut { return &t.RefusedMatch }},
 	{list: func(r *Record) *[]string { return &r.Clamped }, cut: func(t *Truncation) **Cut { return &t.Clamped }},
+	{str: func(r *Record) *string { return &r.SilenceOperation }, cut: func(t *Truncation) **Cut { return &t.SilenceOperation }},
+	{str: func(r *Record) *string { return &r.SilenceID }, cut: func(t *Truncation) **Cut { return &t.SilenceID }},
+	{list: func(r *Record) *[]string { return &r.SilenceMatchers }, cut: func(t *Truncation) **Cut { return &t.SilenceMatchers }},
+	{str: func(r *Record) *string { return &r.SilenceStartsAt }, cut: func(t *Truncation) **Cut { return &t.SilenceStartsAt }},
+	{str: func(r *Record) *string { return &r.SilenceEndsAt }, cut: func(t *Truncation) **Cut { return &t.SilenceEndsAt }},
 	{str: decisionField(func(d *Decision) *string { return &d.Reason }), cut: func(t *Truncation) **Cut { return &t.DecisionReason }},
 	{
 		str: decisionField(func(d *Decision) *string { return &d.PolicyRevision }),

@@ -331,6 +331,7 @@ func oversizedRecord() *Record {
 		TraceID:    "4bf92f3577b34da6a3ce929d0e0e4736",
 		Identity:   &Identity{Method: ctl, Subject: ctl, Groups: l, Issuer: ctl, CertFingerprint: ctl},
 		RemoteAddr: ctl, Method: ctl, Route: ctl, Path: ctl, Query: l, EnforcedQuery: l, DroppedParams: l, RefusedMatch: l, Clamped: l,
+		SilenceOperation: ctl, SilenceID: ctl, SilenceMatchers: l, SilenceStartsAt: ctl, SilenceEndsAt: ctl,
 		Decision: &Decision{Reason: ctl, PolicyRevision: ctl},
 		Status:   math.MaxInt, Bytes: math.MinInt64, DurationMS: -math.MaxFloat64, Error: ctl,
 	}

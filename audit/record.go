@@ -57,6 +57,17 @@ type Record struct {
 	// the allowed window before forwarding, each as name=value with the
 	// value as sent upstream (Unix seconds), such as "start=1765090800.000".
 	Clamped []string `json:"clamped,omitempty"`
+	// The silence fields record what an Alertmanager silence create, update
+	// or expire concerned (who is the record's identity): the operation
+	// (create, update or expire), the silence's id (for a create, the one the
+	// Alertmanager gave it), its matchers in Alertmanager's filter syntax as
+	// forwarded (as sent when refused before; for an expire, as read from
+	// the Alertmanager), and the time it starts and ends (RFC 3339).
+	SilenceOperation string   `json:"silence_operation,omitempty"`
+	SilenceID        string   `json:"silence_id,omitempty"`
+	SilenceMatchers  []string `json:"silence_matchers,omitempty"`
+	SilenceStartsAt  string   `json:"silence_starts_at,omitempty"`
+	SilenceEndsAt    string   `json:"silence_ends_at,omitempty"`
 	// Decision is the policy decision, nil when the policy was not asked.
 	Decision *Decision `json:"decision,omitempty"`
 	// Status is the HTTP status sent to the client.

@@ -75,15 +75,17 @@ func fullRecord() *Record {
 			Issuer:          "https://idp.example",
 			CertFingerprint: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		},
-		RemoteAddr:    "10.0.0.7",
-		Method:        "POST",
-		Route:         "query_range",
-		Path:          "/api/v1/query_range",
-		Query:         []string{`sum(rate(http_requests_total{job="api"}[5m])) > 0 & <b>`},
-		EnforcedQuery: []string{`sum(rate(http_requests_total{job="api",namespace=~"team-a|team-a-staging"}[5m])) > 0 & <b>`},
-		DroppedParams: []string{"nocache"},
-		RefusedMatch:  []string{`{namespace="team-b"}`},
-		Clamped:       []string{"start=1773502013.000"},
+		RemoteAddr:       "10.0.0.7",
+		Method:           "POST",
+		Route:            "query_range",
+		Path:             "/api/v1/query_range",
+		Query:            []string{`sum(rate(http_requests_total{job="api"}[5m])) > 0 & <b>`},
+		EnforcedQuery:    []string{`sum(rate(http_requests_total{job="api",namespace=~"team-a|team-a-staging"}[5m])) > 0 & <b>`},
+		DroppedParams:    []string{"nocache"},
+		RefusedMatch:     []string{`{namespace="team-b"}`},
+		Clamped:          []string{"start=1773502013.000"},
+		SilenceOperation: "create", SilenceID: "9c4f-1", SilenceMatchers: []string{`namespace="team-a"`},
+		SilenceStartsAt: "2026-03-14T15:26:53Z", SilenceEndsAt: "2026-03-14T17:26:53Z",
 		Decision: &Decision{
 			Allow:          false,
 			Reason:         "team-a may read its namespaces",
@@ -140,12 +142,14 @@ func jsonKeys(t *testing.T, typ reflect.Type) []string {
 func TestRecordFields(t *testing.T) {
 	documented := map[string][]string{
 		"record": {"bytes", "chain_start", "clamped", "client_request_id", "decision", "dropped_params", "duration_ms", "enforced_query", "error", "hash", "id",
-			"identity", "method", "path", "prev_hash", "query", "refused_match", "remote_addr", "route", "status", "time", "trace_id", "truncated"},
+			"identity", "method", "path", "prev_hash", "query", "refused_match", "remote_addr", "route",
+			"silence_ends_at", "silence_id", "silence_matchers", "silence_operation", "silence_starts_at", "status", "time", "trace_id", "truncated"},
 		"identity": {"cert_fingerprint", "groups", "issuer", "method", "subject"},
 		"decision": {"allow", "policy_revision", "reason"},
 		"truncated": {"clamped", "client_request_id", "decision.policy_revision", "decision.reason", "dropped_params", "enforced_query", "error", "id",
 			"identity.cert_fingerprint", "identity.groups", "identity.issuer", "identity.method", "identity.subject",
-			"method", "path", "query", "refused_match", "remote_addr", "route"},
+			"method", "path", "query", "refused_match", "remote_addr", "route",
+			"silence_ends_at", "silence_id", "silence_matchers", "silence_operation", "silence_starts_at"},
 		"cut": {"bytes", "count", "sha256"},
 	}
 	types := map[string]reflect.Type{
@@ -211,7 +215,7 @@ func TestRecordFields(t *testing.T) {
 		for k, v := range nested.Truncated {
 			keys = append(keys, k)
 			want := []string{"bytes", "sha256"}
-			if k == "query" || k == "enforced_query" || k == "clamped" || k == "dropped_params" || k == "refused_match" || k == "identity.groups" {
+			if k == "query" || k == "enforced_query" || k == "clamped" || k == "dropped_params" || k == "refused_match" || k == "identity.groups" || k == "silence_matchers" {
 				want = documented["cut"]
 			}
 			if diff := cmp.Diff(want, keysOf(t, v)); diff != "" {

@@ -61,6 +61,10 @@ func (c *decisionCache) put(key string, d Decision) {
 // cacheKey encodes everything of in that a policy without input.query can
 // read, each field length-prefixed so that no two inputs share a key.
 func cacheKey(in Input) (string, bool) {
+	if in.Alertmanager != nil {
+		// A silence or alert is not worth a cache entry.
+		return "", false
+	}
 	var b strings.Builder
 	b.Grow(cacheKeySize(in))
 	field := func(s string) {

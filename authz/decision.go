@@ -28,6 +28,7 @@ import (
 //	Tenant        "tenant": string                     no tenant
 //	RateKey       "rate_key": string                   a rate bucket per identity
 //	Limits        "limits": {max_range, ...}           the configured limits only
+//	Receivers     "receivers": [string]                a confined caller sees no Alertmanager receiver
 //
 // Enforce, EnforceRegex, Matchers, Tenant, RateKey and Limits are set only
 // when Allow is true; all three confinements empty means unrestricted. A
@@ -66,6 +67,9 @@ type Decision struct {
 	RateKey string `json:"rate_key,omitempty"`
 	// Limits are per-decision query limits; zero fields are not set.
 	Limits Limits `json:"limits,omitzero"`
+	// Receivers names the Alertmanager receivers a confined caller may see
+	// on /api/v2/receivers (an unrestricted caller sees them all).
+	Receivers []string `json:"receivers,omitempty"`
 	// Revision is the revision of the policy that made the decision (see
 	// Authorizer.Revision), set by the Authorizer whatever the outcome, so
 	// that an audit record names the policy that decided even across a
@@ -237,8 +241,12 @@ func parseDecision(v ast.Value) (Decision, error) {
 			d.RateKey, err = parseRateKey(val.Value)
 		case "limits":
 			d.Limits, err = parseLimits(val.Value)
+		case "receivers":
+			if d.Receivers, err = stringList(val.Value); err != nil {
+				err = fmt.Errorf(`%w: "receivers": %w`, ErrMalformed, err)
+			}
 		default:
-			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant, rate_key and limits", ErrMalformed, string(key))
+			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant, rate_key, limits and receivers", ErrMalformed, string(key))
 		}
 	})
 	if err != nil {

@@ -53,6 +53,12 @@ func TestParseDecisionFields(t *testing.T) {
 			want:  Decision{Reason: `denied: the policy allows no value of label "env"`},
 		},
 		{name: "regex matching empty", value: `{"allow": true, "enforce_regex": {"namespace": ["team-.*|"]}}`, wantErr: "matches the empty string"},
+		{
+			name:  "receivers",
+			value: `{"allow": true, "enforce": {"namespace": ["a"]}, "receivers": ["team-a"]}`,
+			want:  Decision{Allow: true, Reason: reasonAllowed, Enforce: map[string][]string{"namespace": {"a"}}, Receivers: []string{"team-a"}},
+		},
+		{name: "receivers not strings", value: `{"allow": true, "receivers": [1]}`, wantErr: `"receivers"`},
 		{name: "regex star", value: `{"allow": true, "enforce_regex": {"namespace": [".*"]}}`, wantErr: "matches the empty string"},
 		{name: "regex optional", value: `{"allow": true, "enforce_regex": {"namespace": ["(team-a)?"]}}`, wantErr: "matches the empty string"},
 		{name: "regex escaping its group", value: `{"allow": true, "enforce_regex": {"namespace": ["a)|(b"]}}`, wantErr: "does not compile"},

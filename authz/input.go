@@ -29,6 +29,9 @@ type Input struct {
 	Request Request
 	// Query holds the PromQL of the request; nil when the route carries none.
 	Query *Query
+	// Alertmanager is the silence or alerts under decision on an
+	// Alertmanager route (alertmanager.go), or nil.
+	Alertmanager *Alertmanager
 	// QueryFunc, when Query is nil, builds it on demand: only if the policy
 	// revision that decides reads input.query. Converting every selector of
 	// a large query for a policy that never looks at it was the biggest part
@@ -113,13 +116,21 @@ func (in Input) value() (ast.Value, error) {
 		ast.Item(keyRoute, b.common(in.Request.Route)),
 		ast.Item(keyRemoteAddr, b.str(in.Request.RemoteAddr)),
 	)
-	items := [3][2]*ast.Term{
+	items := [4][2]*ast.Term{
 		ast.Item(keyIdentity, b.term(identity)),
 		ast.Item(keyRequest, b.term(request)),
 	}
 	n := 2
 	if in.Query != nil {
 		items[n] = ast.Item(keyQuery, b.term(b.query(in.Query)))
+		n++
+	}
+	if in.Alertmanager != nil {
+		am, err := in.Alertmanager.value()
+		if err != nil {
+			return nil, err
+		}
+		items[n] = ast.Item(keyAlertmanager, ast.NewTerm(am))
 		n++
 	}
 	return ast.NewObject(items[:n]...), nil
@@ -139,6 +150,7 @@ var sharedStrings = func() map[string]*ast.Term {
 		"label_values", "federate", "rules", "alerts", "metadata", "buildinfo",
 		"format_query", "detectors", "ui", "page", "unknown", "scrape",
 		"runtimeinfo", "flags", "tsdb", "config", "walreplay", "targets",
+		"am_alerts", "am_alert_groups", "am_alert_push", "am_silences", "am_silence", "am_status", "am_receivers",
 		// Matcher types and the metric name label.
 		"=", "!=", "=~", "!~", "__name__",
 	} {

@@ -135,6 +135,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 	g.watcher.Register("policies", reload.Func{Paths: []string{cfg.Authz.Policies}, Fn: g.authz.Reload})
 	g.watcher.Register("upstream token", g.token)
 	g.watcher.Register("exporter tokens", g.handler.ExporterTokens())
+	g.watcher.Register("alertmanager token", g.handler.AlertmanagerToken())
 	return g, nil
 }
 

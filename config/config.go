@@ -49,6 +49,9 @@ type Config struct {
 	Routes Routes `yaml:"routes"`
 	// Tracing exports the gateway's spans over OTLP (tracing.go).
 	Tracing Tracing `yaml:"tracing"`
+	// Alertmanager serves an Alertmanager's API v2 beside the Prometheus
+	// API (alertmanager.go); nil serves none.
+	Alertmanager *Alertmanager `yaml:"alertmanager"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -335,6 +338,13 @@ type Detectors struct {
 	// alerts link back to <external_url>/api/promgate/v1/detectors/<id> as
 	// their generatorURL.
 	ExternalURL string `yaml:"external_url"`
+	// AlertmanagerTLS configures the connection to alertmanager_url (an
+	// https URL): its CA, and a client certificate, such as the one the
+	// evaluator presents when alertmanager_url is the gateway itself.
+	AlertmanagerTLS UpstreamTLS `yaml:"alertmanager_tls"`
+	// AlertmanagerBearerTokenFile holds a token sent to alertmanager_url as
+	// Authorization: Bearer, read at every push.
+	AlertmanagerBearerTokenFile string `yaml:"alertmanager_bearer_token_file"`
 }
 
 // Routes turns on optional routes. A route it does not list is not found
@@ -486,6 +496,8 @@ func (c *Config) resolvePaths() {
 		&c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile,
 		&c.Upstream.TLS.CAFile, &c.Upstream.TLS.CertFile, &c.Upstream.TLS.KeyFile,
 		&c.Upstream.BearerTokenFile, &c.Authz.Policies, &c.Tracing.HeadersFile,
+		&c.Detectors.AlertmanagerTLS.CAFile, &c.Detectors.AlertmanagerTLS.CertFile,
+		&c.Detectors.AlertmanagerTLS.KeyFile, &c.Detectors.AlertmanagerBearerTokenFile,
 	} {
 		*p = c.abs(*p)
 	}
@@ -505,6 +517,9 @@ func (c *Config) resolvePaths() {
 	}
 	if c.Audit.Path != "-" {
 		c.Audit.Path = c.abs(c.Audit.Path)
+	}
+	if c.Alertmanager != nil {
+		c.Alertmanager.resolvePaths(c)
 	}
 }
 
@@ -741,7 +756,20 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if (c.Detectors.AlertmanagerTLS.CertFile == "") != (c.Detectors.AlertmanagerTLS.KeyFile == "") {
+		add("detectors.alertmanager_tls", "cert_file and key_file go together")
+	}
+	if c.Detectors.AlertmanagerTLS != (UpstreamTLS{}) && !strings.HasPrefix(c.Detectors.AlertmanagerURL, "https:") {
+		add("detectors.alertmanager_tls", "set, but detectors.alertmanager_url is not https")
+	}
+
 	errs = append(errs, c.Tracing.validate()...)
+	if c.Alertmanager != nil {
+		if c.Upstream.Kind == KindMetrics {
+			add("alertmanager", "not served by an exporter sidecar (upstream.kind metrics)")
+		}
+		errs = append(errs, c.Alertmanager.validate()...)
+	}
 	return errors.Join(errs...)
 }
 

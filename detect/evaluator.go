@@ -107,6 +107,9 @@ func NewEvaluator(cfg config.Detectors, c *Catalog, q Querier, logger *slog.Logg
 		}
 		u = u.JoinPath("api", "v2", "alerts")
 		e.am = u
+		if e.client, err = amClient(cfg); err != nil { // TLS and token (amclient.go)
+			return nil, err
+		}
 	}
 	for _, d := range c.detectors {
 		e.firing.WithLabelValues(d.ID, d.Severity).Set(0)

@@ -30,7 +30,7 @@ func TestSelect(t *testing.T) {
 		{name: "promgate source", sel: Selector{Sources: []string{"promgate"}}, wantIDs: []string{
 			"gateway_client_authn_failures", "gateway_authn_failure_zscore", "gateway_identity_query_zscore",
 			"gateway_identity_bytes_zscore", "gateway_cross_tenant_probe", "gateway_audit_write_failure",
-			"gateway_bypass_direct_upstream",
+			"gateway_bypass_direct_upstream", "gateway_silence_burst",
 		}},
 		{name: "two sources and a severity", sel: Selector{Sources: []string{"falco", "istio"}, Severities: []string{"warning"}},
 			wantIDs: []string{"service_edge_new", "falco_rule_burst", "falco_event_drops"}},
@@ -84,8 +84,8 @@ func TestRuleFileIsValid(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatalf("rulefmt.Parse: %v", errs)
 	}
-	if len(groups.Groups) != 1 || len(groups.Groups[0].Rules) != 45 {
-		t.Fatalf("got %d groups, want one with 45 rules", len(groups.Groups))
+	if len(groups.Groups) != 1 || len(groups.Groups[0].Rules) != 46 {
+		t.Fatalf("got %d groups, want one with 46 rules", len(groups.Groups))
 	}
 	for i, r := range groups.Groups[0].Rules {
 		d := c.List()[i]

@@ -54,7 +54,7 @@ func TestDetectorsExport(t *testing.T) {
 		t.Fatalf("detectors export: %v\n%s", err, out)
 	}
 	out, err := exec.Command("promtool", "check", "rules", all).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "SUCCESS: 45 rules found") {
+	if err != nil || !strings.Contains(string(out), "SUCCESS: 46 rules found") {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
 
@@ -90,13 +90,13 @@ func TestDetectorsExport(t *testing.T) {
 	}
 	out, err = env.promgate("detectors", "list", "--output", "json")
 	var list []detect.Summary
-	if err != nil || json.Unmarshal(out, &list) != nil || len(list) != 45 {
+	if err != nil || json.Unmarshal(out, &list) != nil || len(list) != 46 {
 		t.Errorf("detectors list --output json: %v, %d entries\n%.400s", err, len(list), out)
 	}
 }
 
 // TestDetectorsPromtoolFull runs the generated unit tests of the whole
-// catalog (90 scenarios) under promtool. It takes about 7 minutes with
+// catalog (92 scenarios) under promtool. It takes about 7 minutes with
 // promtool 2.42, so it runs only with PROMGATE_E2E_SLOW=1.
 func TestDetectorsPromtoolFull(t *testing.T) {
 	if os.Getenv("PROMGATE_E2E_SLOW") == "" {
@@ -234,8 +234,8 @@ func TestDetectorsAlertmanager(t *testing.T) {
 				series = len(mf.GetMetric())
 			}
 		}
-		if series != 45 {
-			t.Errorf("promgate_detector_firing has %d series, want 45", series)
+		if series != 46 {
+			t.Errorf("promgate_detector_firing has %d series, want 46", series)
 		}
 	})
 

@@ -106,6 +106,15 @@
 // together because they share those labels. Nothing is written unless the
 // whole input parsed; a malformed input wraps [ErrUpstream].
 //
+// [ParseAMMatcher], [ParseSilence] and [ParseAlerts] read Alertmanager's
+// matchers, silences and pushed alerts (alertmanager.go) the way
+// Alertmanager 0.25 does; [Enforcer.SilenceConfined] reports whether a
+// silence can only silence alerts the caller may see (the regex-language
+// check of rules), [Enforcer.ConfineSilence] injects the allowed set where a
+// silence has no matcher and refuses one reaching outside it,
+// [Enforcer.AlertFilters] gives the filter matchers that confine an alerts
+// request, and the FilterAM* filters confine Alertmanager's answers.
+//
 // # Refusals
 //
 // Every error is an [*Error]. A query or match[] that does not parse, and any

@@ -49,6 +49,12 @@ decision := {
 } if {
 	input.request.route == "scrape"
 	not filtered_scraper
+} else := am if {
+	# The Alertmanager routes' own rules (am_decision, below), one branch
+	# here so that the other routes pay for one comparison. Where they say
+	# nothing, the rules below apply to these routes too.
+	startswith(input.request.route, "am_")
+	am := am_decision
 } else := {
 	"allow": true,
 	"reason": "allowed: member of an admin group, unrestricted",
@@ -122,3 +128,144 @@ caller_groups contains g if {
 describe(groups) := "none" if {
 	count(groups) == 0
 } else := concat(", ", sort(groups))
+
+# The Alertmanager rules. A silence is under decision on route am_silence
+# (input.alertmanager: operation create, update or expire; silence as sent;
+# existing, the silence an update or expire replaces, as read from the
+# Alertmanager). It is protected when a matcher of either can select
+# detector alerts (any matcher on detector but detector="") or critical
+# ones (a matcher on severity that accepts "critical").
+protected_silence if {
+	some key in ["silence", "existing"]
+	some m in input.alertmanager[key].matchers
+	protected_matcher(m)
+}
+
+protected_matcher(m) if {
+	m.name == "detector"
+	not m.type == "="
+}
+
+protected_matcher(m) if {
+	m.name == "detector"
+	m.type == "="
+	m.value != ""
+}
+
+protected_matcher(m) if {
+	m.name == "severity"
+	accepts_critical(m)
+}
+
+accepts_critical(m) if {
+	m.type == "="
+	m.value == "critical"
+}
+
+accepts_critical(m) if {
+	m.type == "!="
+	m.value != "critical"
+}
+
+accepts_critical(m) if {
+	m.type == "=~"
+	regex.match(sprintf("^(?:%s)$", [m.value]), "critical")
+}
+
+accepts_critical(m) if {
+	m.type == "!~"
+	not regex.match(sprintf("^(?:%s)$", [m.value]), "critical")
+}
+
+# silence_guard keeps a silence off detector and critical alerts. Every
+# alert has an alertname, and a selector needs one matcher that does not
+# match the empty string.
+silence_guard := `{detector="",severity!="critical",alertname!=""}`
+
+# in_groups holds when one of the caller's groups is listed in groups.
+in_groups(groups) if {
+	some g in input.identity.groups
+	is_string(g)
+	g in groups
+}
+
+# caller_namespaces are the namespaces of the caller's groups, as the team
+# rule above computes them.
+caller_namespaces := {ns |
+	some g in input.identity.groups
+	some ns in data.promgate.group_namespaces[g]
+	is_string(ns)
+	ns != ""
+}
+
+# am_decision is the Alertmanager routes' part of the decision: defined
+# only where one of its branches holds, else the main chain goes on to
+# the admin and team rules. Its first branches are denials that hold for
+# everyone outside a security group, admins included.
+am_decision := {
+	# Alertmanager (routes am_*): only a security group may create, update
+	# or expire a silence that can cover detector alerts (label detector)
+	# or critical ones (severity="critical"), whatever else the caller may
+	# do. See the silence rules below.
+	"allow": false,
+	"reason": sprintf("denied: %s (groups: %s) may not %s a silence that can cover detector or critical alerts; only members of a security group may", [
+		subject,
+		describe(caller_groups),
+		input.alertmanager.operation,
+	]),
+} if {
+	input.request.route == "am_silence"
+	protected_silence
+	not in_groups(data.promgate.security_groups)
+} else := {
+	"allow": false,
+	"reason": sprintf("denied: %s (groups: %s) may not make a silence longer than 24h; that needs an on-call group", [
+		subject,
+		describe(caller_groups),
+	]),
+} if {
+	input.request.route == "am_silence"
+	input.alertmanager.silence.duration_seconds > 86400
+	not in_groups(data.promgate.oncall_groups)
+} else := {
+	"allow": false,
+	"reason": sprintf("denied: %s (groups: %s) may not push alerts that carry the detector label; only the gateway's detector evaluator may", [
+		subject,
+		describe(caller_groups),
+	]),
+} if {
+	input.request.route == "am_alert_push"
+	not in_groups(data.promgate.alert_sender_groups)
+	some a in input.alertmanager.alerts
+	a.labels.detector
+} else := {
+	"allow": true,
+	"reason": "allowed: member of a security group, unrestricted on Alertmanager",
+} if {
+	startswith(input.request.route, "am_")
+	in_groups(data.promgate.security_groups)
+} else := {
+	"allow": true,
+	"reason": "allowed: alert sender, unrestricted push",
+} if {
+	input.request.route == "am_alert_push"
+	in_groups(data.promgate.alert_sender_groups)
+} else := {
+	# Anyone else's silence is kept off detector and critical alerts:
+	# the gateway adds these matchers to a silence that lacks them, and
+	# refuses to update or expire one that does not imply them.
+	"allow": true,
+	"reason": "allowed: member of an admin group, silences kept off detector and critical alerts",
+	"matchers": [silence_guard],
+} if {
+	input.request.route == "am_silence"
+	in_groups(data.promgate.admin_groups)
+} else := {
+	"allow": true,
+	"reason": "allowed: confined to the namespaces of the caller's groups, silences kept off detector and critical alerts",
+	"enforce": {"namespace": caller_namespaces},
+	"matchers": [silence_guard],
+} if {
+	input.request.route == "am_silence"
+	caller_namespaces != set()
+}

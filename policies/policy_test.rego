@@ -315,3 +315,110 @@ test_status_routes_scrape_group_grants_nothing if {
 		d.allow == false
 	}
 }
+
+# Alertmanager silences (route am_silence).
+
+silence_input(subject, groups, op, matchers, seconds) := {
+	"identity": identity(subject, groups),
+	"request": {"method": "POST", "path": "/api/v2/silences", "route": "am_silence", "remote_addr": "10.0.0.7"},
+	"alertmanager": {"operation": op, "silence": {
+		"id": "", "matchers": matchers, "comment": "c", "created_by": subject,
+		"starts_at": "", "ends_at": "", "duration_seconds": seconds,
+	}},
+}
+
+m(name, type, value) := {"name": name, "type": type, "value": value}
+
+test_team_member_silence_is_confined_and_guarded if {
+	d := authz.decision with input as silence_input("alice", ["team-a"], "create", [m("alertname", "=", "X")], 3600)
+	d.allow == true
+	d.enforce == {"namespace": {"team-a", "team-a-staging"}}
+	d.matchers == [`{detector="",severity!="critical",alertname!=""}`]
+}
+
+test_team_member_may_not_silence_a_detector if {
+	d := authz.decision with input as silence_input("alice", ["team-a"], "create", [m("detector", "=", "gateway_bypass_direct_upstream")], 3600)
+	d.allow == false
+	contains(d.reason, "only members of a security group")
+}
+
+test_admin_may_not_silence_a_detector if {
+	d := authz.decision with input as silence_input("root", ["admins"], "create", [m("detector", "=~", ".+")], 3600)
+	d.allow == false
+}
+
+test_security_may_silence_a_detector if {
+	d := authz.decision with input as silence_input("sec", ["security"], "create", [m("detector", "=", "x")], 3600)
+	d == {"allow": true, "reason": "allowed: member of a security group, unrestricted on Alertmanager"}
+}
+
+test_critical_silences_need_security if {
+	every ms in [
+		[m("severity", "=", "critical")],
+		[m("severity", "=~", "crit.*")],
+		[m("severity", "!=", "warning")],
+		[m("severity", "!~", "warning|info")],
+		[m("detector", "!=", "x")],
+	] {
+		d := authz.decision with input as silence_input("alice", ["team-a"], "create", ms, 3600)
+		d.allow == false
+	}
+}
+
+test_non_critical_and_guard_matchers_are_not_protected if {
+	every ms in [
+		[m("severity", "=", "warning")],
+		[m("severity", "!=", "critical")],
+		[m("severity", "!~", "crit.*")],
+		[m("detector", "=", ""), m("alertname", "=", "X")],
+	] {
+		d := authz.decision with input as silence_input("alice", ["team-a"], "create", ms, 3600)
+		d.allow == true
+	}
+}
+
+test_expiring_a_detector_silence_needs_security if {
+	req := {
+		"identity": identity("alice", ["team-a"]),
+		"request": {"method": "DELETE", "path": "/api/v2/silence/x", "route": "am_silence", "remote_addr": "10.0.0.7"},
+		"alertmanager": {"operation": "expire", "silence": {"id": "x", "matchers": []}, "existing": {"id": "x", "matchers": [m("detector", "=", "x")]}},
+	}
+	d := authz.decision with input as req
+	d.allow == false
+	d2 := authz.decision with input as req with input.identity as identity("sec", ["security"])
+	d2.allow == true
+}
+
+test_long_silences_need_oncall if {
+	d := authz.decision with input as silence_input("alice", ["team-a"], "create", [m("alertname", "=", "X")], 90000)
+	d.allow == false
+	contains(d.reason, "longer than 24h")
+	d2 := authz.decision with input as silence_input("alice", ["team-a", "oncall"], "create", [m("alertname", "=", "X")], 90000)
+	d2.allow == true
+	d3 := authz.decision with input as silence_input("sec", ["security"], "create", [m("detector", "=", "x")], 90000)
+	d3.allow == false
+}
+
+test_alertmanager_reads_are_confined if {
+	req := {"identity": identity("alice", ["team-a"]), "request": {"method": "GET", "path": "/api/v2/alerts", "route": "am_alerts", "remote_addr": "10.0.0.7"}}
+	d := authz.decision with input as req
+	d.enforce == {"namespace": {"team-a", "team-a-staging"}}
+	not d.matchers
+	d2 := authz.decision with input as req with input.identity as identity("sec", ["security"])
+	d2.allow == true
+	not d2.enforce
+}
+
+test_only_alert_senders_push_detector_alerts if {
+	req := {
+		"identity": identity("alice", ["team-a"]),
+		"request": {"method": "POST", "path": "/api/v2/alerts", "route": "am_alert_push", "remote_addr": "10.0.0.7"},
+		"alertmanager": {"operation": "push", "alerts": [{"labels": {"alertname": "X", "detector": "fake"}}]},
+	}
+	d := authz.decision with input as req
+	d.allow == false
+	d2 := authz.decision with input as req with input.identity as identity("promgate-detectors", ["alert-senders"])
+	d2 == {"allow": true, "reason": "allowed: alert sender, unrestricted push"}
+	d3 := authz.decision with input as req with input.alertmanager.alerts as [{"labels": {"alertname": "X"}}]
+	d3.enforce == {"namespace": {"team-a", "team-a-staging"}}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/promgate/promgate/authn"
 	"github.com/promgate/promgate/authz"
@@ -23,6 +24,9 @@ type ask struct {
 	// match are the match[] selectors of a match route, already checked to
 	// parse; nil for other kinds.
 	match []string
+	// am is the silence or alerts under decision on an Alertmanager
+	// route, or nil.
+	am *authz.Alertmanager
 	// params are the request's time parameters, checked against the limits
 	// (and clamped where a metadata route allows it); nil when the request
 	// has none to check.
@@ -47,6 +51,8 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, st *state, a *ask)
 	in := authz.Input{
 		Identity: st.identity,
 		Request:  authz.Request{Method: r.Method, Path: r.URL.Path, Route: a.route, RemoteAddr: st.remoteAddr},
+		// Alertmanager routes only: the silence or alerts under decision.
+		Alertmanager: a.am,
 	}
 	switch {
 	case a.query != nil:
@@ -72,7 +78,11 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, st *state, a *ask)
 	if err := h.checkLimits(a, g, st); err != nil {
 		return nil, err
 	}
-	if h.cfg.Upstream.TenantHeader != "" {
+	tenantHeader := h.cfg.Upstream.TenantHeader
+	if slices.Contains(amRoutes, a.route) {
+		tenantHeader = h.cfg.Alertmanager.TenantHeader
+	}
+	if tenantHeader != "" {
 		if dec.Tenant == "" {
 			return nil, promapi.Errorf(promapi.ErrForbidden, "access denied for %s: the policy names no tenant, and the upstream needs one", st.identity.Subject)
 		}

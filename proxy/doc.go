@@ -49,4 +49,12 @@
 //     request is equal byte for byte, the request id and trace context
 //     aside, and each still gets its own filtering and audit record.
 //     Nothing is cached.
+//   - With the alertmanager block, an Alertmanager's API v2 is served
+//     beside the Prometheus API (alertmanager.go; DESIGN.md,
+//     "Alertmanager"): alerts and groups get the caller's enforcement as
+//     filter matchers and are filtered again, silences are confined by
+//     label (an update or expire reads the silence first and asks the
+//     policy again with it; a refusal forwards nothing else), createdBy is
+//     the authenticated subject, pushed alerts must carry allowed values,
+//     and every other Alertmanager path, API v1 included, is 404.
 package proxy

@@ -109,6 +109,10 @@ type Handler struct {
 	idSeq    atomic.Uint64
 	// tracer is Options.Tracer: nil when tracing is off.
 	tracer trace.Tracer
+	// am reaches the Alertmanager of the alertmanager block, with amToken,
+	// or is nil (alertmanager.go).
+	am      *upstream
+	amToken *TokenFile
 }
 
 // New builds the handler. It fails when the options are incomplete or the
@@ -167,6 +171,11 @@ func New(o Options) (*Handler, error) {
 	h.idPrefix = hex.EncodeToString(b[:])
 	if h.up, err = newUpstream(o.Config, o.Transport, h.token, h.tel, h.log); err != nil {
 		return nil, err
+	}
+	if o.Config.Alertmanager != nil {
+		if h.am, h.amToken, err = newAMUpstream(o.Config, h); err != nil {
+			return nil, err
+		}
 	}
 	if o.Config.Upstream.Kind == config.KindMetrics {
 		if h.scrapes, err = newScrapeSet(o.Config, h.up.raw, h.token); err != nil {
@@ -485,6 +494,12 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 	ar.RefusedMatch = st.refusedMatch
 	for _, c := range st.clamped {
 		ar.Clamped = append(ar.Clamped, c.name+"="+c.value)
+	}
+	if s := st.silence; s != nil {
+		ar.SilenceOperation, ar.SilenceID, ar.SilenceMatchers = s.op, s.id, s.matchers
+		if !s.startsAt.IsZero() {
+			ar.SilenceStartsAt, ar.SilenceEndsAt = s.startsAt.UTC().Format(time.RFC3339), s.endsAt.UTC().Format(time.RFC3339)
+		}
 	}
 	if d := st.decision; d != nil {
 		ar.Decision = &audit.Decision{Allow: d.Allow, Reason: d.Reason, PolicyRevision: st.revision}

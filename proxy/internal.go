@@ -40,6 +40,9 @@ func Internal(g prometheus.Gatherer, ready func() error) http.Handler {
 type TokenFile struct {
 	path  string
 	token atomic.Pointer[string]
+	// key names the file's setting in errors; "" is
+	// upstream.bearer_token_file.
+	key string
 }
 
 // NewTokenFile reads the token at path. An empty path gives an empty token.
@@ -61,13 +64,17 @@ func (t *TokenFile) Reload() error {
 	if t.path == "" {
 		return nil
 	}
+	key := t.key
+	if key == "" {
+		key = "upstream.bearer_token_file"
+	}
 	b, err := os.ReadFile(t.path)
 	if err != nil {
-		return fmt.Errorf("upstream.bearer_token_file: %w", err)
+		return fmt.Errorf("%s: %w", key, err)
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" || strings.ContainsAny(s, "\r\n") {
-		return errors.New("upstream.bearer_token_file: must hold one non-empty line")
+		return errors.New(key + ": must hold one non-empty line")
 	}
 	t.token.Store(&s)
 	return nil

@@ -49,6 +49,8 @@ var Routes = []string{
 	RouteBuildInfo, RouteFormatQuery, RouteDetectors, RouteUI, RoutePage, RouteUnknown,
 	RouteScrape, RouteRuntimeInfo, RouteFlags, RouteTSDB, RouteConfig, RouteWALReplay,
 	RouteTargets,
+	// The Alertmanager routes (alertmanager.go).
+	RouteAMAlerts, RouteAMAlertGroups, RouteAMAlertPush, RouteAMSilences, RouteAMSilence, RouteAMStatus, RouteAMReceivers,
 }
 
 // kind says what a route reads, and so what the policy is asked about and
@@ -203,6 +205,10 @@ func (h *Handler) match(r *http.Request) *route {
 		return uiRoute
 	case h.detectors != nil && isDetectorsPath(r.URL.Path):
 		return detectorsRoute
+	case h.am != nil && strings.HasPrefix(r.URL.Path, "/api/v2/"):
+		// The Alertmanager's API v2 (alertmanager.go); its other paths,
+		// API v1 included, are not found.
+		return amMatch(r)
 	}
 	rt := classify(r.URL.RawPath, r.URL.Path)
 	if rt != nil && rt.status && !slices.Contains(h.cfg.Routes.Status, rt.name) {

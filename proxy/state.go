@@ -40,6 +40,9 @@ type state struct {
 	coalesced bool
 	// tr holds the request's spans, or is nil when tracing is off.
 	tr *reqTrace
+	// silence is the silence an Alertmanager request creates, updates or
+	// expires (alertmanager.go), or nil.
+	silence *silenceRecord
 }
 
 // recorder captures the status and size of a response.

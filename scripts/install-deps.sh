@@ -20,14 +20,14 @@ package_for() {
 	case "$1" in
 	prometheus | promtool) echo prometheus ;;
 	testssl) echo testssl.sh ;;
-	prometheus-alertmanager) echo prometheus-alertmanager ;;
+	prometheus-alertmanager | amtool) echo prometheus-alertmanager ;;
 	prometheus-node-exporter) echo prometheus-node-exporter ;;
 	chromium) echo chromium ;;
 	*) die "no package known for command $1" ;;
 	esac
 }
 
-commands=(prometheus promtool testssl prometheus-alertmanager prometheus-node-exporter chromium)
+commands=(prometheus promtool testssl prometheus-alertmanager amtool prometheus-node-exporter chromium)
 missing_pkgs=()
 for cmd in "${commands[@]}"; do
 	if path=$(command -v "$cmd"); then
