@@ -143,7 +143,7 @@ func (h *Handler) amDo(r *http.Request, st *state, req amRequest) (int, http.Hea
 	if req.body != nil {
 		body = bytes.NewReader(req.body)
 	}
-	r = st.tr.upstream(r)
+	st.tr.upstream()
 	out, err := http.NewRequestWithContext(r.Context(), req.method, target.String(), body)
 	if err != nil {
 		return 0, nil, nil, err
@@ -156,7 +156,7 @@ func (h *Handler) amDo(r *http.Request, st *state, req amRequest) (int, http.Hea
 	if req.body != nil {
 		out.Header.Set("Content-Type", "application/json")
 	}
-	stampHeaders(out.Header, r, st.id, u.token(), u.cfg.Upstream.TenantHeader, req.tenant)
+	stampHeaders(out.Header, r, st.tr, st.id, u.token(), u.cfg.Upstream.TenantHeader, req.tenant)
 	resp, err := u.rt.RoundTrip(out)
 	if err != nil {
 		u.tel.upstream(st.route, 0)
