@@ -82,6 +82,11 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, st *state
 		http.Redirect(w, r, h.login.StartURL(r), http.StatusFound)
 		return nil
 	}
+	if h.login == nil && isUIPath(r.URL.Path) && wantsHTML(r) {
+		// No login here: the browser gets a page, not JSON, naming the
+		// credential it needs (console.go).
+		return h.consoleSignIn(w, r, st, err)
+	}
 	return h.authnError(err)
 }
 

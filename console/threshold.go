@@ -1,0 +1,49 @@
+package console
+
+import (
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+var stockParser = parser.NewParser(parser.Options{})
+
+// Threshold splits a detector's expression "value > N" into the value it
+// compares and the threshold N, looking through parentheses and the left
+// side of and/unless (a detector's "value > N unless baseline"). ok is false
+// when the expression has no such comparison; the graph then draws the
+// expression itself.
+func Threshold(expr string) (value string, threshold float64, ok bool) {
+	e, err := stockParser.ParseExpr(expr)
+	if err != nil {
+		return "", 0, false
+	}
+	for {
+		switch n := e.(type) {
+		case *parser.ParenExpr:
+			e = n.Expr
+			continue
+		case *parser.BinaryExpr:
+			switch n.Op {
+			case parser.LAND, parser.LUNLESS:
+				e = n.LHS
+				continue
+			case parser.GTR, parser.GTE, parser.LSS, parser.LTE:
+				num, isNum := unparen(n.RHS).(*parser.NumberLiteral)
+				if !isNum || n.ReturnBool || n.LHS.Type() != parser.ValueTypeVector {
+					return "", 0, false
+				}
+				return n.LHS.String(), num.Val, true
+			}
+		}
+		return "", 0, false
+	}
+}
+
+func unparen(e parser.Expr) parser.Expr {
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			return e
+		}
+		e = p.Expr
+	}
+}
