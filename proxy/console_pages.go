@@ -40,6 +40,7 @@ func (h *Handler) serveOverview(w http.ResponseWriter, r *http.Request, st *stat
 	// restricted), and those the evaluator reports active (sparklines).
 	var queries []*enforce.Query
 	parsed := map[string]*enforce.Query{}
+	spark := map[string]*enforce.Query{}
 	for _, d := range dets {
 		s, active := evState[d.ID]
 		if !d.RestrictedOK() && (!active || (s.State != detect.StateFiring && s.State != detect.StatePending)) && evState != nil {
@@ -51,6 +52,15 @@ func (h *Handler) serveOverview(w http.ResponseWriter, r *http.Request, st *stat
 		}
 		parsed[d.ID] = q
 		queries = append(queries, q)
+		// The sparkline draws the value the detector compares with its
+		// threshold, which exists before and after the anomaly too.
+		spark[d.ID] = q
+		if value, _, ok := console.Threshold(d.Expr); ok {
+			if vq, err := h.queries.parse(value); err == nil {
+				spark[d.ID] = vq
+				queries = append(queries, vq)
+			}
+		}
 	}
 	run, err := h.consoleAdmit(r, st, queries)
 	if err != nil {
@@ -109,9 +119,9 @@ func (h *Handler) serveOverview(w http.ResponseWriter, r *http.Request, st *stat
 		for _, t := range console.Tactics(d.Attack) {
 			byTactic[t]++
 		}
-		if q != nil && sparks < consoleMaxSparks {
+		if sq := spark[d.ID]; sq != nil && sparks < consoleMaxSparks {
 			sparks++
-			m, _, err := run.series(q, now, 24*time.Hour, 96)
+			m, _, err := run.series(sq, now, 24*time.Hour, 96)
 			if err == nil {
 				cd.Spark = console.Sparkline("24 hours of "+d.ID, maxPoints(m), now.Add(-24*time.Hour), now)
 			} else {
