@@ -171,6 +171,9 @@ type TopologyPage struct {
 	Edges    []Edge
 	Graph    template.HTML
 	Pods     []PodChange
+	// PodsMissing reports that kube_pod_info does not reach back to
+	// Compare, so no pod change can be counted.
+	PodsMissing bool
 	NewEdges int
 	Error    string
 }

@@ -23,6 +23,8 @@ const (
 	topoEdgesDayAgo = `sum by (` + meshEdgeLabels + `) (increase(istio_requests_total{reporter="destination"}[1h] offset 23h)) > 0`
 	topoPodsAdded   = `count by (namespace, created_by_name) (kube_pod_info unless on (namespace, pod) (kube_pod_info offset %s))`
 	topoPodsRemoved = `count by (namespace, created_by_name) ((kube_pod_info offset %s) unless on (namespace, pod) kube_pod_info)`
+	// topoPodsThen tells "no pod changed" from "no data that far back".
+	topoPodsThen = `count(kube_pod_info offset %s)`
 )
 
 var topoCompares = []string{"1d", "1w"}
@@ -33,7 +35,7 @@ func (h *Handler) serveTopology(w http.ResponseWriter, r *http.Request, st *stat
 	if compare != "1w" {
 		compare = "1d"
 	}
-	texts := []string{topoEdgesNow, topoEdgesDayAgo, sprintf(topoPodsAdded, compare), sprintf(topoPodsRemoved, compare)}
+	texts := []string{topoEdgesNow, topoEdgesDayAgo, sprintf(topoPodsAdded, compare), sprintf(topoPodsRemoved, compare), sprintf(topoPodsThen, compare)}
 	qs := make([]*enforce.Query, len(texts))
 	for i, t := range texts {
 		q, err := h.queries.parse(t)
@@ -84,6 +86,10 @@ func (h *Handler) serveTopology(w http.ResponseWriter, r *http.Request, st *stat
 		return a.To < b.To
 	})
 	page.Graph = console.TopologyGraph(page.Edges)
+	if len(vecs[4]) == 0 && page.Error == "" {
+		page.PodsMissing = true
+		return writePage(w, r, http.StatusOK, "topology", page)
+	}
 	pods := map[string]*console.PodChange{}
 	get := func(m model.Metric) *console.PodChange {
 		k := string(m["namespace"]) + "/" + string(m["created_by_name"])
