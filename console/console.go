@@ -174,8 +174,8 @@ type TopologyPage struct {
 	// PodsMissing reports that kube_pod_info does not reach back to
 	// Compare, so no pod change can be counted.
 	PodsMissing bool
-	NewEdges int
-	Error    string
+	NewEdges    int
+	Error       string
 }
 
 // Message is a page that only says something: the credential needed, a
