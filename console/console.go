@@ -22,6 +22,7 @@ const (
 	PathDetectors = "/ui/detectors/"
 	PathQuery     = "/ui/query"
 	PathTopology  = "/ui/topology"
+	PathAdmin     = "/ui/admin"
 )
 
 // Base is what every page carries: who the caller is and what the header
@@ -39,6 +40,8 @@ type Base struct {
 	SignOut string
 	// Restricted reports whether the caller's queries are confined.
 	Restricted bool
+	// Admin shows the administrator's page in the navigation.
+	Admin bool
 	// Scope lists the caller's confinement as label matchers.
 	Scope []string
 	// Now is when the page was rendered.
@@ -178,6 +181,24 @@ type TopologyPage struct {
 	Error       string
 }
 
+// Fact is one named value of the admin page.
+type Fact struct{ Name, Value string }
+
+// AdminPage is /ui/admin, for unrestricted callers only.
+type AdminPage struct {
+	Base
+	Refusals, Probes, AuthFailures, AuthClients []Count
+	Audit, AuditFiles, Policy                   []Fact
+	AuditPath                                   string
+	// The "what would they see" form and the policy's answer.
+	EvalSubject, EvalGroups, EvalMethod  string
+	EvalMethods                          []string
+	EvalDone, EvalAllow                  bool
+	EvalReason, EvalRevision, EvalTenant string
+	EvalScope                            []string
+	EvalError                            string
+}
+
 // Message is a page that only says something: the credential needed, a
 // denial, a page not found.
 type Message struct {
@@ -207,9 +228,16 @@ func init() {
 		"style": func() template.CSS { return template.CSS(css) }, //nolint:gosec // G203: the embedded style sheet, not input
 		"join":  strings.Join,
 		"lower": strings.ToLower,
+		"dict": func(kv ...any) map[string]any {
+			m := map[string]any{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[fmt.Sprint(kv[i])] = kv[i+1]
+			}
+			return m
+		},
 	}
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html"))
-	for _, name := range []string{"overview", "detector", "query", "topology", "message"} {
+	for _, name := range []string{"overview", "detector", "query", "topology", "admin", "message"} {
 		t := template.Must(layout.Clone())
 		pages[name] = template.Must(t.ParseFS(files, "templates/"+name+".html"))
 	}
@@ -231,8 +259,8 @@ func SetHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-store")
 }
 
-// Render writes page name (overview, detector, query, topology or message)
-// with data.
+// Render writes page name (overview, detector, query, topology, admin or
+// message) with data.
 func Render(w io.Writer, name string, data any) error {
 	t, ok := pages[name]
 	if !ok {

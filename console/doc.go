@@ -1,6 +1,6 @@
 // Package console renders the gateway's security console, the pages under
 // /ui/: the overview of the detectors, one detector, the query page, the
-// service topology.
+// service topology and the administrator's page.
 //
 // It renders only: every number and label it is given was read by package
 // proxy through the caller's own decision and enforcement, and the console

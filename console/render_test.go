@@ -11,6 +11,7 @@ func TestRenderEveryPage(t *testing.T) {
 		"detector": DetectorPage{Base: Base{Title: "x"}, Rows: []Row{{Labels: []Label{{"a", "b"}}, Value: "1"}}, Windows: []string{"1h"}},
 		"query":    QueryPage{Base: Base{Title: "x"}, Query: "up", Windows: []string{"1h"}},
 		"topology": TopologyPage{Base: Base{Title: "x"}, Edges: []Edge{{From: "a/b", To: "c/d", New: true}}},
+		"admin":    AdminPage{Base: Base{Title: "x"}, EvalDone: true, Refusals: []Count{{"a", 1}}},
 		"message":  Message{Base: Base{Title: "x"}, Text: "t"},
 	}
 	for name, data := range pages {

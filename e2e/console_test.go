@@ -186,8 +186,8 @@ func TestConsole(t *testing.T) {
 		{"topology", "/ui/topology"},
 		{"topology-1w", "/ui/topology?compare=1w"},
 	}
-	alice := o.console(t, "alice", common, shots)
-	root := o.console(t, "root", common, shots)
+	alice := o.console(t, "alice", append(common, [2]string{"admin-refused", "/ui/admin"}), shots)
+	root := o.console(t, "root", append(common, [2]string{"admin", "/ui/admin?subject=bob&groups=team-b&method=session"}), shots)
 
 	for _, run := range []struct {
 		user string
@@ -202,7 +202,7 @@ func TestConsole(t *testing.T) {
 		for _, p := range run.out.Pages {
 			where := run.user + " " + p.Name
 			want := http.StatusOK
-			if p.Name == "query-refused" && run.user == "alice" {
+			if (p.Name == "query-refused" || p.Name == "admin-refused") && run.user == "alice" {
 				want = http.StatusForbidden
 			}
 			if p.Status != want {
@@ -220,7 +220,7 @@ func TestConsole(t *testing.T) {
 			if len(p.ConsoleErrors) > 0 {
 				t.Errorf("%s: console errors %q", where, p.ConsoleErrors)
 			}
-			if !strings.Contains(p.Text, "Signed in as "+run.user) || !strings.Contains(p.HTML, `action="/oauth2/sign_out"`) {
+			if p.Name != "admin-refused" && (!strings.Contains(p.Text, "Signed in as "+run.user) || !strings.Contains(p.HTML, `action="/oauth2/sign_out"`)) {
 				t.Errorf("%s: no header with the user and sign-out", where)
 			}
 			for _, v := range p.Violations {
@@ -289,6 +289,16 @@ func TestConsole(t *testing.T) {
 			t.Errorf("root overview: the firing count %v does not match the %d firing rows", m, firing)
 		}
 		t.Logf("root overview: %d detectors firing, first evaluation %v after the test started", firing, firstRound.Round(time.Second))
+	}
+	if p := pageOf(root, "admin"); p != nil {
+		for _, s := range []string{"Refused requests", "Audit chain", "last hash", "revision deciding now", `namespace="team-b"`} {
+			if !strings.Contains(p.Text, s) {
+				t.Errorf("root admin: lacks %q", s)
+			}
+		}
+	}
+	if p := pageOf(alice, "admin-refused"); p != nil && !strings.Contains(p.Text, "unrestricted callers only") {
+		t.Errorf("alice admin: not refused:\n%s", p.Text)
 	}
 	if p := pageOf(root, "topology"); p != nil {
 		found := false
@@ -363,7 +373,7 @@ func waitMetric(t *testing.T, u string, re *regexp.Regexp, budget time.Duration)
 	t.Helper()
 	deadline := time.Now().Add(budget)
 	for {
-		resp, err := http.Get(u)
+		resp, err := http.Get(u) //nolint:gosec // G107: the test gateway's own internal listener
 		if err == nil {
 			b, _ := readAll(resp.Body)
 			resp.Body.Close()

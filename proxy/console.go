@@ -225,6 +225,7 @@ func (h *Handler) consoleBase(st *state, g *grant, title, nav string) console.Ba
 	}
 	if g != nil {
 		b.Restricted = !g.en.Unrestricted()
+		b.Admin = !b.Restricted
 		for _, l := range uiLabels(g.dec) {
 			switch {
 			case len(l.Values) == 1 && len(l.Regexes) == 0:
@@ -299,6 +300,8 @@ func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request, st *state) err
 		return h.serveQueryPage(w, r, st, q)
 	case p == console.PathTopology:
 		return h.serveTopology(w, r, st, q)
+	case p == console.PathAdmin:
+		return h.serveAdmin(w, r, st, q)
 	}
 	return h.consoleRefusal(w, r, st, promapi.Errorf(promapi.ErrNotFound, "not found: the console has no page %s", truncate(p, 64)))
 }

@@ -117,3 +117,28 @@ func TestConsoleEscapes(t *testing.T) {
 		t.Fatal("input was rendered unescaped")
 	}
 }
+
+func TestConsoleAdmin(t *testing.T) {
+	f := consoleFixture(t)
+	f.h.gather = f.reg
+	// A refusal and an authentication failure, counted by the metrics.
+	f.do(t, request{user: "alice", target: "/api/v1/query?query=" + url.QueryEscape(`up{namespace="b"}`)})
+	f.do(t, request{target: "/api/v1/query?query=up"})
+	w := f.do(t, request{user: "root", target: "/ui/admin?subject=bob&groups=team-a,+other&method=oidc"})
+	if w.Code != http.StatusOK {
+		t.Fatalf("root: status %d\n%s", w.Code, w.Body.String())
+	}
+	body := w.Body.String()
+	for _, s := range []string{"What would they see?", "query 403", "alice asked for namespace", "none: no_credentials",
+		"revision deciding now", "rev1", "writing", `<option value="oidc" selected>`, `<code>namespace=&#34;a&#34;</code>`, "tenant-a"} {
+		if !strings.Contains(body, s) {
+			t.Errorf("admin page lacks %q", s)
+		}
+	}
+	if w := f.do(t, request{user: "alice", target: "/ui/admin"}); w.Code != http.StatusForbidden || strings.Contains(w.Body.String(), "What would") {
+		t.Errorf("alice: status %d, want 403 without the page", w.Code)
+	}
+	if w := f.do(t, request{user: "alice", target: "/ui/"}); strings.Contains(w.Body.String(), `href="/ui/admin"`) {
+		t.Error("alice's navigation links the admin page")
+	}
+}
