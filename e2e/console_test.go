@@ -314,6 +314,45 @@ func TestConsole(t *testing.T) {
 	t.Logf("console e2e took %v; screenshots in %s", time.Since(start).Round(time.Millisecond), shots)
 }
 
+// TestDemoConsole follows promgate demo's printed console URL in Chromium,
+// signs in as admin at the demo's development login and wants every
+// simulated attack firing on the overview within a minute of the start.
+func TestDemoConsole(t *testing.T) {
+	begin := time.Now()
+	r := startDemo(t, t.TempDir())
+	defer r.stop(t)
+	var base string
+	for _, l := range r.out.all {
+		if u, ok := strings.CutPrefix(l, "Open the security console in a browser: "); ok {
+			base = strings.TrimSuffix(strings.TrimSpace(u), "/ui/")
+		}
+	}
+	if base == "" {
+		t.Fatalf("the demo prints no console URL:\n%s", strings.Join(r.out.all, "\n"))
+	}
+	o := &oidcStack{dir: t.TempDir(), idpDir: filepath.Join(env.root, "scripts", "idp"), gw: &gateway{addr: strings.TrimPrefix(base, "https://")}}
+	shots := filepath.Join(env.root, "e2e", "artifacts", "console")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := o.console(t, "admin", [][2]string{{"demo-overview", "/ui/"}}, shots, "DEV_LOGIN=1")
+	if out.Landed != "/ui/" {
+		t.Errorf("after the development login the browser is on %q, want /ui/", out.Landed)
+	}
+	p := pageOf(out, "demo-overview")
+	for _, a := range demo.Attacks {
+		for _, id := range a.Detectors {
+			if !hasRow(p.Detectors, id, "firing") {
+				t.Errorf("%s (%s) is not firing: %v", id, a.Name, p.Detectors)
+			}
+		}
+	}
+	if d := time.Since(begin); d > time.Minute {
+		t.Errorf("the console was checked %v after the demo started, want within a minute", d.Round(time.Second))
+	}
+	t.Logf("demo started, signed in and every attack seen firing in %v", time.Since(begin).Round(time.Millisecond))
+}
+
 func pageOf(run *consoleRun, name string) *consolePage {
 	for i := range run.Pages {
 		if run.Pages[i].Name == name {
@@ -333,7 +372,7 @@ func hasRow(rows [][]string, id, state string) bool {
 }
 
 // console runs console.mjs as user over pages.
-func (o *oidcStack) console(t *testing.T, user string, pages [][2]string, shots string) *consoleRun {
+func (o *oidcStack) console(t *testing.T, user string, pages [][2]string, shots string, extraEnv ...string) *consoleRun {
 	t.Helper()
 	profile, err := os.MkdirTemp(o.dir, "chromium-")
 	if err != nil {
@@ -345,6 +384,7 @@ func (o *oidcStack) console(t *testing.T, user string, pages [][2]string, shots 
 	cmd := exec.CommandContext(ctx, "node", "console.mjs")
 	cmd.Dir = o.idpDir
 	cmd.Env = append(os.Environ(), "GATEWAY=https://"+o.gw.addr, "LOGIN_USER="+user, "PAGES="+string(list), "SHOTS="+shots, "USER_DATA_DIR="+profile)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()

@@ -19,7 +19,9 @@
 // It prints one JSON line and exits 0; the Go test judges it.
 //
 // Environment: GATEWAY, LOGIN_USER, PAGES, SHOTS, CHROMIUM (default
-// /usr/bin/chromium), USER_DATA_DIR (a fresh folder).
+// /usr/bin/chromium), USER_DATA_DIR (a fresh folder), and DEV_LOGIN=1 for
+// the sign-in page of promgate demo's development provider (a button per
+// user) instead of oidc-provider's login form.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
@@ -47,13 +49,21 @@ try {
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
 
   await page.goto(`${gateway}/ui/`);
-  await page.waitForSelector('input[name=login]');
-  await page.fill('input[name=login]', user);
-  await page.fill('input[name=password]', 'any password');
-  await Promise.all([
-    page.waitForURL(`${gateway}/ui/`),
-    page.click('button[type=submit]'),
-  ]);
+  if (process.env.DEV_LOGIN) {
+    // promgate demo's development provider: one button per user.
+    await Promise.all([
+      page.waitForURL(`${gateway}/ui/`),
+      page.click(`button[name=user][value=${user}]`),
+    ]);
+  } else {
+    await page.waitForSelector('input[name=login]');
+    await page.fill('input[name=login]', user);
+    await page.fill('input[name=password]', 'any password');
+    await Promise.all([
+      page.waitForURL(`${gateway}/ui/`),
+      page.click('button[type=submit]'),
+    ]);
+  }
   out.landed = new URL(page.url()).pathname;
 
   for (const [name, path] of pages) {
