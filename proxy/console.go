@@ -281,8 +281,6 @@ func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request, st *state) err
 	}
 	p := r.URL.Path
 	switch {
-	case p == "/" && !wantsHTML(r):
-		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
 	case p == "/" || p == "/ui":
 		http.Redirect(w, r, console.PathOverview, http.StatusFound)
 		return nil

@@ -12,8 +12,13 @@ import (
 // rendered HTML with no script. / and /ui redirect a browser to it.
 const uiPath = "/ui/"
 
-func isUIPath(p string) bool {
-	return p == uiPath || p == "/ui" || p == "/" || strings.HasPrefix(p, uiPath)
+func isUIPath(p string) bool { return p == uiPath || p == "/ui" || strings.HasPrefix(p, uiPath) }
+
+// isConsole reports whether r is for the console: a path under /ui/, or /
+// from a browser, which is redirected there. / from an API client stays a
+// path the gateway does not serve.
+func isConsole(r *http.Request) bool {
+	return isUIPath(r.URL.Path) || (r.URL.Path == "/" && wantsHTML(r))
 }
 
 // wantsHTML reports whether a browser navigates to the page, so that an
