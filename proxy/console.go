@@ -280,8 +280,7 @@ func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request, st *state) err
 		return promapi.Errorf(promapi.ErrNotFound, "not found: this path is not served by the gateway")
 	}
 	p := r.URL.Path
-	switch {
-	case p == "/" || p == "/ui":
+	if p == "/" || p == "/ui" {
 		http.Redirect(w, r, console.PathOverview, http.StatusFound)
 		return nil
 	}
