@@ -47,3 +47,34 @@ func unparen(e parser.Expr) parser.Expr {
 		e = p.Expr
 	}
 }
+
+// Compared returns the left side of a detector's comparison, "value" of
+// "value > N" or of "value > on (...) baseline", looking through
+// parentheses and the left side of and/unless; "" when the expression is
+// no comparison of a vector. The overview's sparklines draw it: unlike the
+// detector's own result, it exists before and after the anomaly.
+func Compared(expr string) string {
+	e, err := stockParser.ParseExpr(expr)
+	if err != nil {
+		return ""
+	}
+	for {
+		switch n := e.(type) {
+		case *parser.ParenExpr:
+			e = n.Expr
+			continue
+		case *parser.BinaryExpr:
+			switch n.Op {
+			case parser.LAND, parser.LUNLESS:
+				e = n.LHS
+				continue
+			case parser.GTR, parser.GTE, parser.LSS, parser.LTE:
+				if n.ReturnBool || n.LHS.Type() != parser.ValueTypeVector {
+					return ""
+				}
+				return n.LHS.String()
+			}
+		}
+		return ""
+	}
+}

@@ -23,3 +23,19 @@ func TestThreshold(t *testing.T) {
 		}
 	}
 }
+
+func TestCompared(t *testing.T) {
+	for expr, want := range map[string]string{
+		`a > 1`:                       `a`,
+		`a > on (x) group_left 3 * b`: `a`,
+		`(a > b) unless c`:            `a`,
+		`a > bool 1`:                  "",
+		`sum(a)`:                      "",
+		`1 < a`:                       "",
+		`sum(`:                        "",
+	} {
+		if got := Compared(expr); got != want {
+			t.Errorf("Compared(%q) = %q, want %q", expr, got, want)
+		}
+	}
+}

@@ -55,7 +55,7 @@ func (h *Handler) serveOverview(w http.ResponseWriter, r *http.Request, st *stat
 		// The sparkline draws the value the detector compares with its
 		// threshold, which exists before and after the anomaly too.
 		spark[d.ID] = q
-		if value, _, ok := console.Threshold(d.Expr); ok {
+		if value := console.Compared(d.Expr); value != "" {
 			if vq, err := h.queries.parse(value); err == nil {
 				spark[d.ID] = vq
 				queries = append(queries, vq)
@@ -121,7 +121,7 @@ func (h *Handler) serveOverview(w http.ResponseWriter, r *http.Request, st *stat
 		}
 		if sq := spark[d.ID]; sq != nil && sparks < consoleMaxSparks {
 			sparks++
-			m, _, err := run.series(sq, now, 24*time.Hour, 96)
+			m, _, err := run.series(sq, now, 24*time.Hour, 48)
 			if err == nil {
 				cd.Spark = console.Sparkline("24 hours of "+d.ID, maxPoints(m), now.Add(-24*time.Hour), now)
 			} else {
@@ -176,8 +176,13 @@ func (h *Handler) serveDetectorPage(w http.ResponseWriter, r *http.Request, st *
 	}
 	queries := []*enforce.Query{q}
 	graphQ := q
+	// The graph draws the value the detector compares: with its numeric
+	// threshold drawn, or against a baseline query.
 	value, threshold, hasThreshold := console.Threshold(d.Expr)
-	if hasThreshold {
+	if !hasThreshold {
+		value = console.Compared(d.Expr)
+	}
+	if value != "" {
 		if vq, err := h.queries.parse(value); err == nil {
 			graphQ = vq
 			queries = append(queries, vq)
