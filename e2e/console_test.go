@@ -72,6 +72,8 @@ type consolePage struct {
 	NewEdges      [][]string `json:"newEdges"`
 	Scripts       int        `json:"scripts"`
 	Pwned         bool       `json:"pwned"`
+	FirstFocus    string     `json:"firstFocus"`
+	AfterSkip     string     `json:"afterSkip"`
 	ConsoleErrors []string   `json:"consoleErrors"`
 	Violations    []struct {
 		ID     string   `json:"id"`
@@ -210,6 +212,9 @@ func TestConsole(t *testing.T) {
 			}
 			if !strings.Contains(p.CSP, "default-src 'none'") || strings.Contains(p.CSP, "unsafe") || strings.Contains(p.CSP, "script-src") {
 				t.Errorf("%s: CSP %q", where, p.CSP)
+			}
+			if p.FirstFocus != "Skip to content" || p.AfterSkip != "#main" {
+				t.Errorf("%s: the first Tab reaches %q and Enter goes to %q, want the skip link to #main", where, p.FirstFocus, p.AfterSkip)
 			}
 			if p.Scripts != 0 || p.Pwned {
 				t.Errorf("%s: %d script elements, injected script ran: %v", where, p.Scripts, p.Pwned)

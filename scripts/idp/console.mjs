@@ -9,7 +9,8 @@
 //      save a full-page screenshot SHOTS/<LOGIN_USER>-<name>.png, run
 //      axe-core on it, and report what it shows: its status, title, CSP
 //      header, whole HTML, the detector and edge tables, the script
-//      elements the DOM holds and whether an injected script ran;
+//      elements the DOM holds, whether an injected script ran, and where
+//      the first Tab lands (the skip link);
 //   3. visit /ui/ again at a phone's width (390x844) and save
 //      SHOTS/<LOGIN_USER>-overview-phone.png.
 //
@@ -83,6 +84,12 @@ try {
     await page.evaluate(axeSource);
     const axe = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
     p.violations = axe.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+    // Keyboard: the first Tab reaches the skip link, which moves focus to
+    // the page's main content.
+    await page.keyboard.press('Tab');
+    p.firstFocus = await page.evaluate(() => document.activeElement && document.activeElement.textContent);
+    await page.keyboard.press('Enter');
+    p.afterSkip = await page.evaluate(() => location.hash);
     p.consoleErrors = [...consoleErrors];
     out.pages.push(p);
   }
