@@ -116,7 +116,7 @@ func (h *Handler) serveAdmin(w http.ResponseWriter, r *http.Request, st *state, 
 		if v <= 0 {
 			return "never"
 		}
-		return time.UnixMilli(int64(v*1000)).UTC().Format("2006-01-02 15:04:05 UTC")
+		return time.UnixMilli(int64(v * 1000)).UTC().Format("2006-01-02 15:04:05 UTC")
 	}
 	yes := func(v float64) string {
 		if v == 1 {
