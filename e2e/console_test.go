@@ -87,6 +87,7 @@ type consoleRun struct {
 	Landed      string        `json:"landed"`
 	Pages       []consolePage `json:"pages"`
 	PhoneScroll int           `json:"phoneScroll"`
+	Phone       [][2]any      `json:"phone"`
 	Error       string        `json:"error"`
 }
 
@@ -200,6 +201,14 @@ func TestConsole(t *testing.T) {
 		}
 		if run.out.PhoneScroll > 400 {
 			t.Errorf("%s: the overview is %dpx wide at a phone's 390px", run.user, run.out.PhoneScroll)
+		}
+		if len(run.out.Phone) != len(run.out.Pages) {
+			t.Errorf("%s: %d pages measured at a phone's width, want %d", run.user, len(run.out.Phone), len(run.out.Pages))
+		}
+		for _, ph := range run.out.Phone {
+			if w, _ := ph[1].(float64); w > 400 {
+				t.Errorf("%s %v: %vpx wide at a phone's 390px", run.user, ph[0], w)
+			}
 		}
 		for _, p := range run.out.Pages {
 			where := run.user + " " + p.Name

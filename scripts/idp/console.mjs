@@ -11,8 +11,8 @@
 //      header, whole HTML, the detector and edge tables, the script
 //      elements the DOM holds, whether an injected script ran, and where
 //      the first Tab lands (the skip link);
-//   3. visit /ui/ again at a phone's width (390x844) and save
-//      SHOTS/<LOGIN_USER>-overview-phone.png.
+//   3. visit every page again at a phone's width (390x844), reporting how
+//      wide each renders, and save SHOTS/<LOGIN_USER>-overview-phone.png.
 //
 // axe-core is evaluated through the DevTools protocol, which the page's CSP
 // does not govern; the pages themselves run no script at all.
@@ -95,6 +95,11 @@ try {
   }
 
   await page.setViewportSize({ width: 390, height: 844 });
+  out.phone = [];
+  for (const [name, path] of pages) {
+    await page.goto(`${gateway}${path}`);
+    out.phone.push([name, await page.evaluate(() => document.documentElement.scrollWidth)]);
+  }
   await page.goto(`${gateway}/ui/`);
   out.phoneScroll = await page.evaluate(() => document.documentElement.scrollWidth);
   await page.screenshot({ path: `${shots}/${user}-overview-phone.png`, fullPage: true });
