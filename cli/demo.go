@@ -29,8 +29,8 @@ alice (group team-a), bob (group team-b) and admin (group admins), the gateway
 with the default policy on https://ADDR, and an embedded upstream made of
 Prometheus' own PromQL engine over a day of synthetic data held in memory
 (the namespaces team-a, team-b and kube-system, plus simulated attacks, and a
-rule group whose alerts fire on them). It prints ready-to-paste curl
-commands. Ctrl-C stops everything.
+rule group whose alerts fire on them). It prints the security console's URL
+and ready-to-paste curl commands. Ctrl-C stops everything.
 
 The folder DIR holds:
   ca.crt, ca.key, server.*, client-*.crt/.key   the development PKI; created on
@@ -40,10 +40,14 @@ The folder DIR holds:
   policies/       the default policy, written when missing; edit it while the
       demo runs and the gateway reloads it
   audit.log       one JSON record per request
-On exit, promgate.yml, policies/ and audit.log are removed unless --keep is
-given, so that the next run starts with the default policy and an empty audit
-trail. The synthetic data is never kept: it lives in memory and is generated
-anew at every start.
+  login-client-secret, login-cookie-secret   the browser login's secrets: the
+      demo runs a development OpenID provider on a loopback port, whose
+      sign-in page lets anyone pick alice, bob or admin, so that the printed
+      console URL opens in a browser without a client certificate
+On exit, promgate.yml, policies/, audit.log and the login's secrets are
+removed unless --keep is given, so that the next run starts with the default
+policy and an empty audit trail. The synthetic data is never kept: it lives in
+memory and is generated anew at every start.
 
 Flags:
 `
@@ -149,7 +153,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "Generated %d series over the last %v in %v; the embedded upstream serves them on %s.\n",
 		up.Scenario().NumSeries(), demo.History, time.Since(begin).Round(time.Millisecond), ln.Addr())
 
-	cfgText := demoConfig(*listen, *internal, "http://"+ln.Addr().String())
+	publicBase := demoPublicBase(*listen)
+	login, loginFiles, err := startDemoLogin(*dir, publicBase)
+	generated = append(generated, loginFiles...)
+	if err != nil {
+		return err
+	}
+	defer login.close()
+	cfgText := demoConfig(*listen, *internal, "http://"+ln.Addr().String()) + demoLoginConfig(login.issuer, publicBase)
 	if err := os.WriteFile(generated[0], []byte(cfgText), 0o600); err != nil {
 		return fmt.Errorf("write the configuration: %w", err)
 	}
@@ -163,6 +174,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	go func() {
 		if waitDemoGateway(ctx, *dir, *listen, 10*time.Second) {
+			printDemoConsole(stdout, publicBase, *dir)
 			printDemoCommands(stdout, *dir, *listen, *internal, auditPath, policyDir, *keep)
 		}
 	}()

@@ -124,6 +124,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 		Detectors:     catalog,
 		DetectorState: g.detectorState,
 		Tracer:        g.tracing.Tracer(),
+		Gatherer:      g.reg,
 	})
 	if err != nil {
 		return nil, err

@@ -146,6 +146,9 @@ var detectors = []struct {
 	{"k8s_sensitive_resource_forbidden", `sum by (resource, subresource, verb) (increase(apiserver_request_total{code="403", resource=~"secrets|serviceaccounts|roles|rolebindings|clusterroles|clusterrolebindings|certificatesigningrequests"}[10m])) > 3
 or sum by (resource, subresource, verb) (increase(apiserver_request_total{code="403", resource="pods", subresource=~"exec|attach|portforward|ephemeralcontainers"}[10m])) > 0`, []string{""}},
 	{"k8s_new_ingress", `max by (namespace, ingress) (time() - kube_ingress_created) < 600`, []string{"team-b"}},
+	{"service_edge_new", `sum by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload) (rate(istio_requests_total{reporter="destination"}[5m]))
+> 0
+unless on (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload) sum by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload) (increase(istio_requests_total{reporter="destination"}[1d] offset 1h)) > 0`, []string{""}},
 	{"ingress_404_ratio", `(sum by (host, path) (rate(nginx_ingress_controller_requests{status="404"}[5m])) / sum by (host, path) (rate(nginx_ingress_controller_requests[5m]))) > 0.3
 and sum by (host, path) (rate(nginx_ingress_controller_requests[5m])) > 0.2`, []string{""}},
 	{"pod_cpu_outlier_in_workload", `(sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="", image!=""}[5m])) * on (namespace, pod) group_left (owner_kind, owner_name) max by (namespace, pod, owner_kind, owner_name) (kube_pod_owner{owner_is_controller="true"}))

@@ -50,8 +50,8 @@
 //
 // The data ([Scenario]) is deterministic for a given start time: about a day
 // of history at a 15 s interval for workloads of the namespaces team-a,
-// team-b and kube-system, plus five simulated attacks that the built-in
-// detectors catch (see [Attacks]). [Upstream.Run] keeps appending a sample
+// team-b and kube-system (with their service mesh's request metrics), plus
+// six simulated attacks that the built-in detectors catch (see [Attacks]). [Upstream.Run] keeps appending a sample
 // to every series every 15 s, so rate() and the detectors keep working.
 // [Scenario.WriteOpenMetrics] writes the same history as OpenMetrics text, so
 // that a real Prometheus can be backfilled with identical series.

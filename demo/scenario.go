@@ -67,6 +67,8 @@ var Attacks = []Attack{
 		Detectors: []string{"pod_egress_volume_high", "pod_egress_outlier_in_workload"}, Since: 90 * time.Minute},
 	{Name: "new ingress team-b/backdoor", Namespace: "team-b", Metric: "kube_ingress_created",
 		Detectors: []string{"k8s_new_ingress"}, Since: 2 * time.Minute},
+	{Name: "lateral movement: the mining pod's workload team-a/worker starts calling team-b/db", Namespace: "team-b", Metric: "istio_requests_total",
+		Detectors: []string{"service_edge_new"}, Since: 20 * time.Minute},
 }
 
 // Scenario is the synthetic cluster: its series and how each evolves.
@@ -352,6 +354,38 @@ func (s *Scenario) build() {
 			for _, sr := range []*series{a, c} {
 				sr.from, sr.hasFrom = o.created, true
 			}
+		}
+	}
+
+	b.buildMesh(since)
+}
+
+// buildMesh adds Istio's request metric as the destination's sidecar
+// reports it (namespace is the destination's), one series per edge of the
+// service graph, and the lateral-movement attack's new edge, which has no
+// sample before the attack began.
+func (b *builder) buildMesh(since func(time.Duration) int64) {
+	mesh := b.family("istio_requests_total", typeCounter, "Total requests handled by an Istio proxy.", "")
+	type edge struct {
+		srcNS, src, dstNS, dst string
+		rate                   float64
+		attack                 bool
+	}
+	for _, e := range []edge{
+		{"ingress-nginx", "ingress-nginx-controller", "team-a", "web", 8, false},
+		{"team-a", "web", "team-a", "worker", 3, false},
+		{"team-a", "web", "kube-system", "coredns", 1, false},
+		{"ingress-nginx", "ingress-nginx-controller", "team-b", "api", 5, false},
+		{"team-b", "api", "team-b", "db", 12, false},
+		{"team-b", "api", "kube-system", "coredns", 1, false},
+		{"team-a", "worker", "team-b", "db", 2, true},
+	} {
+		sr := b.add(mesh, 0, steady(e.rate, 0.2), "job", "istio-mesh", "namespace", e.dstNS, "reporter", "destination",
+			"source_workload_namespace", e.srcNS, "source_workload", e.src,
+			"destination_workload_namespace", e.dstNS, "destination_workload", e.dst,
+			"destination_service", e.dst+"."+e.dstNS+".svc.cluster.local", "response_code", "200")
+		if e.attack {
+			sr.from, sr.hasFrom = since(Attacks[5].Since), true
 		}
 	}
 }

@@ -47,6 +47,9 @@ type Evaluator struct {
 	alerts   map[string]map[model.Fingerprint]*alert // by detector
 	resolved []*alert                                // waiting for delivery
 	state    map[string]State
+	// restored lists the detectors whose for: clocks were restored from
+	// the history (forstate.go), once after start.
+	restored map[string]bool
 }
 
 type alert struct {
@@ -159,6 +162,10 @@ func (e *Evaluator) evaluate(ctx context.Context, d Detector) {
 	ts := e.now()
 	vec, err := e.q.Query(qctx, d.Expr, ts)
 	cancel()
+	var since map[model.Fingerprint]time.Time
+	if err == nil && len(vec) > 0 && !e.wasRestored(d.ID) {
+		since = e.restoreFor(ctx, d, ts)
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -209,6 +216,9 @@ func (e *Evaluator) evaluate(ctx context.Context, d Detector) {
 				ann = map[string]string{"summary": d.Title, "description": d.Description, "runbook": d.Runbook}
 			}
 			a = &alert{detector: d.ID, labels: lbls, annotations: ann, activeAt: ts}
+			if at, ok := since[fp]; ok && at.Before(ts) {
+				a.activeAt = at
+			}
 			active[fp] = a
 		}
 		if a.firedAt.IsZero() && ts.Sub(a.activeAt) >= d.For {
@@ -242,6 +252,19 @@ func (e *Evaluator) evaluate(ctx context.Context, d Detector) {
 	}
 	e.state[d.ID] = st
 	e.firing.WithLabelValues(d.ID, d.Severity).Set(float64(firing))
+}
+
+// wasRestored reports whether id's for: clocks were restored, and marks
+// them so: the restore runs at the first evaluation that returns series.
+func (e *Evaluator) wasRestored(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.restored == nil {
+		e.restored = map[string]bool{}
+	}
+	done := e.restored[id]
+	e.restored[id] = true
+	return done
 }
 
 // State returns every detector's current state, keyed by detector id.

@@ -14,6 +14,11 @@
 // exactly one audit record with no secret in it. docs/threat-model.md lists
 // the attacks and the tests that cover them.
 //
+// The console tests (console_test.go) drive headless Chromium through the
+// security console as alice and as an administrator, run axe-core on every
+// page, and save full-page screenshots in e2e/artifacts/console/, which git
+// ignores.
+//
 // The tests carry the build tag e2e and run with
 //
 //	go test -tags e2e -count=1 -v ./e2e/

@@ -21,6 +21,9 @@ type ask struct {
 	kind  kind
 	// query is the parsed expression of a query route or a detector, or nil.
 	query *enforce.Query
+	// queries are the expressions a console page may run, asked about
+	// together (console.go); nil elsewhere.
+	queries []*enforce.Query
 	// match are the match[] selectors of a match route, already checked to
 	// parse; nil for other kinds.
 	match []string
@@ -62,6 +65,15 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, st *state, a *ask)
 		}
 	case a.kind == kindMatch:
 		in.QueryFunc = func() (*authz.Query, error) { return h.matchQuery(a.match) }
+	case len(a.queries) > 0:
+		in.QueryFunc = func() (*authz.Query, error) {
+			aq := &authz.Query{}
+			for _, q := range a.queries {
+				aq.Expressions = append(aq.Expressions, q.String())
+				aq.Selectors = append(aq.Selectors, selectorsOf(q.Selectors())...)
+			}
+			return aq, nil
+		}
 	}
 	st.tr.enter(spanPolicy)
 	dec, err := h.decide(ctx, in, st)

@@ -75,12 +75,17 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, st *state
 		}
 	}
 	h.tel.authnFailure(st.remoteAddr, method)
-	if h.login != nil && isUIPath(r.URL.Path) && wantsHTML(r) {
+	if h.login != nil && isConsole(r) && wantsHTML(r) {
 		// A browser without a session goes to the login, and comes back.
 		st.route = RouteUI
 		st.err = err
 		http.Redirect(w, r, h.login.StartURL(r), http.StatusFound)
 		return nil
+	}
+	if h.login == nil && isConsole(r) && wantsHTML(r) {
+		// No login here: the browser gets a page, not JSON, naming the
+		// credential it needs (console.go).
+		return h.consoleSignIn(w, r, st, err)
 	}
 	return h.authnError(err)
 }

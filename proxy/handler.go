@@ -70,6 +70,9 @@ type Options struct {
 	// Tracer makes the request's spans (trace.go), or is nil: tracing off,
 	// at no cost, the caller's trace context passed upstream unchanged.
 	Tracer trace.Tracer
+	// Gatherer reads the gateway's own metrics for the console's admin
+	// page (console_admin.go), or is nil.
+	Gatherer prometheus.Gatherer
 }
 
 // Handler is the public http.Handler: it authenticates, authorizes,
@@ -113,6 +116,8 @@ type Handler struct {
 	// or is nil (alertmanager.go).
 	am      *upstream
 	amToken *TokenFile
+	// gather is Options.Gatherer.
+	gather prometheus.Gatherer
 }
 
 // New builds the handler. It fails when the options are incomplete or the
@@ -142,6 +147,7 @@ func New(o Options) (*Handler, error) {
 		pages:       o.Pages,
 		login:       o.Login,
 		tracer:      o.Tracer,
+		gather:      o.Gatherer,
 
 		detectors:     o.Detectors,
 		detectorState: o.DetectorState,

@@ -201,7 +201,7 @@ func (h *Handler) match(r *http.Request) *route {
 			return nil
 		}
 		return scrapeRoute
-	case isUIPath(r.URL.Path):
+	case isConsole(r):
 		return uiRoute
 	case h.detectors != nil && isDetectorsPath(r.URL.Path):
 		return detectorsRoute

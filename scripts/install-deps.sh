@@ -43,14 +43,16 @@ for cmd in "${commands[@]}"; do
 done
 
 # The OIDC tests' identity provider (oidc-provider) and browser driver
-# (playwright-core), pinned in scripts/idp/package.json, installed with npm.
+# (playwright-core), and the console test's accessibility checker
+# (axe-core), pinned in scripts/idp/package.json, installed with npm.
 idp_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/idp"
-if [ -d "$idp_dir/node_modules/oidc-provider" ] && [ -d "$idp_dir/node_modules/playwright-core" ]; then
+if [ -d "$idp_dir/node_modules/oidc-provider" ] && [ -d "$idp_dir/node_modules/playwright-core" ] &&
+	[ -d "$idp_dir/node_modules/axe-core" ]; then
 	log "scripts/idp: node modules already installed"
 else
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 		die "node and npm not found: install Node.js 20 or later (the OIDC e2e tests run oidc-provider)"
-	log "scripts/idp: npm install (oidc-provider, playwright-core)"
+	log "scripts/idp: npm install (oidc-provider, playwright-core, axe-core)"
 	(cd "$idp_dir" && npm install --no-audit --no-fund) || die "npm install in $idp_dir failed"
 fi
 
