@@ -28,6 +28,7 @@ import (
 //	Tenant        "tenant": string                     no tenant
 //	RateKey       "rate_key": string                   a rate bucket per identity
 //	Limits        "limits": {max_range, ...}           the configured limits only
+//	WriteMode     "write_mode": inject|reject|drop     the configuration's write.mode
 //
 // Enforce, EnforceRegex, Matchers, Tenant, RateKey and Limits are set only
 // when Allow is true; all three confinements empty means unrestricted. A
@@ -66,6 +67,10 @@ type Decision struct {
 	RateKey string `json:"rate_key,omitempty"`
 	// Limits are per-decision query limits; zero fields are not set.
 	Limits Limits `json:"limits,omitzero"`
+	// WriteMode is how the remote write route treats a series without the
+	// enforced labels (inject, reject or drop), or "" for the
+	// configuration's write.mode.
+	WriteMode string `json:"write_mode,omitempty"`
 	// Revision is the revision of the policy that made the decision (see
 	// Authorizer.Revision), set by the Authorizer whatever the outcome, so
 	// that an audit record names the policy that decided even across a
@@ -237,8 +242,10 @@ func parseDecision(v ast.Value) (Decision, error) {
 			d.RateKey, err = parseRateKey(val.Value)
 		case "limits":
 			d.Limits, err = parseLimits(val.Value)
+		case "write_mode":
+			d.WriteMode, err = parseWriteMode(val.Value)
 		default:
-			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant, rate_key and limits", ErrMalformed, string(key))
+			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant, rate_key, limits and write_mode", ErrMalformed, string(key))
 		}
 	})
 	if err != nil {
@@ -264,6 +271,9 @@ func Compile(d Decision) (Decision, error) {
 			if err := ValidateTenant(d.Tenant); err != nil {
 				return fmt.Errorf(`%w: "tenant": %w`, ErrMalformed, err)
 			}
+		}
+		if d.WriteMode != "" && !validWriteMode(d.WriteMode) {
+			return fmt.Errorf(`%w: "write_mode": %q is not inject, reject or drop`, ErrMalformed, d.WriteMode)
 		}
 		if d.RateKey != "" {
 			if err := validateRateKey(d.RateKey); err != nil {
