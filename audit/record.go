@@ -57,6 +57,10 @@ type Record struct {
 	// the allowed window before forwarding, each as name=value with the
 	// value as sent upstream (Unix seconds), such as "start=1765090800.000".
 	Clamped []string `json:"clamped,omitempty"`
+	// Remote counts what a remote write or read request carried and what
+	// the gateway did to it (remote.go). It holds counts only, never
+	// sample data.
+	Remote *Remote `json:"remote,omitempty"`
 	// Decision is the policy decision, nil when the policy was not asked.
 	Decision *Decision `json:"decision,omitempty"`
 	// Status is the HTTP status sent to the client.

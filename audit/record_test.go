@@ -140,7 +140,7 @@ func jsonKeys(t *testing.T, typ reflect.Type) []string {
 func TestRecordFields(t *testing.T) {
 	documented := map[string][]string{
 		"record": {"bytes", "chain_start", "clamped", "client_request_id", "decision", "dropped_params", "duration_ms", "enforced_query", "error", "hash", "id",
-			"identity", "method", "path", "prev_hash", "query", "refused_match", "remote_addr", "route", "status", "time", "trace_id", "truncated"},
+			"identity", "method", "path", "prev_hash", "query", "refused_match", "remote", "remote_addr", "route", "status", "time", "trace_id", "truncated"},
 		"identity": {"cert_fingerprint", "groups", "issuer", "method", "subject"},
 		"decision": {"allow", "policy_revision", "reason"},
 		"truncated": {"clamped", "client_request_id", "decision.policy_revision", "decision.reason", "dropped_params", "enforced_query", "error", "id",
@@ -177,8 +177,9 @@ func TestRecordFields(t *testing.T) {
 
 	t.Run("full", func(t *testing.T) {
 		line := []byte(encodeOne(t, fullRecord()))
-		// Only a record with a field over its cap has truncated.
-		want := slices.DeleteFunc(slices.Clone(documented["record"]), func(k string) bool { return k == "truncated" })
+		// Only a record with a field over its cap has truncated, and only
+		// a remote write or read record has remote (TestRemoteRecord).
+		want := slices.DeleteFunc(slices.Clone(documented["record"]), func(k string) bool { return k == "truncated" || k == "remote" })
 		if diff := cmp.Diff(want, keysOf(t, line)); diff != "" {
 			t.Errorf("record keys (-want +got):\n%s", diff)
 		}
@@ -198,7 +199,8 @@ func TestRecordFields(t *testing.T) {
 	})
 	t.Run("truncated", func(t *testing.T) {
 		line := []byte(encodeOne(t, oversizedRecord()))
-		if diff := cmp.Diff(documented["record"], keysOf(t, line)); diff != "" {
+		want := slices.DeleteFunc(slices.Clone(documented["record"]), func(k string) bool { return k == "remote" })
+		if diff := cmp.Diff(want, keysOf(t, line)); diff != "" {
 			t.Errorf("record keys (-want +got):\n%s", diff)
 		}
 		var nested struct {
