@@ -1,0 +1,170 @@
+package enforce
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// remotePolicies are the confinements the remote fuzz targets check against:
+// one value (inject applies), two values and a regular expression, and a
+// decision matcher.
+var remotePolicies = []Policy{
+	{Enforce: Enforcement{"namespace": {"a"}}},
+	{Enforce: Enforcement{"namespace": {"a", "c"}}, EnforceRegex: map[string][]string{"namespace": {"team-.+"}}},
+	{Enforce: Enforcement{"namespace": {"a"}}, Matchers: []string{`{secret!="true"}`}},
+}
+
+func writeSeed(f *testing.F, req *prompb.WriteRequest) {
+	body, err := EncodeWrite(req, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(body)
+}
+
+// FuzzWrite decodes a remote write body and confines it in every mode. It
+// checks that nothing panics, that every series kept is well-formed (sorted,
+// unique, non-empty, valid UTF-8 labels) and allowed by an independent check,
+// and that the encoded result decodes to the same request, which a second
+// confinement leaves unchanged.
+func FuzzWrite(f *testing.F) {
+	writeSeed(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("__name__", "up", "job", "x", "namespace", "a"),
+		series("__name__", "up", "job", "x", "namespace", "b"),
+		series("__name__", "http_requests_total", "job", "x"),
+	}, Metadata: []prompb.MetricMetadata{{MetricFamilyName: "up"}, {MetricFamilyName: "http_requests"}}})
+	writeSeed(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:    []prompb.Label{{Name: "__name__", Value: "rpc_seconds"}, {Name: "namespace", Value: "team-x"}},
+		Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "namespace", Value: "b"}}, Value: 1}},
+		Histograms: []prompb.Histogram{{
+			Count: &prompb.Histogram_CountInt{CountInt: 3}, Sum: 2, Schema: 1,
+			PositiveSpans: []prompb.BucketSpan{{Offset: 0, Length: 1}}, PositiveDeltas: []int64{3},
+		}},
+	}}})
+	writeSeed(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("namespace", "a", "__name__", "up")}})
+	writeSeed(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("__name__", "secret_info", "namespace", "a", "secret", "true")}})
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x04})
+	ens := make([]*Enforcer, len(remotePolicies))
+	for i, p := range remotePolicies {
+		en, err := NewPolicyEnforcer(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		ens[i] = en
+	}
+	lim := WriteLimits{MaxSeries: 1000, MaxSamples: 10000, MaxLabels: 32}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) > 64<<10 {
+			return
+		}
+		for _, en := range ens {
+			for _, mode := range []WriteMode{WriteInject, WriteReject, WriteDrop} {
+				req, err := DecodeWrite(body, 1<<20)
+				if err != nil {
+					return
+				}
+				st, err := en.ConfineWrite(req, mode, lim)
+				if err != nil {
+					if _, ok := err.(*Error); !ok { //nolint:errorlint // the package returns *Error itself, never wrapped
+						t.Fatalf("error %T %v is not an *Error", err, err)
+					}
+					continue
+				}
+				if st.Series-st.Dropped() != len(req.Timeseries) {
+					t.Fatalf("stats %+v but %d series kept", st, len(req.Timeseries))
+				}
+				for _, ts := range req.Timeseries {
+					if msg := checkLabels(ts.Labels, 0); msg != "" {
+						t.Fatalf("kept series %s is malformed: %s", describeSeries(ts.Labels), msg)
+					}
+					if !en.protoAllowed(ts.Labels) {
+						t.Fatalf("mode %s kept %s, which the decision does not allow", mode, describeSeries(ts.Labels))
+					}
+					for _, e := range ts.Exemplars {
+						for _, l := range en.labels {
+							if v, ok := lookupLabel(e.Labels, l.name); ok && v != labelValue(ts.Labels, l.name) {
+								t.Fatalf("kept exemplar names %s=%q on %s", l.name, v, describeSeries(ts.Labels))
+							}
+						}
+					}
+				}
+				out, err := EncodeWrite(req, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				again, err := DecodeWrite(out, 1<<20)
+				if err != nil {
+					t.Fatalf("the encoded result does not decode: %v", err)
+				}
+				st2, err := en.ConfineWrite(again, mode, lim)
+				if err != nil || st2.Dropped() != 0 || st2.Injected != 0 || len(again.Timeseries) != len(req.Timeseries) {
+					t.Fatalf("a second confinement changed the request: %+v, %v", st2, err)
+				}
+			}
+		}
+	})
+}
+
+// FuzzReadMatchers decodes a remote read body and confines each query. It
+// checks, under every policy FuzzQuery uses, that nothing panics, that every
+// confined query passes the independent check of check_test.go, that a
+// second confinement adds nothing, and that the caller's matchers are kept.
+func FuzzReadMatchers(f *testing.F) {
+	seed := func(ms ...*prompb.LabelMatcher) {
+		body, err := EncodeRead(&prompb.ReadRequest{Queries: []*prompb.Query{readQuery(ms...)},
+			AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{prompb.ReadRequest_STREAMED_XOR_CHUNKS}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(body)
+	}
+	seed(&prompb.LabelMatcher{Name: "__name__", Value: "up"})
+	seed(&prompb.LabelMatcher{Name: "__name__", Value: "up"}, &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: "namespace", Value: "a|b|team-x"})
+	seed(&prompb.LabelMatcher{Type: prompb.LabelMatcher_NEQ, Name: "namespace", Value: "a"})
+	seed(&prompb.LabelMatcher{Type: prompb.LabelMatcher_NRE, Name: "secret", Value: "t.*"})
+	seed(&prompb.LabelMatcher{Name: "namespace", Value: "b"})
+	ens := make([]*Enforcer, len(fuzzPolicies))
+	for i, p := range fuzzPolicies {
+		en, err := NewPolicyEnforcer(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		ens[i] = en
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) > 16<<10 {
+			return
+		}
+		for i, en := range ens {
+			req, err := DecodeRead(body, 1<<20, 16)
+			if err != nil {
+				return
+			}
+			for _, q := range req.Queries {
+				before, err := ReadMatchers(q)
+				if err != nil {
+					return
+				}
+				ms, err := en.ConfineRead(q)
+				if err != nil {
+					continue
+				}
+				if err := checkConfined(ms, fuzzPolicies[i]); err != nil {
+					t.Fatalf("%s confined to %s, which the independent check refuses: %v", SelectorString(before), SelectorString(ms), err)
+				}
+				for _, m := range before {
+					if !slices.ContainsFunc(ms, func(x *labels.Matcher) bool { return x.String() == m.String() }) {
+						t.Fatalf("the caller's matcher %s was dropped", m)
+					}
+				}
+				twice, err := en.ConfineRead(q)
+				if err != nil || SelectorString(twice) != SelectorString(ms) {
+					t.Fatalf("confining %s again gives %s (%v)", SelectorString(ms), SelectorString(twice), err)
+				}
+			}
+		}
+	})
+}
