@@ -25,9 +25,14 @@ const (
 )
 
 // Write configures the remote write (POST /api/v1/write) and remote read
-// (POST /api/v1/read) routes. Both are always served; the policy decides
-// who may use them (route write and route read).
+// (POST /api/v1/read) routes. Those listed in routes are served, and the
+// policy decides who may use them (route write and route read).
 type Write struct {
+	// Routes turns the routes on: write (POST /api/v1/write), read (POST
+	// /api/v1/read), or both. Off by default: a route not listed is not
+	// found (404), exactly as a path the gateway never serves, so that
+	// upgrading gives no caller a new way to write.
+	Routes []string `yaml:"routes"`
 	// Mode is the write mode when the decision names none (its
 	// write_mode): inject, reject or drop. Default drop.
 	Mode string `yaml:"mode"`
@@ -98,6 +103,11 @@ func (w *Write) validate() []error {
 	var errs []error
 	add := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("write.%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	for i, r := range w.Routes {
+		if r != "write" && r != "read" {
+			add(fmt.Sprintf("routes[%d]", i), "unknown route %q; use write or read", r)
+		}
 	}
 	if !ValidWriteMode(w.Mode) {
 		add("mode", "unknown value %q; use inject, reject or drop", w.Mode)

@@ -109,6 +109,9 @@ type Handler struct {
 	idSeq    atomic.Uint64
 	// tracer is Options.Tracer: nil when tracing is off.
 	tracer trace.Tracer
+	// remote holds the remote write and read routes' metrics and sample
+	// buckets (write.go).
+	remote *remote
 }
 
 // New builds the handler. It fails when the options are incomplete or the
@@ -158,6 +161,7 @@ func New(o Options) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.tel = newTelemetry(o.Registerer, h.now)
+	h.remote = newRemote(o.Config.Write, o.Registerer)
 	h.queries = newQueryCache()
 	h.noCredentials = credentialsHint(o.Config)
 	var b [6]byte
@@ -482,6 +486,7 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 	}
 	ar.DroppedParams = st.dropped
 	ar.RefusedMatch = st.refusedMatch
+	ar.Remote = st.remote
 	for _, c := range st.clamped {
 		ar.Clamped = append(ar.Clamped, c.name+"="+c.value)
 	}

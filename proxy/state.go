@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/promgate/promgate/audit"
 	"github.com/promgate/promgate/authn"
 	"github.com/promgate/promgate/authz"
 )
@@ -40,6 +41,8 @@ type state struct {
 	coalesced bool
 	// tr holds the request's spans, or is nil when tracing is off.
 	tr *reqTrace
+	// remote counts a remote write or read request (write.go, read.go).
+	remote *audit.Remote
 }
 
 // recorder captures the status and size of a response.
