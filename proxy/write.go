@@ -216,7 +216,7 @@ func (h *Handler) serveWrite(w http.ResponseWriter, r *http.Request, st *state) 
 			// Reject mode: the whole request is refused with 400, which
 			// senders drop without retrying.
 			h.tel.refusal(st.identity.Subject, ee.Label)
-			return &promapi.Error{Type: promapi.ErrBadData, Msg: ee.Msg + " (write mode reject: the whole request is refused)", Err: err}
+			return &promapi.Error{Type: promapi.ErrBadData, Msg: ee.Msg + " (write mode reject: the whole request is refused)"}
 		}
 		return h.enforceError(err, st.identity)
 	}
