@@ -524,7 +524,9 @@ func (s *writeStack) checkAudit(t *testing.T) {
 		}
 	}
 	check("mtls:writer-inject", func(c *tally) bool { return c.ok > 0 && c.injected > 0 && c.foreign > 0 && c.refused == 0 }, "injected and foreign series, no refusal")
-	check("mtls:writer-drop", func(c *tally) bool { return c.ok > 0 && c.foreign > 0 && c.missing > 0 && c.injected == 0 && c.refused == 0 }, "foreign and missing drops")
+	check("mtls:writer-drop", func(c *tally) bool {
+		return c.ok > 0 && c.foreign > 0 && c.missing > 0 && c.injected == 0 && c.refused == 0
+	}, "foreign and missing drops")
 	check("mtls:writer-reject", func(c *tally) bool { return c.ok > 0 && c.refused > 0 && c.foreign == 0 }, "accepted and refused requests")
 	check("oidc:scraper-a", func(c *tally) bool { return c.ok > 0 && c.foreign > 0 && c.missing > 0 }, "drops under the configured mode")
 }
