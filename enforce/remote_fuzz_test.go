@@ -1,7 +1,9 @@
 package enforce
 
 import (
+	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -63,15 +65,57 @@ func FuzzWrite(f *testing.F) {
 		for _, en := range ens {
 			for _, mode := range []WriteMode{WriteInject, WriteReject, WriteDrop} {
 				req, err := DecodeWrite(body, 1<<20)
+				raw, rawErr := DecodeSnappy(body, 1<<20, nil)
+				if rawErr != nil {
+					return
+				}
+				wire, wst, werr := en.ConfineWriteWire(raw, mode, lim, nil, nil)
+				if werr == nil {
+					// Whatever the generated decoder thinks of the body,
+					// what the wire path forwards must hold.
+					checkForwarded(t, en, mode, wire)
+				}
 				if err != nil {
 					return
 				}
 				st, err := en.ConfineWrite(req, mode, lim)
+				if werr != nil && (err == nil || werr.(*Error).Kind != err.(*Error).Kind) { //nolint:errorlint,forcetypeassert // the package returns *Error itself
+					// The wire path may refuse what the generated decoder
+					// skips (groups, odd encodings of unknown fields), never
+					// a request it reads the same.
+					if ee, ok := werr.(*Error); !ok || !strings.HasPrefix(ee.Msg, "the body is not a remote write request") { //nolint:errorlint // as above
+						t.Fatalf("mode %s: ConfineWrite gives %v, ConfineWriteWire refuses: %v", mode, err, werr)
+					}
+					continue
+				}
 				if err != nil {
 					if _, ok := err.(*Error); !ok { //nolint:errorlint // the package returns *Error itself, never wrapped
 						t.Fatalf("error %T %v is not an *Error", err, err)
 					}
+					if werr == nil {
+						t.Fatalf("mode %s: ConfineWrite refuses (%v), ConfineWriteWire accepts", mode, err)
+					}
+					if werr.(*Error).Kind != err.(*Error).Kind { //nolint:errorlint,forcetypeassert // as above
+						t.Fatalf("mode %s: error kinds differ: %v and %v", mode, err, werr)
+					}
 					continue
+				}
+				if wst != st {
+					t.Fatalf("mode %s: stats %+v, the wire path's %+v", mode, st, wst)
+				}
+				var fromWire prompb.WriteRequest
+				if err := fromWire.Unmarshal(wire); err != nil {
+					t.Fatalf("the wire path's output does not decode: %v", err)
+				}
+				// The wire path copies samples, histograms and exemplars as
+				// sent, unknown fields included; compare without those.
+				if _, err := checkWrite(&fromWire, WriteLimits{}); err != nil {
+					t.Fatalf("the wire path's output is malformed: %v", err)
+				}
+				want, _ := req.Marshal()
+				got, _ := fromWire.Marshal()
+				if !bytes.Equal(want, got) {
+					t.Fatalf("mode %s: the paths' results differ:\nprompb %v\nwire   %v", mode, req, &fromWire)
 				}
 				if st.Series-st.Dropped() != len(req.Timeseries) {
 					t.Fatalf("stats %+v but %d series kept", st, len(req.Timeseries))
@@ -167,4 +211,22 @@ func FuzzReadMatchers(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkForwarded checks what the wire path would forward: it decodes, and
+// every series in it is well-formed and allowed.
+func checkForwarded(t *testing.T, en *Enforcer, mode WriteMode, wire []byte) {
+	t.Helper()
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(wire); err != nil {
+		t.Fatalf("mode %s: the wire path's output does not decode: %v", mode, err)
+	}
+	for _, ts := range req.Timeseries {
+		if msg := checkLabels(ts.Labels, 0); msg != "" || len(ts.Labels) == 0 {
+			t.Fatalf("mode %s: the wire path forwards malformed %s: %s", mode, describeSeries(ts.Labels), msg)
+		}
+		if !en.protoAllowed(ts.Labels) {
+			t.Fatalf("mode %s: the wire path forwards %s, which the decision does not allow", mode, describeSeries(ts.Labels))
+		}
+	}
 }

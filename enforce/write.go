@@ -89,6 +89,24 @@ func DecodeWrite(body []byte, maxDecoded int) (*prompb.WriteRequest, error) {
 	return req, nil
 }
 
+// DecodeSnappy decompresses a snappy block into dst's storage when it is
+// large enough, after checking that the length its header declares is at
+// most maxDecoded. Every error is an *Error of kind BadData.
+func DecodeSnappy(body []byte, maxDecoded int, dst []byte) ([]byte, error) {
+	n, err := snappy.DecodedLen(body)
+	if err != nil {
+		return nil, &Error{Kind: BadData, Msg: "the body is not snappy block-compressed: " + err.Error()}
+	}
+	if maxDecoded > 0 && n > maxDecoded {
+		return nil, &Error{Kind: BadData, Msg: fmt.Sprintf("the body declares %d bytes decompressed, above the limit of %d", n, maxDecoded)}
+	}
+	raw, err := snappy.Decode(dst[:cap(dst)], body)
+	if err != nil {
+		return nil, &Error{Kind: BadData, Msg: "the body is not snappy block-compressed: " + err.Error()}
+	}
+	return raw, nil
+}
+
 // decodeSnappy checks the declared length and decompresses a snappy block.
 func decodeSnappy(body []byte, maxDecoded int) ([]byte, error) {
 	n, err := snappy.DecodedLen(body)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
@@ -191,7 +192,9 @@ func (h *Handler) serveWrite(w http.ResponseWriter, r *http.Request, st *state) 
 	if err != nil {
 		return err
 	}
-	req, err := enforce.DecodeWrite(body, int(wc.MaxDecodedBody))
+	bufs := writeBufPool.Get().(*writeBufs)
+	defer bufs.put()
+	bufs.raw, err = enforce.DecodeSnappy(body, int(wc.MaxDecodedBody), bufs.raw)
 	if err != nil {
 		return h.enforceError(err, st.identity)
 	}
@@ -199,15 +202,16 @@ func (h *Handler) serveWrite(w http.ResponseWriter, r *http.Request, st *state) 
 	if err != nil {
 		return err
 	}
+	var stats enforce.WriteStats
 	mode := g.dec.WriteMode
 	if mode == "" {
 		mode = wc.Mode
 	}
 	rec := &audit.Remote{WriteMode: mode}
 	st.remote = rec
-	stats, err := g.en.ConfineWrite(req, enforce.WriteMode(mode), enforce.WriteLimits{
+	bufs.out, stats, err = g.en.ConfineWriteWire(bufs.raw, enforce.WriteMode(mode), enforce.WriteLimits{
 		MaxSeries: wc.MaxSeriesPerRequest, MaxSamples: wc.MaxSamplesPerRequest, MaxLabels: wc.MaxLabelsPerSeries,
-	})
+	}, &bufs.wb, bufs.out[:0])
 	rec.Series, rec.Samples, rec.Histograms, rec.Exemplars, rec.Metadata = stats.Series, stats.Samples, stats.Histograms, stats.Exemplars, stats.Metadata
 	rec.DroppedForeign, rec.DroppedMissing, rec.DroppedExcluded = stats.Foreign, stats.Missing, stats.Excluded
 	rec.DroppedMetadata, rec.Injected = stats.DroppedMetadata, stats.Injected
@@ -225,7 +229,7 @@ func (h *Handler) serveWrite(w http.ResponseWriter, r *http.Request, st *state) 
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
 		return promapi.Errorf(promapi.ErrTooManyRequests, "sample rate limit exceeded for %s (write.samples_per_second); slow down", st.identity.Subject)
 	}
-	if len(req.Timeseries) == 0 && len(req.Metadata) == 0 {
+	if len(bufs.out) == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
@@ -235,12 +239,9 @@ func (h *Handler) serveWrite(w http.ResponseWriter, r *http.Request, st *state) 
 		return err
 	}
 	defer release()
-	buf := bufPool.Get().(*[]byte)
-	defer bufPool.Put(buf)
-	out, err := enforce.EncodeWrite(req, *buf)
-	if err != nil {
-		return &promapi.Error{Type: promapi.ErrInternal, Msg: "internal error (request id " + st.id + ")", Err: err}
-	}
+	// The compressed body is not pooled: the transport may still read it
+	// after RoundTrip returns.
+	out := snappy.Encode(nil, bufs.out)
 	rec.Forwarded = true
 	hdr := http.Header{
 		"Content-Type":                      {protobufType},
@@ -248,6 +249,26 @@ func (h *Handler) serveWrite(w http.ResponseWriter, r *http.Request, st *state) 
 		"X-Prometheus-Remote-Write-Version": {remoteVersion},
 	}
 	return h.remoteForward(w, r, st, g, wc.UpstreamPath, hdr, out, nil)
+}
+
+// writeBufs are one write request's buffers: the decompressed body, the
+// enforced body, and the wire path's scratch.
+type writeBufs struct {
+	raw, out []byte
+	wb       enforce.WireBuffers
+}
+
+// maxPooledWrite bounds the buffers kept for reuse, so that one large
+// request does not pin its memory.
+const maxPooledWrite = 8 << 20
+
+var writeBufPool = sync.Pool{New: func() any { return &writeBufs{} }}
+
+func (b *writeBufs) put() {
+	if cap(b.raw) > maxPooledWrite || cap(b.out) > maxPooledWrite {
+		return
+	}
+	writeBufPool.Put(b)
 }
 
 // countDropped adds a write's dropped and injected series to the metrics.
