@@ -47,8 +47,19 @@ type wireLabel struct{ name, value []byte }
 // encoded sample, exemplar and histogram fields, tag and length included,
 // to be copied as they are.
 type wireSeries struct {
-	labels     []wireLabel
-	rest       [][]byte
+	// raw is the whole message; canonical says it holds known fields
+	// only, every label in the short encoding (parseLabel), so that a
+	// series kept as it is can be copied whole.
+	raw       []byte
+	canonical bool
+	// asciiFramed says that the label fields are contiguous and in the
+	// short encoding, so that their UTF-8 is checked in one pass over
+	// labelSpan: every framing byte is ASCII, and a run of valid UTF-8
+	// strings separated by ASCII bytes is valid exactly when each is.
+	asciiFramed bool
+	labelSpan   []byte
+	labels      []wireLabel
+	rest        [][]byte
 	samples    int
 	histograms int
 	exemplars  []prompb.Exemplar // decoded only when present
@@ -94,7 +105,7 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 	// The series and metadata messages, in order.
 	var seriesRaw, metaRaw [][]byte
 	for b := raw; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return out, st, wireError("%v", protowire.ParseError(n))
 		}
@@ -150,7 +161,7 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 		if len(ws.labels) == 0 {
 			return out, st, &Error{Kind: BadData, Msg: fmt.Sprintf("series %d of the request has no labels", i)}
 		}
-		if msg := checkWireLabels(ws.labels, lim.MaxLabels); msg != "" {
+		if msg := checkWireLabels(ws.labels, lim.MaxLabels, ws.asciiFramed && utf8.Valid(ws.labelSpan)); msg != "" {
 			return out, st, &Error{Kind: BadData, Msg: fmt.Sprintf("series %d of the request (%s): %s", i, describeWire(ws.labels), msg)}
 		}
 		for j := range ws.exemplars {
@@ -204,6 +215,12 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 				}
 			}
 		}
+		if ws.canonical && len(labels) == len(ws.labels) {
+			// Kept as received, and nothing in it to drop: copy it whole.
+			out = protowire.AppendTag(out, fieldTimeseries, protowire.BytesType)
+			out = protowire.AppendBytes(out, ws.raw)
+			continue
+		}
 		out = appendSeries(out, labels, ws.rest)
 	}
 	for _, m := range s.meta {
@@ -219,15 +236,22 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 // parseSeries splits one TimeSeries message into its labels and the
 // encoded fields to copy, decoding what must be checked.
 func (s *wireScratch) parseSeries(b []byte) (wireSeries, error) {
-	var ws wireSeries
+	ws := wireSeries{raw: b, canonical: true, asciiFramed: true}
 	lstart, rstart := len(s.labels), len(s.rest)
+	// The label run: where it starts in b, and whether it has ended.
+	spanStart, spanEnded := -1, false
+	whole := b
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return ws, wireError("series: %v", protowire.ParseError(n))
 		}
 		field := b
+		offset := len(whole) - len(b)
 		b = b[n:]
+		if num != fieldLabels && spanStart >= 0 {
+			spanEnded = true
+		}
 		switch num {
 		case fieldLabels, fieldSamples, fieldExemplars, fieldHistograms:
 			if typ != protowire.BytesType {
@@ -241,10 +265,20 @@ func (s *wireScratch) parseSeries(b []byte) (wireSeries, error) {
 			field = field[:n+m]
 			switch num {
 			case fieldLabels:
-				l, err := parseLabel(v)
+				l, short, err := parseLabel(v)
 				if err != nil {
 					return ws, err
 				}
+				if !short {
+					ws.canonical = false
+				}
+				if !short || n != 1 || m != len(v)+1 || spanEnded {
+					ws.asciiFramed = false
+				}
+				if spanStart < 0 {
+					spanStart = offset
+				}
+				ws.labelSpan = whole[spanStart : offset+n+m]
 				s.labels = append(s.labels, l)
 			case fieldSamples:
 				if err := checkSample(v); err != nil {
@@ -273,6 +307,7 @@ func (s *wireScratch) parseSeries(b []byte) (wireSeries, error) {
 				return ws, wireError("series: %v", protowire.ParseError(m))
 			}
 			b = b[m:]
+			ws.canonical = false
 		}
 	}
 	ws.labels = s.labels[lstart:len(s.labels):len(s.labels)]
@@ -282,7 +317,20 @@ func (s *wireScratch) parseSeries(b []byte) (wireSeries, error) {
 
 // parseLabel reads a Label message; a repeated field keeps its last value,
 // as the generated decoder does.
-func parseLabel(b []byte) (wireLabel, error) {
+// short reports the short encoding: name then value, each shorter than 128
+// bytes, and nothing else.
+func parseLabel(b []byte) (l wireLabel, short bool, err error) {
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		n := int(b[1])
+		if v := 2 + n; len(b) >= v+2 && b[v] == 0x12 && b[v+1] < 0x80 && len(b) == v+2+int(b[v+1]) {
+			return wireLabel{name: b[2:v:v], value: b[v+2:]}, true, nil
+		}
+	}
+	l, err = parseLabelSlow(b)
+	return l, false, err
+}
+
+func parseLabelSlow(b []byte) (wireLabel, error) {
 	var l wireLabel
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -317,6 +365,13 @@ func parseLabel(b []byte) (wireLabel, error) {
 
 // checkSample checks that b decodes as a Sample.
 func checkSample(b []byte) error {
+	// The common encoding first: a value, then a timestamp of at most ten
+	// varint bytes, nothing else.
+	if len(b) >= 10 && b[0] == 0x09 && b[9] == 0x10 {
+		if _, n := protowire.ConsumeVarint(b[10:]); n > 0 && 10+n == len(b) {
+			return nil
+		}
+	}
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -385,8 +440,9 @@ func parseMeta(b []byte) (wireMeta, error) {
 	return m, nil
 }
 
-// checkWireLabels is checkLabels on wire labels.
-func checkWireLabels(ls []wireLabel, maxLabels int) string {
+// checkWireLabels is checkLabels on wire labels. utf8Checked says that
+// every name and value is known to be valid UTF-8.
+func checkWireLabels(ls []wireLabel, maxLabels int, utf8Checked bool) string {
 	if maxLabels > 0 && len(ls) > maxLabels {
 		return fmt.Sprintf("%d labels, above the limit of %d", len(ls), maxLabels)
 	}
@@ -395,7 +451,7 @@ func checkWireLabels(ls []wireLabel, maxLabels int) string {
 		switch {
 		case len(l.name) == 0:
 			return "a label has an empty name"
-		case !utf8.Valid(l.name) || !utf8.Valid(l.value):
+		case !utf8Checked && (!utf8.Valid(l.name) || !utf8.Valid(l.value)):
 			return "a label name or value is not valid UTF-8"
 		case len(l.value) == 0:
 			return fmt.Sprintf("label %s has an empty value; leave the label out instead", quoteName(string(l.name)))
@@ -556,4 +612,14 @@ func (en *Enforcer) describeWireReason(reason, label string, ls []wireLabel) str
 		pl = append(pl, prompb.Label{Name: string(l.name), Value: string(l.value)})
 	}
 	return en.describeReason(reason, label, pl)
+}
+
+
+// consumeTag is protowire.ConsumeTag with the one-byte tags of every field
+// here read inline.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if c := b[0]; c < 0x80 && c >= 0x08 {
+		return protowire.Number(c >> 3), protowire.Type(c & 7), 1
+	}
+	return protowire.ConsumeTag(b)
 }
