@@ -60,9 +60,9 @@ type wireSeries struct {
 	labelSpan   []byte
 	labels      []wireLabel
 	rest        [][]byte
-	samples    int
-	histograms int
-	exemplars  []prompb.Exemplar // decoded only when present
+	samples     int
+	histograms  int
+	exemplars   []prompb.Exemplar // decoded only when present
 }
 
 // wireScratch holds the slabs of one call, reused across calls through
@@ -613,7 +613,6 @@ func (en *Enforcer) describeWireReason(reason, label string, ls []wireLabel) str
 	}
 	return en.describeReason(reason, label, pl)
 }
-
 
 // consumeTag is protowire.ConsumeTag with the one-byte tags of every field
 // here read inline.
