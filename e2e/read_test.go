@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -229,7 +230,7 @@ func remoteRead(t *testing.T, c *http.Client, addr string, typ prompb.ReadReques
 	br := bufio.NewReader(resp.Body)
 	for {
 		_, data, err := enforce.ReadFrame(br, 64<<20, nil)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

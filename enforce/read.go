@@ -131,7 +131,7 @@ func (en *Enforcer) ConfineRead(q *prompb.Query) ([]*labels.Matcher, error) {
 	}
 	q.Matchers = make([]*prompb.LabelMatcher, len(out))
 	for i, m := range out {
-		q.Matchers[i] = &prompb.LabelMatcher{Type: prompb.LabelMatcher_Type(m.Type), Name: m.Name, Value: m.Value}
+		q.Matchers[i] = &prompb.LabelMatcher{Type: protoMatchType(m.Type), Name: m.Name, Value: m.Value}
 	}
 	return out, nil
 }
@@ -205,12 +205,12 @@ func ReadFrame(r *bufio.Reader, maxFrame int, buf []byte) (frame, data []byte, e
 		}
 		return nil, nil, fmt.Errorf("%w: streamed frame length: %v", ErrUpstream, err) //nolint:errorlint // ErrUpstream alone classifies the error
 	}
-	if size > uint64(maxFrame) {
+	if maxFrame < 0 || size > uint64(maxFrame) { //nolint:gosec // G115: maxFrame is not negative here
 		return nil, nil, fmt.Errorf("%w: %w: %d bytes, limit %d", ErrUpstream, ErrFrameTooLarge, size, maxFrame)
 	}
 	var hdr [binary.MaxVarintLen64 + 4]byte
 	n := binary.PutUvarint(hdr[:], size)
-	total := n + 4 + int(size)
+	total := n + 4 + int(size) //nolint:gosec // G115: size is at most maxFrame, an int
 	if cap(buf) < total {
 		buf = make([]byte, total)
 	}
@@ -255,4 +255,18 @@ func EncodeRead(req *prompb.ReadRequest) ([]byte, error) {
 		return nil, err
 	}
 	return snappy.Encode(nil, raw), nil
+}
+
+// protoMatchType is the remote read type of a matcher type.
+func protoMatchType(t labels.MatchType) prompb.LabelMatcher_Type {
+	switch t {
+	case labels.MatchNotEqual:
+		return prompb.LabelMatcher_NEQ
+	case labels.MatchRegexp:
+		return prompb.LabelMatcher_RE
+	case labels.MatchNotRegexp:
+		return prompb.LabelMatcher_NRE
+	default:
+		return prompb.LabelMatcher_EQ
+	}
 }

@@ -548,7 +548,7 @@ func appendSeries(out []byte, labels []wireLabel, rest [][]byte) []byte {
 	out = protowire.AppendVarint(out, uint64(size))
 	for _, l := range labels {
 		out = protowire.AppendTag(out, fieldLabels, protowire.BytesType)
-		out = protowire.AppendVarint(out, uint64(labelSize(l)))
+		out = protowire.AppendVarint(out, uint64(labelSize(l))) //nolint:gosec // G115: a size is never negative
 		out = protowire.AppendTag(out, fieldLabelName, protowire.BytesType)
 		out = protowire.AppendBytes(out, l.name)
 		out = protowire.AppendTag(out, fieldLabelValue, protowire.BytesType)

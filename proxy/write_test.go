@@ -317,7 +317,7 @@ func TestRead(t *testing.T) {
 	snappyHdr := map[string]string{"Content-Encoding": "snappy", "X-Prometheus-Remote-Read-Version": "0.1.0"}
 	t.Run("the query is confined, SAMPLES pass", func(t *testing.T) {
 		var got []*prompb.ReadRequest
-		f := remoteFixture(t, readUpstream(&got, samplesResponse(t, nsA)))
+		f := remoteFixture(t, readUpstream(&got, samplesResponse(t, nsA))) //nolint:bodyclose // the fake upstream's responses are closed by the gateway
 		w := f.do(t, request{method: http.MethodPost, target: "/api/v1/read", body: readBody(t, upName), contentType: "application/x-protobuf", user: "alice", header: snappyHdr})
 		if w.Code != 200 || w.Header().Get("Content-Encoding") != "snappy" {
 			t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
@@ -332,7 +332,7 @@ func TestRead(t *testing.T) {
 	})
 	t.Run("a foreign query is refused", func(t *testing.T) {
 		var got []*prompb.ReadRequest
-		f := remoteFixture(t, readUpstream(&got, samplesResponse(t, nsA)))
+		f := remoteFixture(t, readUpstream(&got, samplesResponse(t, nsA))) //nolint:bodyclose // the fake upstream's responses are closed by the gateway
 		w := f.do(t, request{method: http.MethodPost, target: "/api/v1/read", contentType: "application/x-protobuf", user: "alice", header: snappyHdr,
 			body: readBody(t, upName, &prompb.LabelMatcher{Type: prompb.LabelMatcher_EQ, Name: "namespace", Value: "b"})})
 		if w.Code != 403 || len(got) != 0 {
@@ -341,7 +341,7 @@ func TestRead(t *testing.T) {
 	})
 	t.Run("a foreign series in SAMPLES is never passed", func(t *testing.T) {
 		var got []*prompb.ReadRequest
-		f := remoteFixture(t, readUpstream(&got, samplesResponse(t, nsA, nsB)))
+		f := remoteFixture(t, readUpstream(&got, samplesResponse(t, nsA, nsB))) //nolint:bodyclose // the fake upstream's responses are closed by the gateway
 		w := f.do(t, request{method: http.MethodPost, target: "/api/v1/read", body: readBody(t, upName), contentType: "application/x-protobuf", user: "alice", header: snappyHdr})
 		if w.Code != http.StatusBadGateway || bytes.Contains(w.Body.Bytes(), []byte("namespace")) {
 			t.Errorf("%d %s, want 502 naming nothing", w.Code, w.Body)
@@ -349,9 +349,9 @@ func TestRead(t *testing.T) {
 	})
 	t.Run("streamed frames pass", func(t *testing.T) {
 		var got []*prompb.ReadRequest
-		f := remoteFixture(t, readUpstream(&got, streamedResponse(t, nsA, nsA)))
+		f := remoteFixture(t, readUpstream(&got, streamedResponse(t, nsA, nsA))) //nolint:bodyclose // the fake upstream's responses are closed by the gateway
 		w := f.do(t, request{method: http.MethodPost, target: "/api/v1/read", body: readBody(t, upName), contentType: "application/x-protobuf", user: "alice", header: snappyHdr})
-		want, _ := io.ReadAll(streamedResponse(t, nsA, nsA)().Body)
+		want, _ := io.ReadAll(streamedResponse(t, nsA, nsA)().Body) //nolint:bodyclose // the fake upstream's responses are closed by the gateway
 		if w.Code != 200 || w.Header().Get("Content-Type") != streamedReadType || !bytes.Equal(w.Body.Bytes(), want) {
 			t.Errorf("%d %v, %d bytes, want the stream as sent", w.Code, w.Header(), w.Body.Len())
 		}
@@ -361,7 +361,7 @@ func TestRead(t *testing.T) {
 	})
 	t.Run("a foreign streamed series cuts the stream", func(t *testing.T) {
 		var got []*prompb.ReadRequest
-		f := remoteFixture(t, readUpstream(&got, streamedResponse(t, nsA, nsB)))
+		f := remoteFixture(t, readUpstream(&got, streamedResponse(t, nsA, nsB))) //nolint:bodyclose // the fake upstream's responses are closed by the gateway
 		var w *httptest.ResponseRecorder
 		func() {
 			defer func() {
@@ -383,7 +383,7 @@ func TestRead(t *testing.T) {
 	})
 	t.Run("a foreign first frame is a 502", func(t *testing.T) {
 		var got []*prompb.ReadRequest
-		f := remoteFixture(t, readUpstream(&got, streamedResponse(t, nsB)))
+		f := remoteFixture(t, readUpstream(&got, streamedResponse(t, nsB))) //nolint:bodyclose // the fake upstream's responses are closed by the gateway
 		w := f.do(t, request{method: http.MethodPost, target: "/api/v1/read", body: readBody(t, upName), contentType: "application/x-protobuf", user: "alice", header: snappyHdr})
 		if w.Code != http.StatusBadGateway {
 			t.Errorf("%d, want 502", w.Code)
