@@ -167,7 +167,16 @@ func readRemoteBody(r *http.Request, maxBody int64) ([]byte, error) {
 		return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestEntityTooLarge,
 			Msg: fmt.Sprintf("the body is larger than the limit of %d bytes (write.max_body); send smaller batches", maxBody)}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	var b []byte
+	var err error
+	if n := r.ContentLength; n > 0 {
+		// The announced size, read in one piece; a body longer than it
+		// is cut by net/http, a shorter one fails.
+		b = make([]byte, n)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		b, err = io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	}
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, &promapi.Error{Type: promapi.ErrBadData, Status: http.StatusRequestEntityTooLarge,

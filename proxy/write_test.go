@@ -390,3 +390,26 @@ func TestRead(t *testing.T) {
 		}
 	})
 }
+
+func TestWriteBodyLimit(t *testing.T) {
+	f := remoteFixture(t, nil)
+	f.h.cfg.Write.MaxBody = 64
+	body := mixedWrite(t) + strings.Repeat("x", 64)
+	w := f.do(t, request{method: http.MethodPost, target: "/api/v1/write", body: body, contentType: "application/x-protobuf", user: "alice", header: writeHeaders})
+	if w.Code != http.StatusRequestEntityTooLarge || f.up.count() != 0 {
+		t.Errorf("announced body over write.max_body: %d with %d forwarded, want 413 and none", w.Code, f.up.count())
+	}
+	// Without Content-Length (chunked), the read stops at the limit.
+	r := httptest.NewRequest(http.MethodPost, "https://gw.example/api/v1/write", io.MultiReader(strings.NewReader(body)))
+	r.ContentLength = -1
+	r.Header.Set("Content-Type", "application/x-protobuf")
+	for k, v := range writeHeaders {
+		r.Header.Set(k, v)
+	}
+	r.TLS = verifiedState(f.certs["alice"])
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusRequestEntityTooLarge || f.up.count() != 0 {
+		t.Errorf("unannounced body over write.max_body: %d with %d forwarded, want 413 and none", rec.Code, f.up.count())
+	}
+}
