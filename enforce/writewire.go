@@ -40,39 +40,60 @@ const (
 	fieldMetaUnit   = 5
 )
 
-// wireLabel is one label, pointing into the decoded body.
-type wireLabel struct{ name, value []byte }
+// wireLabel is one label: the offsets of its name and value in its
+// series' message. Offsets rather than slices keep the scratch free of
+// pointers, which the garbage collector would otherwise trace and guard.
+type wireLabel struct{ ns, ne, vs, ve uint32 }
 
-// wireSeries is one series: its labels (a range of the label slab) and the
-// encoded sample, exemplar and histogram fields, tag and length included,
-// to be copied as they are.
+func (l wireLabel) name(raw []byte) []byte  { return raw[l.ns:l.ne:l.ne] }
+func (l wireLabel) value(raw []byte) []byte { return raw[l.vs:l.ve:l.ve] }
+
+// wireSeries is one series: its message, its labels (a range of the label
+// slab) and its exemplars (a range of the exemplar slab, decoded, since
+// their labels are checked).
 type wireSeries struct {
-	// raw is the whole message; canonical says it holds known fields
-	// only, every label in the short encoding (parseLabel), so that a
-	// series kept as it is can be copied whole.
-	raw       []byte
+	raw []byte
+	// canonical says that raw holds known fields only and every label in
+	// the short encoding (parseLabel), so that a series kept as it is can
+	// be copied whole.
 	canonical bool
 	// asciiFramed says that the label fields are contiguous and in the
 	// short encoding, so that their UTF-8 is checked in one pass over
-	// labelSpan: every framing byte is ASCII, and a run of valid UTF-8
-	// strings separated by ASCII bytes is valid exactly when each is.
-	asciiFramed bool
-	labelSpan   []byte
-	labels      []wireLabel
-	rest        [][]byte
-	samples     int
-	histograms  int
-	exemplars   []prompb.Exemplar // decoded only when present
+	// raw[spanStart:spanEnd]: every framing byte is ASCII, and a run of
+	// valid UTF-8 strings separated by ASCII bytes is valid exactly when
+	// each of them is.
+	asciiFramed        bool
+	spanStart, spanEnd uint32
+	labelStart         int32
+	labelEnd           int32
+	exemplarStart      int32
+	exemplarEnd        int32
+	samples            int32
+	histograms         int32
 }
+
+// kv is a label by value, for the rare series that is re-encoded with an
+// injected label.
+type kv struct{ name, value []byte }
 
 // wireScratch holds the slabs of one call, reused across calls through
 // WireBuffers.
 type wireScratch struct {
-	series []wireSeries
-	labels []wireLabel
-	rest   [][]byte
-	meta   []wireMeta
-	inject []wireLabel
+	seriesRaw, metaRaw [][]byte
+	series             []wireSeries
+	labels             []wireLabel
+	exemplars          []prompb.Exemplar
+	rest               [][]byte
+	meta               []wireMeta
+	merged             []kv
+}
+
+func (s *wireScratch) labelsOf(ws *wireSeries) []wireLabel {
+	return s.labels[ws.labelStart:ws.labelEnd]
+}
+
+func (s *wireScratch) exemplarsOf(ws *wireSeries) []prompb.Exemplar {
+	return s.exemplars[ws.exemplarStart:ws.exemplarEnd]
 }
 
 type wireMeta struct {
@@ -88,6 +109,10 @@ func wireError(format string, args ...any) *Error {
 	return &Error{Kind: BadData, Msg: "the body is not a remote write request (prometheus.WriteRequest): " + fmt.Sprintf(format, args...)}
 }
 
+// maxWireMessage bounds a message the wire path reads, so that offsets fit
+// in 32 bits; DecodeSnappy's limit keeps bodies far below it.
+const maxWireMessage = 1 << 31
+
 // ConfineWriteWire checks and confines a decompressed remote write 1.0
 // request exactly as ConfineWrite does (the same limits, well-formedness
 // rules, modes and statistics), and appends the protobuf encoding of the
@@ -100,10 +125,14 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 		wb = &WireBuffers{}
 	}
 	s := &wb.s
-	s.series, s.labels, s.rest, s.meta = s.series[:0], s.labels[:0], s.rest[:0], s.meta[:0]
+	clear(s.seriesRaw)
+	clear(s.metaRaw)
+	clear(s.exemplars)
+	s.seriesRaw, s.metaRaw, s.series, s.labels, s.exemplars, s.meta = s.seriesRaw[:0], s.metaRaw[:0], s.series[:0], s.labels[:0], s.exemplars[:0], s.meta[:0]
 	var st WriteStats
-	// The series and metadata messages, in order.
-	var seriesRaw, metaRaw [][]byte
+	if len(raw) >= maxWireMessage {
+		return out, st, wireError("the body is larger than 2 GiB")
+	}
 	for b := raw; len(b) > 0; {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
@@ -120,9 +149,9 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 			}
 			b = b[n:]
 			if num == fieldTimeseries {
-				seriesRaw = append(seriesRaw, v)
+				s.seriesRaw = append(s.seriesRaw, v)
 			} else {
-				metaRaw = append(metaRaw, v)
+				s.metaRaw = append(s.metaRaw, v)
 			}
 			continue
 		}
@@ -132,21 +161,21 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 		}
 		b = b[n:]
 	}
-	st.Series, st.Metadata = len(seriesRaw), len(metaRaw)
+	st.Series, st.Metadata = len(s.seriesRaw), len(s.metaRaw)
 	if lim.MaxSeries > 0 && (st.Series > lim.MaxSeries || st.Metadata > lim.MaxSeries) {
 		return out, st, &Error{Kind: BadData, Msg: fmt.Sprintf("the request holds %d series and %d metadata entries, above the limit of %d each; send smaller batches (queue_config max_samples_per_send)", st.Series, st.Metadata, lim.MaxSeries)}
 	}
-	for _, v := range seriesRaw {
+	for _, v := range s.seriesRaw {
 		ws, err := s.parseSeries(v)
 		if err != nil {
 			return out, st, err
 		}
-		st.Samples += ws.samples
-		st.Histograms += ws.histograms
-		st.Exemplars += len(ws.exemplars)
+		st.Samples += int(ws.samples)
+		st.Histograms += int(ws.histograms)
+		st.Exemplars += int(ws.exemplarEnd - ws.exemplarStart)
 		s.series = append(s.series, ws)
 	}
-	for _, v := range metaRaw {
+	for _, v := range s.metaRaw {
 		m, err := parseMeta(v)
 		if err != nil {
 			return out, st, err
@@ -158,16 +187,17 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 	}
 	for i := range s.series {
 		ws := &s.series[i]
-		if len(ws.labels) == 0 {
+		ls := s.labelsOf(ws)
+		if len(ls) == 0 {
 			return out, st, &Error{Kind: BadData, Msg: fmt.Sprintf("series %d of the request has no labels", i)}
 		}
-		if msg := checkWireLabels(ws.labels, lim.MaxLabels, ws.asciiFramed && utf8.Valid(ws.labelSpan)); msg != "" {
-			return out, st, &Error{Kind: BadData, Msg: fmt.Sprintf("series %d of the request (%s): %s", i, describeWire(ws.labels), msg)}
+		utf8Checked := ws.asciiFramed && utf8.Valid(ws.raw[ws.spanStart:ws.spanEnd])
+		if msg := checkWireLabels(ws.raw, ls, lim.MaxLabels, utf8Checked); msg != "" {
+			return out, st, &Error{Kind: BadData, Msg: fmt.Sprintf("series %d of the request (%s): %s", i, describeWire(ws.raw, ls), msg)}
 		}
-		for j := range ws.exemplars {
-			e := &ws.exemplars[j]
+		for j, e := range s.exemplarsOf(ws) {
 			if msg := checkLabels(e.Labels, lim.MaxLabels); msg != "" && len(e.Labels) > 0 {
-				return out, st, &Error{Kind: BadData, Msg: fmt.Sprintf("exemplar %d of series %d (%s): %s", j, i, describeWire(ws.labels), msg)}
+				return out, st, &Error{Kind: BadData, Msg: fmt.Sprintf("exemplar %d of series %d (%s): %s", j, i, describeWire(ws.raw, ls), msg)}
 			}
 		}
 	}
@@ -184,12 +214,14 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 	}
 	for i := range s.series {
 		ws := &s.series[i]
-		labels := ws.labels
+		ls := s.labelsOf(ws)
+		var injected []kv
 		if !unrestricted {
-			reason, label, injected := en.confineWire(ws, mode, s)
+			var reason, label string
+			reason, label, injected = en.confineWire(ws, s, mode)
 			if reason != "" {
 				if mode == WriteReject {
-					return out, st, &Error{Kind: Forbidden, Label: label, Msg: fmt.Sprintf("series %s refused: %s", describeWire(ws.labels), en.describeWireReason(reason, label, ws.labels))}
+					return out, st, &Error{Kind: Forbidden, Label: label, Msg: fmt.Sprintf("series %s refused: %s", describeWire(ws.raw, ls), en.describeReason(reason, label, toProto(ws.raw, ls)))}
 				}
 				switch reason {
 				case DropForeign:
@@ -201,12 +233,8 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 				}
 				continue
 			}
-			if injected {
-				st.Injected++
-				labels = s.inject
-			}
 			if families != nil {
-				name := wireValue(labels, model.MetricNameLabel)
+				name := wireValue(ws.raw, ls, model.MetricNameLabel)
 				families[string(name)] = true
 				for _, suf := range familySuffixes {
 					if f, ok := bytes.CutSuffix(name, []byte(suf)); ok {
@@ -215,13 +243,17 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 				}
 			}
 		}
-		if ws.canonical && len(labels) == len(ws.labels) {
+		switch {
+		case len(injected) > 0:
+			st.Injected++
+			out = s.appendMerged(out, ws, ls, injected)
+		case ws.canonical:
 			// Kept as received, and nothing in it to drop: copy it whole.
 			out = protowire.AppendTag(out, fieldTimeseries, protowire.BytesType)
 			out = protowire.AppendBytes(out, ws.raw)
-			continue
+		default:
+			out = s.appendMerged(out, ws, ls, nil)
 		}
-		out = appendSeries(out, labels, ws.rest)
 	}
 	for _, m := range s.meta {
 		if families != nil && !families[string(m.family)] {
@@ -233,23 +265,18 @@ func (en *Enforcer) ConfineWriteWire(raw []byte, mode WriteMode, lim WriteLimits
 	return out, st, nil
 }
 
-// parseSeries splits one TimeSeries message into its labels and the
-// encoded fields to copy, decoding what must be checked.
+// parseSeries reads one TimeSeries message: its labels into the label slab,
+// its exemplars (decoded) into the exemplar slab, and its samples and
+// histograms counted once they decode.
 func (s *wireScratch) parseSeries(b []byte) (wireSeries, error) {
-	ws := wireSeries{raw: b, canonical: true, asciiFramed: true}
-	lstart, rstart := len(s.labels), len(s.rest)
-	// The label run: where it starts in b, and whether it has ended.
-	spanStart, spanEnded := -1, false
-	whole := b
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
+	ws := wireSeries{raw: b, canonical: true, asciiFramed: true, labelStart: int32(len(s.labels)), exemplarStart: int32(len(s.exemplars))} //nolint:gosec // G115: the slabs hold fewer entries than the body has bytes, below 2 GiB
+	spanStarted, spanEnded := false, false
+	for off := 0; off < len(b); {
+		num, typ, n := consumeTag(b[off:])
 		if n < 0 {
 			return ws, wireError("series: %v", protowire.ParseError(n))
 		}
-		field := b
-		offset := len(whole) - len(b)
-		b = b[n:]
-		if num != fieldLabels && spanStart >= 0 {
+		if num != fieldLabels && spanStarted {
 			spanEnded = true
 		}
 		switch num {
@@ -257,15 +284,14 @@ func (s *wireScratch) parseSeries(b []byte) (wireSeries, error) {
 			if typ != protowire.BytesType {
 				return ws, wireError("series field %d has wire type %d", num, typ)
 			}
-			v, m := protowire.ConsumeBytes(b)
+			v, m := protowire.ConsumeBytes(b[off+n:])
 			if m < 0 {
 				return ws, wireError("series: %v", protowire.ParseError(m))
 			}
-			b = b[m:]
-			field = field[:n+m]
+			vStart := off + n + m - len(v)
 			switch num {
 			case fieldLabels:
-				l, short, err := parseLabel(v)
+				l, short, err := parseLabel(v, uint32(vStart)) //nolint:gosec // G115: below maxWireMessage
 				if err != nil {
 					return ws, err
 				}
@@ -275,90 +301,90 @@ func (s *wireScratch) parseSeries(b []byte) (wireSeries, error) {
 				if !short || n != 1 || m != len(v)+1 || spanEnded {
 					ws.asciiFramed = false
 				}
-				if spanStart < 0 {
-					spanStart = offset
+				if !spanStarted {
+					spanStarted = true
+					ws.spanStart = uint32(off) //nolint:gosec // G115: below maxWireMessage
 				}
-				ws.labelSpan = whole[spanStart : offset+n+m]
+				ws.spanEnd = uint32(off + n + m) //nolint:gosec // G115: below maxWireMessage
 				s.labels = append(s.labels, l)
 			case fieldSamples:
 				if err := checkSample(v); err != nil {
 					return ws, err
 				}
 				ws.samples++
-				s.rest = append(s.rest, field)
 			case fieldExemplars:
 				var e prompb.Exemplar
 				if err := e.Unmarshal(v); err != nil {
 					return ws, wireError("exemplar: %v", err)
 				}
-				ws.exemplars = append(ws.exemplars, e)
-				s.rest = append(s.rest, field)
+				s.exemplars = append(s.exemplars, e)
 			case fieldHistograms:
 				var h prompb.Histogram
 				if err := h.Unmarshal(v); err != nil {
 					return ws, wireError("histogram: %v", err)
 				}
 				ws.histograms++
-				s.rest = append(s.rest, field)
 			}
+			off += n + m
 		default:
-			m := protowire.ConsumeFieldValue(num, typ, b)
+			m := protowire.ConsumeFieldValue(num, typ, b[off+n:])
 			if m < 0 {
 				return ws, wireError("series: %v", protowire.ParseError(m))
 			}
-			b = b[m:]
+			off += n + m
 			ws.canonical = false
 		}
 	}
-	ws.labels = s.labels[lstart:len(s.labels):len(s.labels)]
-	ws.rest = s.rest[rstart:len(s.rest):len(s.rest)]
+	ws.labelEnd = int32(len(s.labels))       //nolint:gosec // G115: as above
+	ws.exemplarEnd = int32(len(s.exemplars)) //nolint:gosec // G115: as above
 	return ws, nil
 }
 
-// parseLabel reads a Label message; a repeated field keeps its last value,
-// as the generated decoder does.
-// short reports the short encoding: name then value, each shorter than 128
-// bytes, and nothing else.
-func parseLabel(b []byte) (l wireLabel, short bool, err error) {
+// parseLabel reads a Label message that starts at offset at in its series'
+// message; a repeated field keeps its last value, as the generated decoder
+// does. short reports the short encoding: name then value, each shorter
+// than 128 bytes, and nothing else.
+func parseLabel(b []byte, at uint32) (l wireLabel, short bool, err error) {
 	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
 		n := int(b[1])
 		if v := 2 + n; len(b) >= v+2 && b[v] == 0x12 && b[v+1] < 0x80 && len(b) == v+2+int(b[v+1]) {
-			return wireLabel{name: b[2:v:v], value: b[v+2:]}, true, nil
+			return wireLabel{ns: at + 2, ne: at + uint32(v), vs: at + uint32(v) + 2, ve: at + uint32(len(b))}, true, nil //nolint:gosec // G115: below maxWireMessage
 		}
 	}
-	l, err = parseLabelSlow(b)
+	l, err = parseLabelSlow(b, at)
 	return l, false, err
 }
 
-func parseLabelSlow(b []byte) (wireLabel, error) {
-	var l wireLabel
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+func parseLabelSlow(b []byte, at uint32) (wireLabel, error) {
+	l := wireLabel{ns: at, ne: at, vs: at, ve: at}
+	for off := 0; off < len(b); {
+		num, typ, n := protowire.ConsumeTag(b[off:])
 		if n < 0 {
 			return l, wireError("label: %v", protowire.ParseError(n))
 		}
-		b = b[n:]
 		if num == fieldLabelName || num == fieldLabelValue {
 			if typ != protowire.BytesType {
 				return l, wireError("label field %d has wire type %d", num, typ)
 			}
-			v, m := protowire.ConsumeBytes(b)
+			v, m := protowire.ConsumeBytes(b[off+n:])
 			if m < 0 {
 				return l, wireError("label: %v", protowire.ParseError(m))
 			}
-			b = b[m:]
+			start := at + uint32(off+n+m-len(v)) //nolint:gosec // G115: below maxWireMessage
+			end := start + uint32(len(v))        //nolint:gosec // G115: as above
 			if num == fieldLabelName {
-				l.name = v
+				l.ns, l.ne = start, end
 			} else {
-				l.value = v
+				l.vs, l.ve = start, end
 			}
+			off += n + m
 			continue
 		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
+		m := protowire.ConsumeFieldValue(num, typ, b[off+n:])
 		if m < 0 {
 			return l, wireError("label: %v", protowire.ParseError(m))
 		}
-		b = b[m:]
+		off += n + m
 	}
 	return l, nil
 }
@@ -442,113 +468,131 @@ func parseMeta(b []byte) (wireMeta, error) {
 
 // checkWireLabels is checkLabels on wire labels. utf8Checked says that
 // every name and value is known to be valid UTF-8.
-func checkWireLabels(ls []wireLabel, maxLabels int, utf8Checked bool) string {
+func checkWireLabels(raw []byte, ls []wireLabel, maxLabels int, utf8Checked bool) string {
 	if maxLabels > 0 && len(ls) > maxLabels {
 		return fmt.Sprintf("%d labels, above the limit of %d", len(ls), maxLabels)
 	}
-	for j := range ls {
-		l := &ls[j]
+	for j, l := range ls {
+		name, value := l.name(raw), l.value(raw)
 		switch {
-		case len(l.name) == 0:
+		case len(name) == 0:
 			return "a label has an empty name"
-		case !utf8Checked && (!utf8.Valid(l.name) || !utf8.Valid(l.value)):
+		case !utf8Checked && (!utf8.Valid(name) || !utf8.Valid(value)):
 			return "a label name or value is not valid UTF-8"
-		case len(l.value) == 0:
-			return fmt.Sprintf("label %s has an empty value; leave the label out instead", quoteName(string(l.name)))
+		case len(value) == 0:
+			return fmt.Sprintf("label %s has an empty value; leave the label out instead", quoteName(string(name)))
 		}
 		if j > 0 {
-			switch c := bytes.Compare(ls[j-1].name, l.name); {
+			prev := ls[j-1].name(raw)
+			switch c := bytes.Compare(prev, name); {
 			case c == 0:
-				return fmt.Sprintf("label %s appears twice", quoteName(string(l.name)))
+				return fmt.Sprintf("label %s appears twice", quoteName(string(name)))
 			case c > 0:
-				return fmt.Sprintf("labels are not sorted by name (%s after %s)", quoteName(string(l.name)), quoteName(string(ls[j-1].name)))
+				return fmt.Sprintf("labels are not sorted by name (%s after %s)", quoteName(string(name)), quoteName(string(prev)))
 			}
 		}
 	}
 	return ""
 }
 
-// confineWire is confineSeries on a wire series. An injected label set is
-// left in s.inject.
-func (en *Enforcer) confineWire(ws *wireSeries, mode WriteMode, s *wireScratch) (reason, label string, injected bool) {
-	labels := ws.labels
+// confineWire is confineSeries on a wire series: reason is "" when it is
+// kept, else the drop reason and the label at fault; injected lists the
+// labels to add.
+func (en *Enforcer) confineWire(ws *wireSeries, s *wireScratch, mode WriteMode) (reason, label string, injected []kv) {
+	ls := s.labelsOf(ws)
+	// value reads a label of the series as it will be forwarded.
+	value := func(name string) ([]byte, bool) {
+		for _, x := range injected {
+			if string(x.name) == name {
+				return x.value, true
+			}
+		}
+		return wireLookup(ws.raw, ls, name)
+	}
 	for i := range en.labels {
 		l := &en.labels[i]
-		v, ok := wireLookup(labels, l.name)
+		v, ok := wireLookup(ws.raw, ls, l.name)
 		switch {
 		case !ok && mode == WriteInject && len(l.values) == 1 && len(l.regexes) == 0:
-			s.inject = insertWireLabel(s.inject[:0], labels, l.name, l.values[0])
-			labels = s.inject
-			injected = true
-			// The next injection builds from this one.
-			s.inject = nil
+			v = []byte(l.values[0])
+			injected = append(injected, kv{name: []byte(l.name), value: v})
 		case !ok:
-			return DropMissing, l.name, false
+			return DropMissing, l.name, nil
 		case !l.allows(string(v)):
-			return DropForeign, l.name, false
+			return DropForeign, l.name, nil
 		}
-		for j := range ws.exemplars {
-			if ev, ok := lookupLabel(ws.exemplars[j].Labels, l.name); ok && ev != string(wireValue(labels, l.name)) {
-				return DropForeign, l.name, false
+		for _, e := range s.exemplarsOf(ws) {
+			if ev, ok := lookupLabel(e.Labels, l.name); ok && ev != string(v) {
+				return DropForeign, l.name, nil
 			}
 		}
 	}
 	for _, m := range en.extra {
-		if !m.Matches(string(wireValue(labels, m.Name))) {
-			return DropExcluded, m.Name, false
+		v, _ := value(m.Name)
+		if !m.Matches(string(v)) {
+			return DropExcluded, m.Name, nil
 		}
-	}
-	if injected {
-		s.inject = labels
 	}
 	return "", "", injected
 }
 
-func wireLookup(ls []wireLabel, name string) ([]byte, bool) {
-	for i := range ls {
-		if string(ls[i].name) == name {
-			return ls[i].value, true
+func wireLookup(raw []byte, ls []wireLabel, name string) ([]byte, bool) {
+	for _, l := range ls {
+		if string(l.name(raw)) == name {
+			return l.value(raw), true
 		}
 	}
 	return nil, false
 }
 
-func wireValue(ls []wireLabel, name string) []byte {
-	v, _ := wireLookup(ls, name)
+func wireValue(raw []byte, ls []wireLabel, name string) []byte {
+	v, _ := wireLookup(raw, ls, name)
 	return v
 }
 
-// insertWireLabel appends ls with name=value in its sorted place to dst.
-func insertWireLabel(dst, ls []wireLabel, name, value string) []wireLabel {
-	i := 0
-	for i < len(ls) && string(ls[i].name) < name {
-		i++
+// appendMerged appends a series re-encoded: its labels with injected ones in
+// their sorted places, then its sample, exemplar and histogram fields as
+// received.
+func (s *wireScratch) appendMerged(out []byte, ws *wireSeries, ls []wireLabel, injected []kv) []byte {
+	clear(s.merged)
+	merged := s.merged[:0]
+	for _, l := range ls {
+		merged = append(merged, kv{name: l.name(ws.raw), value: l.value(ws.raw)})
 	}
-	dst = append(dst, ls[:i]...)
-	dst = append(dst, wireLabel{name: []byte(name), value: []byte(value)})
-	return append(dst, ls[i:]...)
-}
-
-func labelSize(l wireLabel) int {
-	return protowire.SizeTag(fieldLabelName) + protowire.SizeBytes(len(l.name)) +
-		protowire.SizeTag(fieldLabelValue) + protowire.SizeBytes(len(l.value))
-}
-
-// appendSeries appends one TimeSeries field: its labels, then its other
-// fields as received.
-func appendSeries(out []byte, labels []wireLabel, rest [][]byte) []byte {
+	for _, x := range injected {
+		i := 0
+		for i < len(merged) && bytes.Compare(merged[i].name, x.name) < 0 {
+			i++
+		}
+		merged = append(merged, kv{})
+		copy(merged[i+1:], merged[i:])
+		merged[i] = x
+	}
+	s.merged = merged
+	clear(s.rest)
+	rest := s.rest[:0]
+	for b := ws.raw; len(b) > 0; {
+		// The series decoded once already: these cannot fail.
+		num, typ, n := consumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if num == fieldSamples || num == fieldExemplars || num == fieldHistograms {
+			rest = append(rest, b[:n+m])
+		}
+		b = b[n+m:]
+	}
+	s.rest = rest
 	size := 0
-	for _, l := range labels {
+	for _, l := range merged {
 		size += protowire.SizeTag(fieldLabels) + protowire.SizeBytes(labelSize(l))
 	}
 	for _, r := range rest {
 		size += len(r)
 	}
 	out = protowire.AppendTag(out, fieldTimeseries, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(size))
-	for _, l := range labels {
+	out = protowire.AppendVarint(out, uint64(size)) //nolint:gosec // G115: a size is never negative
+	for _, l := range merged {
 		out = protowire.AppendTag(out, fieldLabels, protowire.BytesType)
-		out = protowire.AppendVarint(out, uint64(labelSize(l))) //nolint:gosec // G115: a size is never negative
+		out = protowire.AppendVarint(out, uint64(labelSize(l))) //nolint:gosec // G115: as above
 		out = protowire.AppendTag(out, fieldLabelName, protowire.BytesType)
 		out = protowire.AppendBytes(out, l.name)
 		out = protowire.AppendTag(out, fieldLabelValue, protowire.BytesType)
@@ -558,6 +602,11 @@ func appendSeries(out []byte, labels []wireLabel, rest [][]byte) []byte {
 		out = append(out, r...)
 	}
 	return out
+}
+
+func labelSize(l kv) int {
+	return protowire.SizeTag(fieldLabelName) + protowire.SizeBytes(len(l.name)) +
+		protowire.SizeTag(fieldLabelValue) + protowire.SizeBytes(len(l.value))
 }
 
 // appendMeta appends one MetricMetadata field with its known fields, the
@@ -593,25 +642,22 @@ func appendMeta(out []byte, m wireMeta) []byte {
 	return out
 }
 
-// describeWire is describeSeries on wire labels.
-func describeWire(ls []wireLabel) string {
-	pl := make([]prompb.Label, 0, min(len(ls), 32))
-	for _, l := range ls[:min(len(ls), 32)] {
-		pl = append(pl, prompb.Label{Name: string(l.name), Value: string(l.value)})
+// toProto copies wire labels, for messages.
+func toProto(raw []byte, ls []wireLabel) []prompb.Label {
+	pl := make([]prompb.Label, 0, len(ls))
+	for _, l := range ls {
+		pl = append(pl, prompb.Label{Name: string(l.name(raw)), Value: string(l.value(raw))})
 	}
-	s := describeSeries(pl)
+	return pl
+}
+
+// describeWire is describeSeries on wire labels.
+func describeWire(raw []byte, ls []wireLabel) string {
+	s := describeSeries(toProto(raw, ls[:min(len(ls), 32)]))
 	if len(ls) > 32 && !strings.HasSuffix(s, "...}") {
 		s = strings.TrimSuffix(s, "}") + ",...}"
 	}
 	return s
-}
-
-func (en *Enforcer) describeWireReason(reason, label string, ls []wireLabel) string {
-	pl := make([]prompb.Label, 0, len(ls))
-	for _, l := range ls {
-		pl = append(pl, prompb.Label{Name: string(l.name), Value: string(l.value)})
-	}
-	return en.describeReason(reason, label, pl)
 }
 
 // consumeTag is protowire.ConsumeTag with the one-byte tags of every field
