@@ -36,10 +36,10 @@ import (
 //	no query string                        400
 //	body within write.max_body             413
 //	snappy header within max_decoded_body  400, before decompressing
-//	decodes; limits and label rules        400 naming the first bad series
 //	the policy (route write)               403
-//	the identity's samples bucket          429 with Retry-After
+//	decodes; limits and label rules        400 naming the first bad series
 //	confinement in the write mode          400 naming the series (reject)
+//	the identity's samples bucket          429 with Retry-After
 //	the identity's requests in flight      429
 //
 // The enforced request is encoded again and sent to write.upstream_path
