@@ -106,6 +106,21 @@
 // together because they share those labels. Nothing is written unless the
 // whole input parsed; a malformed input wraps [ErrUpstream].
 //
+// # Remote write and read
+//
+// [Enforcer.ConfineWrite] checks a decoded remote write 1.0 request (limits,
+// label well-formedness) and confines its series in a [WriteMode]: inject,
+// reject or drop; a series with a value the decision does not allow is
+// never kept. [Enforcer.ConfineWriteWire] does the same on the protobuf
+// bytes, without building the request's structures, and is what the gateway
+// runs; FuzzWrite checks that the two agree and that what the wire path
+// forwards decodes to allowed series only. [Enforcer.ConfineRead] confines
+// a remote read query's matchers by the intersection rules above, and
+// [Enforcer.CheckReadResponse] and [Enforcer.CheckChunkedFrame] check the
+// series of an answer; [ReadFrame] reads the streamed answer's frames.
+// Snappy bodies are checked against a declared-length limit before they are
+// decompressed ([DecodeSnappy]).
+//
 // # Refusals
 //
 // Every error is an [*Error]. A query or match[] that does not parse, and any

@@ -49,4 +49,11 @@
 //     request is equal byte for byte, the request id and trace context
 //     aside, and each still gets its own filtering and audit record.
 //     Nothing is cached.
+//   - Remote write and read (write.go, read.go), when write.routes lists
+//     them, take snappy protobuf bodies instead of parameters: every written
+//     series is checked and confined in the decision's write mode, a series
+//     with a foreign value is never forwarded, every read query's matchers
+//     are confined, and every series of a read answer is checked before it
+//     is sent; a streamed answer that fails the check is cut off, never
+//     ended cleanly.
 package proxy
