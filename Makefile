@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=10s ./audit/
 	$(GO) test -run='^$$' -fuzz='^FuzzWrite$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadMatchers$$' -fuzztime=10s ./enforce/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadAnswer$$' -fuzztime=10s ./enforce/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.
 deps:

@@ -1,11 +1,13 @@
 package enforce
 
 import (
+	"bufio"
 	"bytes"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 )
@@ -229,4 +231,70 @@ func checkForwarded(t *testing.T, en *Enforcer, mode WriteMode, wire []byte) {
 			t.Fatalf("mode %s: the wire path forwards %s, which the decision does not allow", mode, describeSeries(ts.Labels))
 		}
 	}
+}
+
+// FuzzReadAnswer reads an upstream's remote read answer both ways, as a
+// streamed one (frames) and as a SAMPLES one, under a confined enforcer. It
+// checks that nothing panics, that a frame longer than the limit is never
+// returned, and that an answer that passes holds allowed series only.
+func FuzzReadAnswer(f *testing.F) {
+	a := []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "namespace", Value: "a"}}
+	b := []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "namespace", Value: "b"}}
+	for _, ls := range [][]prompb.Label{a, b} {
+		cr := &prompb.ChunkedReadResponse{ChunkedSeries: []*prompb.ChunkedSeries{{Labels: ls, Chunks: []prompb.Chunk{{Type: prompb.Chunk_XOR, Data: []byte{0, 1}}}}}}
+		raw, err := cr.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(AppendFrame(nil, raw))
+		rr := &prompb.ReadResponse{Results: []*prompb.QueryResult{{Timeseries: []*prompb.TimeSeries{{Labels: ls, Samples: []prompb.Sample{{Value: 1}}}}}}}
+		raw, err = rr.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(snappy.Encode(nil, raw))
+	}
+	en, err := NewEnforcer(Enforcement{"namespace": {"a"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	const maxFrame = 4 << 10
+	f.Fuzz(func(t *testing.T, body []byte) {
+		br := bufio.NewReader(bytes.NewReader(body))
+		for {
+			frame, data, err := ReadFrame(br, maxFrame, nil)
+			if err != nil {
+				break
+			}
+			if len(data) > maxFrame || len(frame) < len(data)+5 {
+				t.Fatalf("frame of %d bytes with %d of data, limit %d", len(frame), len(data), maxFrame)
+			}
+			if _, _, err := en.CheckChunkedFrame(data, 1); err != nil {
+				break
+			}
+			var cr prompb.ChunkedReadResponse
+			if err := cr.Unmarshal(data); err != nil {
+				t.Fatalf("a checked frame does not decode: %v", err)
+			}
+			for _, s := range cr.ChunkedSeries {
+				if s != nil && !en.protoAllowed(s.Labels) {
+					t.Fatalf("a checked frame holds %s", describeSeries(s.Labels))
+				}
+			}
+		}
+		rr, err := DecodeReadResponse(body, 1<<20)
+		if err != nil {
+			return
+		}
+		if _, _, err := en.CheckReadResponse(rr); err != nil {
+			return
+		}
+		for _, r := range rr.Results {
+			for _, ts := range r.GetTimeseries() {
+				if ts != nil && !en.protoAllowed(ts.Labels) {
+					t.Fatalf("a checked answer holds %s", describeSeries(ts.Labels))
+				}
+			}
+		}
+	})
 }
