@@ -64,6 +64,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSilence$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzAMBodies$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzThreshold$$' -fuzztime=10s ./console/
+	$(GO) test -run='^$$' -fuzz='^FuzzWrite$$' -fuzztime=10s ./enforce/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadMatchers$$' -fuzztime=10s ./enforce/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadAnswer$$' -fuzztime=10s ./enforce/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.
 deps:

@@ -68,6 +68,10 @@ type Record struct {
 	SilenceMatchers  []string `json:"silence_matchers,omitempty"`
 	SilenceStartsAt  string   `json:"silence_starts_at,omitempty"`
 	SilenceEndsAt    string   `json:"silence_ends_at,omitempty"`
+	// Remote counts what a remote write or read request carried and what
+	// the gateway did to it (remote.go). It holds counts only, never
+	// sample data.
+	Remote *Remote `json:"remote,omitempty"`
 	// Decision is the policy decision, nil when the policy was not asked.
 	Decision *Decision `json:"decision,omitempty"`
 	// Status is the HTTP status sent to the client.

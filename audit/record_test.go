@@ -142,7 +142,7 @@ func jsonKeys(t *testing.T, typ reflect.Type) []string {
 func TestRecordFields(t *testing.T) {
 	documented := map[string][]string{
 		"record": {"bytes", "chain_start", "clamped", "client_request_id", "decision", "dropped_params", "duration_ms", "enforced_query", "error", "hash", "id",
-			"identity", "method", "path", "prev_hash", "query", "refused_match", "remote_addr", "route",
+			"identity", "method", "path", "prev_hash", "query", "refused_match", "remote", "remote_addr", "route",
 			"silence_ends_at", "silence_id", "silence_matchers", "silence_operation", "silence_starts_at", "status", "time", "trace_id", "truncated"},
 		"identity": {"cert_fingerprint", "groups", "issuer", "method", "subject"},
 		"decision": {"allow", "policy_revision", "reason"},
@@ -181,8 +181,9 @@ func TestRecordFields(t *testing.T) {
 
 	t.Run("full", func(t *testing.T) {
 		line := []byte(encodeOne(t, fullRecord()))
-		// Only a record with a field over its cap has truncated.
-		want := slices.DeleteFunc(slices.Clone(documented["record"]), func(k string) bool { return k == "truncated" })
+		// Only a record with a field over its cap has truncated, and only
+		// a remote write or read record has remote (TestRemoteRecord).
+		want := slices.DeleteFunc(slices.Clone(documented["record"]), func(k string) bool { return k == "truncated" || k == "remote" })
 		if diff := cmp.Diff(want, keysOf(t, line)); diff != "" {
 			t.Errorf("record keys (-want +got):\n%s", diff)
 		}
@@ -202,7 +203,8 @@ func TestRecordFields(t *testing.T) {
 	})
 	t.Run("truncated", func(t *testing.T) {
 		line := []byte(encodeOne(t, oversizedRecord()))
-		if diff := cmp.Diff(documented["record"], keysOf(t, line)); diff != "" {
+		want := slices.DeleteFunc(slices.Clone(documented["record"]), func(k string) bool { return k == "remote" })
+		if diff := cmp.Diff(want, keysOf(t, line)); diff != "" {
 			t.Errorf("record keys (-want +got):\n%s", diff)
 		}
 		var nested struct {

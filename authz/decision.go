@@ -29,6 +29,7 @@ import (
 //	RateKey       "rate_key": string                   a rate bucket per identity
 //	Limits        "limits": {max_range, ...}           the configured limits only
 //	Receivers     "receivers": [string]                a confined caller sees no Alertmanager receiver
+//	WriteMode     "write_mode": inject|reject|drop     the configuration's write.mode
 //
 // Enforce, EnforceRegex, Matchers, Tenant, RateKey and Limits are set only
 // when Allow is true; all three confinements empty means unrestricted. A
@@ -70,6 +71,10 @@ type Decision struct {
 	// Receivers names the Alertmanager receivers a confined caller may see
 	// on /api/v2/receivers (an unrestricted caller sees them all).
 	Receivers []string `json:"receivers,omitempty"`
+	// WriteMode is how the remote write route treats a series without the
+	// enforced labels (inject, reject or drop), or "" for the
+	// configuration's write.mode.
+	WriteMode string `json:"write_mode,omitempty"`
 	// Revision is the revision of the policy that made the decision (see
 	// Authorizer.Revision), set by the Authorizer whatever the outcome, so
 	// that an audit record names the policy that decided even across a
@@ -245,8 +250,10 @@ func parseDecision(v ast.Value) (Decision, error) {
 			if d.Receivers, err = stringList(val.Value); err != nil {
 				err = fmt.Errorf(`%w: "receivers": %w`, ErrMalformed, err)
 			}
+		case "write_mode":
+			d.WriteMode, err = parseWriteMode(val.Value)
 		default:
-			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant, rate_key, limits and receivers", ErrMalformed, string(key))
+			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant, rate_key, limits, receivers and write_mode", ErrMalformed, string(key))
 		}
 	})
 	if err != nil {
@@ -272,6 +279,9 @@ func Compile(d Decision) (Decision, error) {
 			if err := ValidateTenant(d.Tenant); err != nil {
 				return fmt.Errorf(`%w: "tenant": %w`, ErrMalformed, err)
 			}
+		}
+		if d.WriteMode != "" && !validWriteMode(d.WriteMode) {
+			return fmt.Errorf(`%w: "write_mode": %q is not inject, reject or drop`, ErrMalformed, d.WriteMode)
 		}
 		if d.RateKey != "" {
 			if err := validateRateKey(d.RateKey); err != nil {

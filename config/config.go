@@ -52,6 +52,8 @@ type Config struct {
 	// Alertmanager serves an Alertmanager's API v2 beside the Prometheus
 	// API (alertmanager.go); nil serves none.
 	Alertmanager *Alertmanager `yaml:"alertmanager"`
+	// Write configures remote write and remote read (write.go).
+	Write Write `yaml:"write"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -420,6 +422,7 @@ func Default() *Config {
 		// Grafana asks buildinfo to detect the flavour of a Prometheus
 		// datasource; the other status routes describe the whole server.
 		Routes: Routes{Status: []string{"buildinfo"}},
+		Write:  DefaultWrite(),
 		Limits: Limits{
 			RequestsPerSecond: 20,
 			Burst:             40,
@@ -770,6 +773,7 @@ func (c *Config) Validate() error {
 		}
 		errs = append(errs, c.Alertmanager.validate()...)
 	}
+	errs = append(errs, c.Write.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -114,6 +114,20 @@
 // silence has no matcher and refuses one reaching outside it,
 // [Enforcer.AlertFilters] gives the filter matchers that confine an alerts
 // request, and the FilterAM* filters confine Alertmanager's answers.
+// # Remote write and read
+//
+// [Enforcer.ConfineWrite] checks a decoded remote write 1.0 request (limits,
+// label well-formedness) and confines its series in a [WriteMode]: inject,
+// reject or drop; a series with a value the decision does not allow is
+// never kept. [Enforcer.ConfineWriteWire] does the same on the protobuf
+// bytes, without building the request's structures, and is what the gateway
+// runs; FuzzWrite checks that the two agree and that what the wire path
+// forwards decodes to allowed series only. [Enforcer.ConfineRead] confines
+// a remote read query's matchers by the intersection rules above, and
+// [Enforcer.CheckReadResponse] and [Enforcer.CheckChunkedFrame] check the
+// series of an answer; [ReadFrame] reads the streamed answer's frames.
+// Snappy bodies are checked against a declared-length limit before they are
+// decompressed ([DecodeSnappy]).
 //
 // # Refusals
 //

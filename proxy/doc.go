@@ -57,4 +57,11 @@
 //     policy again with it; a refusal forwards nothing else), createdBy is
 //     the authenticated subject, pushed alerts must carry allowed values,
 //     and every other Alertmanager path, API v1 included, is 404.
+//   - Remote write and read (write.go, read.go), when write.routes lists
+//     them, take snappy protobuf bodies instead of parameters: every written
+//     series is checked and confined in the decision's write mode, a series
+//     with a foreign value is never forwarded, every read query's matchers
+//     are confined, and every series of a read answer is checked before it
+//     is sent; a streamed answer that fails the check is cut off, never
+//     ended cleanly.
 package proxy

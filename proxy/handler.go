@@ -118,6 +118,9 @@ type Handler struct {
 	amToken *TokenFile
 	// gather is Options.Gatherer.
 	gather prometheus.Gatherer
+	// remote holds the remote write and read routes' metrics and sample
+	// buckets (write.go).
+	remote *remote
 }
 
 // New builds the handler. It fails when the options are incomplete or the
@@ -168,6 +171,7 @@ func New(o Options) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.tel = newTelemetry(o.Registerer, h.now)
+	h.remote = newRemote(o.Config.Write, o.Registerer)
 	h.queries = newQueryCache()
 	h.noCredentials = credentialsHint(o.Config)
 	var b [6]byte
@@ -498,6 +502,7 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 	}
 	ar.DroppedParams = st.dropped
 	ar.RefusedMatch = st.refusedMatch
+	ar.Remote = st.remote
 	for _, c := range st.clamped {
 		ar.Clamped = append(ar.Clamped, c.name+"="+c.value)
 	}

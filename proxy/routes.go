@@ -40,6 +40,10 @@ const (
 	RouteConfig      = "config"
 	RouteWALReplay   = "walreplay"
 	RouteTargets     = "targets"
+	// RouteWrite and RouteRead are remote write and remote read (write.go,
+	// read.go).
+	RouteWrite = "write"
+	RouteRead  = "read"
 )
 
 // Routes lists every route name, for metrics that start at zero.
@@ -48,7 +52,7 @@ var Routes = []string{
 	RouteLabelValues, RouteFederate, RouteRules, RouteAlerts, RouteMetadata,
 	RouteBuildInfo, RouteFormatQuery, RouteDetectors, RouteUI, RoutePage, RouteUnknown,
 	RouteScrape, RouteRuntimeInfo, RouteFlags, RouteTSDB, RouteConfig, RouteWALReplay,
-	RouteTargets,
+	RouteTargets, RouteWrite, RouteRead,
 	// The Alertmanager routes (alertmanager.go).
 	RouteAMAlerts, RouteAMAlertGroups, RouteAMAlertPush, RouteAMSilences, RouteAMSilence, RouteAMStatus, RouteAMReceivers,
 }
@@ -100,6 +104,8 @@ var (
 	getPost = []string{http.MethodGet, http.MethodPost}
 	getOnly = []string{http.MethodGet}
 	getHead = []string{http.MethodGet, http.MethodHead}
+	// postOnly is remote write and read.
+	postOnly = []string{http.MethodPost}
 )
 
 // The Prometheus API routes' shared shape.
@@ -177,6 +183,10 @@ var routes = map[string]*route{
 			return g.en.FilterTargets, nil
 		},
 	},
+	// Remote write and read: protobuf bodies, checked and confined by
+	// their own handlers.
+	"/api/v1/write": {name: RouteWrite, kind: kindPlain, methods: postOnly, serve: (*Handler).serveWrite},
+	"/api/v1/read":  {name: RouteRead, kind: kindMatch, methods: postOnly, serve: (*Handler).serveRead},
 	// format_query only pretty-prints the expression; it reads no data.
 	"/api/v1/format_query": {name: RouteFormatQuery, kind: kindPlain, methods: getPost, params: []string{"query"}, serve: (*Handler).serveAPI},
 }
@@ -213,6 +223,10 @@ func (h *Handler) match(r *http.Request) *route {
 	rt := classify(r.URL.RawPath, r.URL.Path)
 	if rt != nil && rt.status && !slices.Contains(h.cfg.Routes.Status, rt.name) {
 		// Not listed in routes.status: exactly as a path never served.
+		return nil
+	}
+	if rt != nil && (rt.name == RouteWrite || rt.name == RouteRead) && !slices.Contains(h.cfg.Write.Routes, rt.name) {
+		// Not listed in write.routes: exactly as a path never served.
 		return nil
 	}
 	return rt

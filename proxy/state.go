@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/promgate/promgate/audit"
 	"github.com/promgate/promgate/authn"
 	"github.com/promgate/promgate/authz"
 )
@@ -43,6 +44,8 @@ type state struct {
 	// silence is the silence an Alertmanager request creates, updates or
 	// expires (alertmanager.go), or nil.
 	silence *silenceRecord
+	// remote counts a remote write or read request (write.go, read.go).
+	remote *audit.Remote
 }
 
 // recorder captures the status and size of a response.

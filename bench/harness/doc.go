@@ -36,6 +36,13 @@
 // bench/results/latest.md and a dated copy; -mode smoke runs a few short
 // cells and writes nothing, for `make bench-smoke`.
 //
+// -only write measures remote write instead: the same snappy batch of 2,000
+// team-a series (one sample each) POSTed through the bare TLS proxy and
+// through promgate (mTLS, default policy, write.routes [write], drop mode)
+// into a Prometheus with --web.enable-remote-write-receiver, at the same
+// concurrency, reported as samples per second and the ratio
+// promgate/bare in bench/results/<date>-write.md (write.go).
+//
 // It refuses to report a cell whose requests failed as if it had succeeded:
 // errors are counted and shown, and a target that answers the smoke check
 // with anything but 200 fails the run.

@@ -253,7 +253,7 @@ func (h *harness) build() error {
 			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(h.bin, "prom-label-proxy")); err != nil {
+	if _, err := os.Stat(filepath.Join(h.bin, "prom-label-proxy")); err != nil && h.o.only != "write" {
 		logf("installing prom-label-proxy v0.11.1 into %s", h.bin)
 		cmd := exec.Command("go", "install", "github.com/prometheus-community/prom-label-proxy@v0.11.1")
 		cmd.Dir = h.root

@@ -44,7 +44,7 @@ func run() error {
 	flag.IntVar(&o.idle, "idle", 0, "idle keep-alive connections for the RSS check (default 1000 full, 100 smoke)")
 	flag.StringVar(&o.results, "results", "", "results folder (default <module>/bench/results)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, audit file, TSDB) for inspection")
-	flag.StringVar(&o.only, "only", "", "sidecar: measure only the exporter-sidecar cases and write bench/results/<date>-sidecar.md, leaving latest.md alone; tracing: promgate with tracing off and on in alternating cells, written to bench/results/<date>-tracing.md")
+	flag.StringVar(&o.only, "only", "", "sidecar: measure only the exporter-sidecar cases and write bench/results/<date>-sidecar.md, leaving latest.md alone; tracing: promgate with tracing off and on in alternating cells, written to bench/results/<date>-tracing.md; write: only the remote write cells (promgate and the bare TLS proxy into a remote-write receiver), written to bench/results/<date>-write.md")
 	flag.BoolVar(&o.gzip, "gzip", false, "send Accept-Encoding: gzip, as Grafana does (default identity: the same bytes through every target)")
 	flag.Parse()
 	switch o.mode {
@@ -69,8 +69,8 @@ func run() error {
 	default:
 		return fmt.Errorf("-mode %q: use full or smoke", o.mode)
 	}
-	if o.only != "" && o.only != "sidecar" && o.only != "tracing" {
-		return fmt.Errorf("-only %q: use sidecar or tracing", o.only)
+	if o.only != "" && o.only != "sidecar" && o.only != "tracing" && o.only != "write" {
+		return fmt.Errorf("-only %q: use sidecar, tracing or write", o.only)
 	}
 	for _, s := range strings.Split(*concFlag, ",") {
 		var c int
@@ -96,7 +96,13 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- h.run(ctx) }()
+	go func() {
+		if o.only == "write" {
+			errc <- h.runWrite(ctx)
+			return
+		}
+		errc <- h.run(ctx)
+	}()
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
