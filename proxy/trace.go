@@ -39,7 +39,8 @@ const (
 // copy of the request and a context a span.
 type reqTrace struct {
 	tracer trace.Tracer
-	// ctx holds the server span: the parent of every step.
+	// ctx holds the server span, the parent of every step, for a tracer
+	// other than the gateway's; nil until needed.
 	ctx  context.Context
 	span trace.Span
 	// step is the current step's span, or nil.
@@ -51,9 +52,16 @@ type reqTrace struct {
 // startTrace starts the server span of r, under the caller's trace context
 // when it sent a valid one.
 func (h *Handler) startTrace(r *http.Request, st *state) {
+	parent, remote := callerSpanContext(r)
+	if span, ok := tracing.StartServer(h.tracer, parent, "promgate"); ok {
+		// The gateway's tracer: no context is made; child makes one only
+		// if it ever needs the API.
+		st.tr = &reqTrace{tracer: h.tracer, span: span}
+		return
+	}
 	ctx := r.Context()
-	if sc, ok := callerSpanContext(r); ok {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	if remote {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 	}
 	ctx, span := h.tracer.Start(ctx, "promgate", trace.WithSpanKind(trace.SpanKindServer))
 	st.tr = &reqTrace{tracer: h.tracer, ctx: ctx, span: span}
@@ -64,6 +72,9 @@ func (h *Handler) startTrace(r *http.Request, st *state) {
 func (t *reqTrace) child(name string, kind trace.SpanKind) trace.Span {
 	if s := tracing.Child(t.span, name, kind); s != nil {
 		return s
+	}
+	if t.ctx == nil {
+		t.ctx = trace.ContextWithSpan(context.Background(), t.span)
 	}
 	_, s := t.tracer.Start(t.ctx, name, trace.WithSpanKind(kind))
 	return s

@@ -64,12 +64,28 @@ func batchConfigOf(getenv func(string) string) (batchConfig, error) {
 	return bc, errors.Join(errs...)
 }
 
+// sampling is a sampler built from the SDK's, with its parts: the root
+// sampler, and whether it is parent-based (with the SDK's default choices:
+// a sampled parent's children are sampled, the others not). StartServer
+// decides with the parts, without a context.
+type sampling struct {
+	sdktrace.Sampler
+	root        sdktrace.Sampler
+	parentBased bool
+}
+
+func parentBased(root sdktrace.Sampler) *sampling {
+	return &sampling{Sampler: sdktrace.ParentBased(root), root: root, parentBased: true}
+}
+
+func plain(s sdktrace.Sampler) *sampling { return &sampling{Sampler: s, root: s} }
+
 // samplerOf is the sampler of cfg's sample ratio when it is set, else of
 // OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (parent-based, every new
 // trace sampled, when unset), built from the SDK's samplers.
-func samplerOf(ratio *float64, getenv func(string) string) (sdktrace.Sampler, error) {
+func samplerOf(ratio *float64, getenv func(string) string) (*sampling, error) {
 	if ratio != nil {
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*ratio)), nil
+		return parentBased(sdktrace.TraceIDRatioBased(*ratio)), nil
 	}
 	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
 	arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
@@ -85,19 +101,19 @@ func samplerOf(ratio *float64, getenv func(string) string) (sdktrace.Sampler, er
 	}
 	switch name {
 	case "", "parentbased_always_on":
-		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+		return parentBased(sdktrace.AlwaysSample()), nil
 	case "always_on":
-		return sdktrace.AlwaysSample(), nil
+		return plain(sdktrace.AlwaysSample()), nil
 	case "always_off":
-		return sdktrace.NeverSample(), nil
+		return plain(sdktrace.NeverSample()), nil
 	case "parentbased_always_off":
-		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+		return parentBased(sdktrace.NeverSample()), nil
 	case "traceidratio":
 		f, err := fraction()
-		return sdktrace.TraceIDRatioBased(f), err
+		return plain(sdktrace.TraceIDRatioBased(f)), err
 	case "parentbased_traceidratio":
 		f, err := fraction()
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(f)), err
+		return parentBased(sdktrace.TraceIDRatioBased(f)), err
 	}
 	return nil, fmt.Errorf("OTEL_TRACES_SAMPLER: %q is not one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio", name)
 }

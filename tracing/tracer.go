@@ -399,6 +399,57 @@ func Child(parent trace.Span, name string, kind trace.SpanKind) trace.Span {
 	}
 }
 
+// StartServer starts a span of kind server under parent, the caller's
+// remote span context (or none, for a new trace), without a context, when
+// t is the gateway's tracer with a sampler samplerOf built: the fast path
+// of the gateway's server span. The decision is the sampler's, made from
+// its parts: a parent-based sampler follows parent's sampled flag, and
+// otherwise its root sampler decides on the trace ID. ok is false for any
+// other tracer, which the caller then uses through the API.
+func StartServer(t trace.Tracer, parent trace.SpanContext, name string) (s trace.Span, ok bool) {
+	tr, ok := t.(*tracer)
+	if !ok {
+		return nil, false
+	}
+	smp, ok := tr.sampler.(*sampling)
+	if !ok {
+		return nil, false
+	}
+	scc := trace.SpanContextConfig{SpanID: newSpanID(), TraceFlags: parent.TraceFlags(), TraceState: parent.TraceState()}
+	var sampled bool
+	if parent.IsValid() {
+		scc.TraceID = parent.TraceID()
+	} else {
+		scc.TraceID = newTraceID()
+	}
+	if smp.parentBased && parent.IsValid() {
+		sampled = parent.IsSampled()
+	} else {
+		res := smp.root.ShouldSample(sdktrace.SamplingParameters{
+			ParentContext: context.Background(), TraceID: scc.TraceID, Name: name, Kind: trace.SpanKindServer,
+		})
+		sampled = res.Decision == sdktrace.RecordAndSample
+	}
+	if sampled {
+		scc.TraceFlags |= trace.FlagsSampled
+	} else {
+		scc.TraceFlags &^= trace.FlagsSampled
+		return trace.SpanFromContext(trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(scc))), true
+	}
+	return &span{
+		tracer:  tr,
+		sampled: true,
+		data: SpanData{
+			Name:         name,
+			SpanContext:  trace.NewSpanContext(scc),
+			ParentSpanID: parent.SpanID(),
+			ParentRemote: parent.IsRemote(),
+			Kind:         trace.SpanKindServer,
+			Start:        tr.now().UnixNano(),
+		},
+	}, true
+}
+
 // SetAttributesOwned sets kvs on sp as sp.SetAttributes does. When sp is a
 // span of the gateway's tracer that has no attribute yet, it takes kvs as
 // its own instead of copying them: the caller must not change kvs

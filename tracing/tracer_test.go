@@ -169,7 +169,7 @@ func TestBatcherDropsWhenFull(t *testing.T) {
 	dropped := 0
 	b := newBatcher(batchConfig{scheduleDelay: time.Hour, exportTimeout: time.Minute, maxQueue: 4, maxBatch: 1}, exp,
 		func(n int) { mu.Lock(); dropped += n; mu.Unlock() }, func(error) {})
-	tr := newTracer(sdktrace.AlwaysSample(), b)
+	tr := newTracer(plain(sdktrace.AlwaysSample()), b)
 	// The first span is taken by the loop, whose export then blocks; four
 	// fill the queue, and the rest are dropped, without waiting.
 	for range 20 {
@@ -258,4 +258,58 @@ func TestSamplerAndBatchEnv(t *testing.T) {
 func hasKey(m map[attribute.Key]attribute.Value, k attribute.Key) bool {
 	_, ok := m[k]
 	return ok
+}
+
+func TestStartServer(t *testing.T) {
+	ts, _ := trace.ParseTraceState("k=v")
+	sampledParent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{5}, SpanID: trace.SpanID{6}, TraceFlags: trace.FlagsSampled, TraceState: ts, Remote: true})
+	unsampledParent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{8}, Remote: true})
+	for _, tc := range []struct {
+		name    string
+		sampler *sampling
+		parent  trace.SpanContext
+		want    bool // recording
+	}{
+		{"parent-based follows a sampled parent", parentBased(sdktrace.NeverSample()), sampledParent, true},
+		{"parent-based follows a parent not sampled", parentBased(sdktrace.AlwaysSample()), unsampledParent, false},
+		{"parent-based root: always", parentBased(sdktrace.AlwaysSample()), trace.SpanContext{}, true},
+		{"parent-based root: never", parentBased(sdktrace.NeverSample()), trace.SpanContext{}, false},
+		{"plain ignores the parent", plain(sdktrace.AlwaysSample()), unsampledParent, true},
+		{"plain never", plain(sdktrace.NeverSample()), sampledParent, false},
+	} {
+		tr, b, mem, _ := newTestTracer(t, tc.sampler, 8)
+		s, ok := StartServer(tr, tc.parent, "promgate")
+		if !ok {
+			t.Fatalf("%s: not the fast path", tc.name)
+		}
+		sc := s.SpanContext()
+		switch {
+		case s.IsRecording() != tc.want || sc.IsSampled() != tc.want:
+			t.Errorf("%s: recording %v, sampled %v; want %v", tc.name, s.IsRecording(), sc.IsSampled(), tc.want)
+		case tc.parent.IsValid() && (sc.TraceID() != tc.parent.TraceID() || sc.TraceState().String() != tc.parent.TraceState().String()):
+			t.Errorf("%s: context %v does not continue the parent's trace", tc.name, sc)
+		case !sc.IsValid() || sc.SpanID() == tc.parent.SpanID():
+			t.Errorf("%s: span context %v", tc.name, sc)
+		}
+		// The fast path decides as the API path does.
+		ctx := context.Background()
+		if tc.parent.IsValid() {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, tc.parent)
+		}
+		_, api := tr.Start(ctx, "promgate", trace.WithSpanKind(trace.SpanKindServer))
+		if api.IsRecording() != tc.want {
+			t.Errorf("%s: the API path decided %v", tc.name, api.IsRecording())
+		}
+		s.End()
+		api.End()
+		if err := b.forceFlush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(mem.get()), map[bool]int{true: 2, false: 0}[tc.want]; got != want {
+			t.Errorf("%s: %d spans exported, want %d", tc.name, got, want)
+		}
+	}
+	if _, ok := StartServer(sdktrace.NewTracerProvider().Tracer("x"), trace.SpanContext{}, "promgate"); ok {
+		t.Error("another tracer took the fast path")
+	}
 }
