@@ -49,6 +49,8 @@ type Config struct {
 	Routes Routes `yaml:"routes"`
 	// Tracing exports the gateway's spans over OTLP (tracing.go).
 	Tracing Tracing `yaml:"tracing"`
+	// Cache is the results cache of query_range (cache.go).
+	Cache Cache `yaml:"cache"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -410,6 +412,7 @@ func Default() *Config {
 		// Grafana asks buildinfo to detect the flavour of a Prometheus
 		// datasource; the other status routes describe the whole server.
 		Routes: Routes{Status: []string{"buildinfo"}},
+		Cache:  DefaultCache(),
 		Limits: Limits{
 			RequestsPerSecond: 20,
 			Burst:             40,
@@ -742,6 +745,7 @@ func (c *Config) Validate() error {
 	}
 
 	errs = append(errs, c.Tracing.validate()...)
+	errs = append(errs, c.Cache.validate()...)
 	return errors.Join(errs...)
 }
 

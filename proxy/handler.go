@@ -168,6 +168,11 @@ func New(o Options) (*Handler, error) {
 	if h.up, err = newUpstream(o.Config, o.Transport, h.token, h.tel, h.log); err != nil {
 		return nil, err
 	}
+	if o.Config.Cache.Enabled && o.Config.Upstream.Kind != config.KindMetrics {
+		if h.up.cache, err = newResultsCache(o.Config.Cache, h.up.rt, h.now, o.Registerer, h.log); err != nil {
+			return nil, err
+		}
+	}
 	if o.Config.Upstream.Kind == config.KindMetrics {
 		if h.scrapes, err = newScrapeSet(o.Config, h.up.raw, h.token); err != nil {
 			return nil, err
