@@ -44,7 +44,7 @@ func run() error {
 	flag.IntVar(&o.idle, "idle", 0, "idle keep-alive connections for the RSS check (default 1000 full, 100 smoke)")
 	flag.StringVar(&o.results, "results", "", "results folder (default <module>/bench/results)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, audit file, TSDB) for inspection")
-	flag.StringVar(&o.only, "only", "", "sidecar: measure only the exporter-sidecar cases and write bench/results/<date>-sidecar.md, leaving latest.md alone")
+	flag.StringVar(&o.only, "only", "", "sidecar: measure only the exporter-sidecar cases and write bench/results/<date>-sidecar.md, leaving latest.md alone; dashboards: only the dashboard workload, written to bench/results/<date>-dashboards.md")
 	flag.BoolVar(&o.gzip, "gzip", false, "send Accept-Encoding: gzip, as Grafana does (default identity: the same bytes through every target)")
 	flag.Parse()
 	switch o.mode {
@@ -69,8 +69,8 @@ func run() error {
 	default:
 		return fmt.Errorf("-mode %q: use full or smoke", o.mode)
 	}
-	if o.only != "" && o.only != "sidecar" {
-		return fmt.Errorf("-only %q: use sidecar", o.only)
+	if o.only != "" && o.only != "sidecar" && o.only != "dashboards" {
+		return fmt.Errorf("-only %q: use sidecar or dashboards", o.only)
 	}
 	for _, s := range strings.Split(*concFlag, ",") {
 		var c int
