@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -488,26 +489,32 @@ func pointTime(p json.RawMessage) (int64, bool) {
 	return int64(math.Round(f * 1000)), true
 }
 
+// pointWindow returns the points of ps (in time order, as Prometheus writes
+// them) from start to last, found by binary search.
+func pointWindow(ps []json.RawMessage, start, last int64) []json.RawMessage {
+	if len(ps) == 0 {
+		return nil
+	}
+	if t0, _ := pointTime(ps[0]); t0 >= start {
+		if tn, _ := pointTime(ps[len(ps)-1]); tn <= last {
+			return ps
+		}
+	}
+	i := sort.Search(len(ps), func(i int) bool { t, _ := pointTime(ps[i]); return t >= start })
+	j := sort.Search(len(ps), func(j int) bool { t, _ := pointTime(ps[j]); return t > last })
+	if i >= j {
+		return nil
+	}
+	return ps[i:j]
+}
+
 // slicePart returns the points of series from start to last, dropping
 // series left without points.
 func slicePart(series []partSeries, start, last int64) []partSeries {
-	in := func(p json.RawMessage) bool {
-		t, _ := pointTime(p)
-		return t >= start && t <= last
-	}
 	out := make([]partSeries, 0, len(series))
 	for _, s := range series {
-		ps := partSeries{Metric: s.Metric, labels: s.labels}
-		for _, p := range s.Values {
-			if in(p) {
-				ps.Values = append(ps.Values, p)
-			}
-		}
-		for _, p := range s.Histograms {
-			if in(p) {
-				ps.Histograms = append(ps.Histograms, p)
-			}
-		}
+		ps := partSeries{Metric: s.Metric, labels: s.labels,
+			Values: pointWindow(s.Values, start, last), Histograms: pointWindow(s.Histograms, start, last)}
 		if len(ps.Values)+len(ps.Histograms) > 0 {
 			out = append(out, ps)
 		}
@@ -535,17 +542,14 @@ func merge(parts []part, start, end int64) []byte {
 				order = append(order, m)
 				size += len(s.Metric) + 32
 			}
-			for _, p := range s.Values {
-				if t, _ := pointTime(p); t >= start && t <= end {
-					m.values = append(m.values, p)
-					size += len(p) + 1
-				}
+			vs, hs := pointWindow(s.Values, start, end), pointWindow(s.Histograms, start, end)
+			m.values = append(m.values, vs...)
+			m.histograms = append(m.histograms, hs...)
+			for _, p := range vs {
+				size += len(p) + 1
 			}
-			for _, p := range s.Histograms {
-				if t, _ := pointTime(p); t >= start && t <= end {
-					m.histograms = append(m.histograms, p)
-					size += len(p) + 1
-				}
+			for _, p := range hs {
+				size += len(p) + 1
 			}
 		}
 	}
