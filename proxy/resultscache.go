@@ -533,8 +533,9 @@ func merge(parts []part, start, end int64) []byte {
 	var order []*merged
 	size := 64
 	for i := range parts {
-		for j := range parts[i].series {
-			s := &parts[i].series[j]
+		series := parts[i].series
+		for j := range series {
+			s := &series[j]
 			m := byMetric[string(s.Metric)]
 			if m == nil {
 				m = &merged{s: s}
