@@ -192,6 +192,12 @@ type dashResult struct {
 
 func (h *harness) startDashboards() error {
 	d := &dashStack{o: dashOptionsFor(h.o.mode)}
+	if h.o.dashRefresh > 0 {
+		d.o.refresh, d.o.jitter = h.o.dashRefresh, h.o.dashRefresh/5
+	}
+	if h.o.dashRounds > 0 {
+		d.o.rounds = h.o.dashRounds
+	}
 	h.dash = d
 	dir := filepath.Join(h.work, "dash-prometheus")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
