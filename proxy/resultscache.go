@@ -36,7 +36,7 @@ import (
 // own (its lookback, ranges and subqueries are taken from that point), so a
 // part asked on its own returns exactly the points the whole range has
 // there. A part is P long, the split interval rounded up to a multiple of
-// the step and at least 60 steps, and starts at o + n*P, where o is start
+// the step, at least 60 and at most 5,500 steps, and starts at o + n*P, where o is start
 // modulo step: every request with the same step and grid offset shares the
 // same parts.
 //
@@ -78,8 +78,12 @@ type resultsCache struct {
 const maxPoints = 11000
 
 // minPartSteps is the fewest steps in a part, which bounds the number of
-// parts of a request to maxPoints/minPartSteps.
-const minPartSteps = 60
+// parts of a request to maxPoints/minPartSteps; maxPartSteps the most, so
+// that one upstream request never asks for more than maxPoints.
+const (
+	minPartSteps = 60
+	maxPartSteps = maxPoints / 2
+)
 
 // cacheKeyVersion changes when the stored form of a part changes.
 const cacheKeyVersion = "promgate-results-v1"
@@ -150,7 +154,9 @@ func (c *resultsCache) RoundTrip(req *http.Request) (*http.Response, error) {
 			continue
 		}
 		j := i
-		for j+1 < len(parts) && !parts[j+1].hit {
+		// One upstream request per run of missing parts, each within
+		// Prometheus' points limit.
+		for j+1 < len(parts) && !parts[j+1].hit && (parts[j+1].last-parts[i].start)/rr.step+1 <= maxPoints {
 			j++
 		}
 		from, to := parts[i].start, parts[j].last
@@ -299,7 +305,7 @@ func baseKey(req *http.Request, params url.Values) [sha256.Size]byte {
 // minPartSteps steps.
 func partLength(split time.Duration, step int64) int64 {
 	p := (split.Milliseconds() + step - 1) / step * step
-	return max(p, minPartSteps*step)
+	return min(max(p, minPartSteps*step), maxPartSteps*step)
 }
 
 // plan cuts rr into parts, or returns nil when nothing of it can be cached.

@@ -468,3 +468,41 @@ func TestNoCache(t *testing.T) {
 		}
 	}
 }
+
+// TestResultsCacheLargeRange checks that a range near Prometheus' 11,000
+// points is fetched in requests that each stay within it, once the parts
+// at its ends are widened to whole parts.
+func TestResultsCacheLargeRange(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f := &fakeRange{}
+	f.late.Store(now.UnixMilli())
+	var widest atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		s, _ := parseFloatMillis(r.Form.Get("start"))
+		e, _ := parseFloatMillis(r.Form.Get("end"))
+		step, _ := promapi.ParseDuration(r.Form.Get("step"))
+		if n := (e-s)/step.Milliseconds() + 1; n > widest.Load() {
+			widest.Store(n)
+		}
+		f.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := newResultsCache(testCacheConfig(), http.DefaultTransport, func() time.Time { return now }, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := now.Add(-72 * time.Hour).Add(-17 * time.Minute).Truncate(30 * time.Second)
+	end := start.Add(10999 * 20 * time.Second)
+	_, want := rcRoundTrip(t, http.DefaultTransport, newRangeReq(t, srv.URL, "x", start, end, 20*time.Second, nil))
+	_, got := rcRoundTrip(t, c, newRangeReq(t, srv.URL, "x", start, end, 20*time.Second, nil))
+	if d := cmp.Diff(normalize(t, want), normalize(t, got)); d != "" {
+		t.Fatalf("cached answer differs (-want +got):\n%s", d)
+	}
+	if n := widest.Load(); n > maxPoints {
+		t.Errorf("an upstream request asked for %d points, over %d", n, maxPoints)
+	}
+	if b := testutil.ToFloat64(c.m.bypassed.WithLabelValues("answer")); b != 0 {
+		t.Errorf("bypassed{reason=answer} = %v, want 0", b)
+	}
+}
