@@ -45,9 +45,10 @@ import (
 //
 // A dashboard load is the two variable queries, then the 20 panels at once,
 // at most six requests in flight per person (a browser's connections per
-// host over HTTP/1.1). Each person loads the dashboard at a random moment
-// within the first refresh interval, then every refresh interval with
-// jitter, for a fixed number of rounds. The clock is compressed: the
+// host over HTTP/1.1). In each refresh round every person loads the
+// dashboard once, at a random moment within the refresh interval; rounds
+// go through the targets in turn (interleaved), for a fixed number of
+// rounds. The clock is compressed: the
 // refresh interval is seconds, not Grafana's 30s, so that a run takes
 // minutes; the ranges still move with the real clock, as Grafana moves
 // them.
@@ -76,7 +77,7 @@ func dashOptionsFor(mode string) dashOptions {
 		// stays near its minute.
 		return dashOptions{history: time.Hour, users: 1, rounds: 2, refresh: 500 * time.Millisecond, jitter: 100 * time.Millisecond}
 	}
-	return dashOptions{history: 24 * time.Hour, users: 10, rounds: 6, refresh: 5 * time.Second, jitter: time.Second}
+	return dashOptions{history: 24 * time.Hour, users: 10, rounds: 4, refresh: 15 * time.Second, jitter: 3 * time.Second}
 }
 
 // dashExposition writes every series at Unix time ts; with withTS it writes
@@ -188,6 +189,7 @@ type dashResult struct {
 	upCPUPerLoad  float64 // seconds of the upstream Prometheus per load
 	ownCPUPerLoad float64 // seconds of the process under test per load
 	requests      int
+	upCPU, ownCPU float64 // seconds over the whole run
 }
 
 func (h *harness) startDashboards() error {
@@ -226,8 +228,14 @@ func (h *harness) startDashboards() error {
 		return err
 	}
 	logf("dashboards: backfilled %v of %d series in %v", d.o.history, len(dashTeams)*dashPods*10, time.Since(t0).Round(time.Millisecond))
+	// The live scrape runs every 15s (2s in smoke mode, so that the first
+	// one comes soon); the history has a sample every 30s.
+	scrape := 15 * time.Second
+	if h.o.mode == "smoke" {
+		scrape = 2 * time.Second
+	}
 	cfg := fmt.Sprintf("global:\n  scrape_interval: %s\nscrape_configs:\n  - job_name: dash\n    honor_labels: true\n    static_configs:\n      - targets: [%q]\n",
-		dashHistoryStep, expAddr)
+		model(scrape), expAddr)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -324,9 +332,9 @@ func (h *harness) startDashboards() error {
 		d.targets = append(d.targets, &dashTarget{name: name, base: "https://" + listen, tls: teams, proc: p})
 	}
 	// Wait for a live scrape on top of the history.
-	deadline := time.Now().Add(2*dashHistoryStep + 10*time.Second)
+	deadline := time.Now().Add(2*scrape + 20*time.Second)
 	for {
-		resp, err := plainClient.Get(d.promURL + "/api/v1/query?" + url.Values{"query": {`count(count_over_time(dash_cpu_seconds_total[45s]) > 0)`}}.Encode())
+		resp, err := plainClient.Get(d.promURL + "/api/v1/query?" + url.Values{"query": {`count(count_over_time(dash_cpu_seconds_total[50s]) > 0)`}}.Encode())
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -471,79 +479,79 @@ func model(d time.Duration) string {
 	return s
 }
 
-// dashRun drives every team's users against t and measures it.
-func (d *dashStack) dashRun(ctx context.Context, t *dashTarget, upstream *proc) (dashResult, error) {
-	res := dashResult{target: t.name}
+// dashClients are one HTTP client per team for t, as its people's
+// browsers: keep-alive connections, at most dashBrowserConns each.
+func (d *dashStack) dashClients(t *dashTarget) map[string]*http.Client {
 	clients := map[string]*http.Client{}
 	for _, team := range dashTeams {
 		var tc *tls.Config
 		if t.tls != nil {
 			tc = t.tls[team]
 		}
-		tr := newTransport(tc, d.o.users*dashBrowserConns)
-		defer tr.CloseIdleConnections()
-		clients[team] = &http.Client{Transport: tr, Timeout: 60 * time.Second}
+		clients[team] = &http.Client{Transport: newTransport(tc, d.o.users*dashBrowserConns), Timeout: 60 * time.Second}
 	}
+	return clients
+}
+
+// dashRound is one refresh of every person's dashboard on t: each person
+// loads it once, at a random moment within the refresh interval (the
+// jitter of independent browsers). It adds the loads, errors and CPU
+// seconds to res and the load times to loads.
+func (d *dashStack) dashRound(ctx context.Context, t *dashTarget, clients map[string]*http.Client, upstream *proc, res *dashResult, loads *[]time.Duration) error {
 	up0, err := cpuSeconds(upstream.pid())
 	if err != nil {
-		return res, err
+		return err
 	}
 	own0, err := cpuSeconds(t.proc.pid())
 	if err != nil {
-		return res, err
+		return err
 	}
 	var mu sync.Mutex
-	var loads []time.Duration
 	var wg sync.WaitGroup
+	begin := time.Now()
 	for _, team := range dashTeams {
 		for range d.o.users {
+			at := begin.Add(time.Duration(rand.Int64N(int64(d.o.refresh)))) //nolint:gosec // load timing, not security
 			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())) //nolint:gosec // load timing, not security
-				next := time.Now().Add(time.Duration(rng.Int64N(int64(d.o.refresh))))
-				for range d.o.rounds {
-					if !sleepUntil(ctx, next) {
-						return
-					}
-					t0 := time.Now()
-					n, errs, first := d.load(ctx, clients[team], t, team, t0)
-					el := time.Since(t0)
-					mu.Lock()
-					res.requests += n
-					if errs > 0 {
-						res.failedLoads++
-						res.errors += errs
-						if res.firstErr == "" {
-							res.firstErr = first
-						}
-					} else {
-						loads = append(loads, el)
-					}
-					mu.Unlock()
-					j := time.Duration(rng.Int64N(int64(2*d.o.jitter+1))) - d.o.jitter
-					next = next.Add(d.o.refresh + j)
+				if !sleepUntil(ctx, at) {
+					return
 				}
+				t0 := time.Now()
+				n, errs, first := d.load(ctx, clients[team], t, team, t0)
+				el := time.Since(t0)
+				mu.Lock()
+				defer mu.Unlock()
+				res.requests += n
+				if errs > 0 {
+					res.failedLoads++
+					res.errors += errs
+					if res.firstErr == "" {
+						res.firstErr = first
+					}
+					return
+				}
+				*loads = append(*loads, el)
 			})
 		}
 	}
 	wg.Wait()
 	up1, err := cpuSeconds(upstream.pid())
 	if err != nil {
-		return res, err
+		return err
 	}
 	own1, err := cpuSeconds(t.proc.pid())
 	if err != nil {
-		return res, err
+		return err
 	}
-	slices.Sort(loads)
-	res.loads = len(loads)
-	res.p50, res.p95 = quantile(loads, 0.50), quantile(loads, 0.95)
-	if all := res.loads + res.failedLoads; all > 0 {
-		res.upCPUPerLoad = (up1 - up0) / float64(all)
-		if t.proc != upstream {
-			res.ownCPUPerLoad = (own1 - own0) / float64(all)
-		}
+	res.upCPU += up1 - up0
+	if t.proc != upstream {
+		res.ownCPU += own1 - own0
 	}
-	return res, ctx.Err()
+	// The rest of the refresh interval, with its jitter, before the
+	// next target's turn.
+	j := time.Duration(rand.Int64N(int64(2*d.o.jitter+1))) - d.o.jitter //nolint:gosec // load timing, not security
+	sleepUntil(ctx, begin.Add(d.o.refresh+j))
+	return ctx.Err()
 }
 
 func sleepUntil(ctx context.Context, t time.Time) bool {
@@ -609,21 +617,50 @@ func get(ctx context.Context, c *http.Client, u string) error {
 	return nil
 }
 
-// runDashboards measures every dashboard target in turn.
+// runDashboards measures the dashboard targets round by round, each round
+// going through every target in turn, so that the load of other programs
+// on a shared machine spreads over all of them alike rather than over
+// whichever target ran at the time.
 func (h *harness) runDashboards(ctx context.Context) error {
 	d := h.dash
-	for _, t := range d.targets {
-		r, err := d.dashRun(ctx, t, d.prom)
-		if err != nil {
-			return fmt.Errorf("dashboards %s: %w", t.name, err)
+	clients := make([]map[string]*http.Client, len(d.targets))
+	results := make([]dashResult, len(d.targets))
+	loads := make([][]time.Duration, len(d.targets))
+	for i, t := range d.targets {
+		clients[i] = d.dashClients(t)
+		results[i].target = t.name
+	}
+	defer func() {
+		for _, cs := range clients {
+			for _, c := range cs {
+				c.CloseIdleConnections()
+			}
 		}
-		if t.proc.exited() {
-			return fmt.Errorf("dashboards: %s exited", t.name)
+	}()
+	for round := range d.o.rounds {
+		for i, t := range d.targets {
+			if err := d.dashRound(ctx, t, clients[i], d.prom, &results[i], &loads[i]); err != nil {
+				return fmt.Errorf("dashboards %s: %w", t.name, err)
+			}
+			if t.proc.exited() {
+				return fmt.Errorf("dashboards: %s exited", t.name)
+			}
+		}
+		logf("dashboards: round %d of %d done", round+1, d.o.rounds)
+	}
+	for i, t := range d.targets {
+		r := &results[i]
+		slices.Sort(loads[i])
+		r.loads = len(loads[i])
+		r.p50, r.p95 = quantile(loads[i], 0.50), quantile(loads[i], 0.95)
+		if all := r.loads + r.failedLoads; all > 0 {
+			r.upCPUPerLoad = r.upCPU / float64(all)
+			r.ownCPUPerLoad = r.ownCPU / float64(all)
 		}
 		logf("dashboards %-16s %4d loads  p50 %7.1f ms  p95 %7.1f ms  upstream cpu/load %.4f s  own cpu/load %.4f s  errors %d %s",
 			t.name, r.loads, ms(r.p50), ms(r.p95), r.upCPUPerLoad, r.ownCPUPerLoad, r.errors, r.firstErr)
-		d.results = append(d.results, r)
 	}
+	d.results = results
 	return nil
 }
 
@@ -635,7 +672,7 @@ func (h *harness) dashReport() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## Dashboards (issue 23)\n\n")
-	fmt.Fprintf(&b, "%d teams x %d people, each loading a 20-panel dashboard (4 stat panels, 16 graphs over 1h/6h/24h at Grafana's auto step, 2 label_values variables) %d times, every %v with +-%v jitter (a compressed clock: Grafana's default is 30s), at most %d requests in flight per person. History: %v backfilled plus a live scrape every %v. Targets run one after the other against the same Prometheus; upstream CPU is that Prometheus' utime+stime over the run divided by the loads.\n\n",
+	fmt.Fprintf(&b, "%d teams x %d people, each loading a 20-panel dashboard (4 stat panels, 16 graphs over 1h/6h/24h at Grafana's auto step, 2 label_values variables) %d times, every %v with +-%v jitter (a compressed clock: Grafana's default is 30s), at most %d requests in flight per person. History: %v backfilled at a %v interval, plus a live scrape. Rounds are interleaved: each round goes through every target in turn, against the same Prometheus; upstream CPU is that Prometheus' utime+stime during a target's rounds divided by its loads.\n\n",
 		len(dashTeams), d.o.users, d.o.rounds, d.o.refresh, d.o.jitter, dashBrowserConns, d.o.history, dashHistoryStep)
 	b.WriteString("| target | loads answered | load p50 ms | load p95 ms | upstream CPU s/load | own CPU s/load | errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	var direct dashResult

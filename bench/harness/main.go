@@ -49,8 +49,8 @@ func run() error {
 	flag.StringVar(&o.results, "results", "", "results folder (default <module>/bench/results)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, audit file, TSDB) for inspection")
 	flag.StringVar(&o.only, "only", "", "sidecar: measure only the exporter-sidecar cases and write bench/results/<date>-sidecar.md, leaving latest.md alone; dashboards: only the dashboard workload, written to bench/results/<date>-dashboards.md")
-	flag.DurationVar(&o.dashRefresh, "dash-refresh", 0, "dashboard workload: refresh interval, jitter a fifth of it (default 5s full, 500ms smoke; Grafana's own is 30s)")
-	flag.IntVar(&o.dashRounds, "dash-rounds", 0, "dashboard workload: loads per person (default 6 full, 2 smoke)")
+	flag.DurationVar(&o.dashRefresh, "dash-refresh", 0, "dashboard workload: refresh interval, jitter a fifth of it (default 15s full, 500ms smoke; Grafana's own is 30s)")
+	flag.IntVar(&o.dashRounds, "dash-rounds", 0, "dashboard workload: loads per person (default 4 full, 2 smoke)")
 	flag.BoolVar(&o.gzip, "gzip", false, "send Accept-Encoding: gzip, as Grafana does (default identity: the same bytes through every target)")
 	flag.Parse()
 	switch o.mode {
