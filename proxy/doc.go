@@ -48,5 +48,11 @@
 //     answer (upstream.coalesce, coalesce.go): only requests whose upstream
 //     request is equal byte for byte, the request id and trace context
 //     aside, and each still gets its own filtering and audit record.
-//     Nothing is cached.
+//     Coalescing caches nothing.
+//   - With cache.enabled, query_range answers are assembled from parts of
+//     earlier upstream answers (resultscache.go): only parts older than
+//     cache.max_freshness, keyed by the upstream request as built (the
+//     enforced query, tenant and token), so callers share a part only when
+//     the upstream would be asked the same; the response filter still runs
+//     per caller. Whatever is not a plain success is asked again as sent.
 package proxy
