@@ -155,7 +155,13 @@ func startCacheStack(t *testing.T) *cacheStack {
 		t.Fatal(err)
 	}
 	cs.promURL = "http://" + promAddr
+	// The exporter's history and live samples, and Prometheus itself in
+	// team-a's and team-b's namespaces, for the Grafana panels of the
+	// drop-in test.
 	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: cache-e2e\n    honor_labels: true\n    static_configs:\n      - targets: [%q]\n", instance)
+	for _, ns := range []string{nsTeamA, nsTeamB} {
+		cfg += fmt.Sprintf("  - job_name: prometheus-%s\n    static_configs:\n      - targets: [%q]\n        labels: {namespace: %q}\n", ns, promAddr, ns)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +301,8 @@ func cacheNormalized(t *testing.T, b []byte) any {
 	return v
 }
 
+func unix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
 // namespacesOf returns the namespaces of an answer's series.
 func namespacesOf(t *testing.T, b []byte) []string {
 	t.Helper()
@@ -417,6 +425,61 @@ func TestResultsCache(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond)
 	}
 
+	// The drop-in test's Grafana panels, as each of its data sources sends
+	// them (POST by default, GET with nocache, POST with a timeout), over
+	// the last 30 minutes at 15s: the cached answer (the second one) equals
+	// Prometheus' through no-cache, and a confined caller sees only its
+	// namespaces.
+	pend := time.Now().Add(-3 * time.Second).Truncate(15 * time.Second)
+	pstart := pend.Add(-30 * time.Minute)
+	for _, ds := range grafanaDataSources {
+		for _, panel := range grafanaPanels {
+			q := strings.NewReplacer("$__rate_interval", "1m", "$__interval", "15s").Replace(panel)
+			for _, who := range []caller{callerAdmin, callerTeamA} {
+				params := url.Values{"query": {q}, "start": {unix(pstart)}, "end": {unix(pend)}, "step": {"15"}}
+				if ds.timeout != "" {
+					params.Set("timeout", ds.timeout)
+				}
+				send := func(noCache bool) []byte {
+					r := ds.queryRequest(grafanaCall{path: "/api/v1/query_range"})
+					r.query, r.form = nil, nil
+					if r.method == http.MethodPost {
+						r.form = params
+					} else {
+						r.query = url.Values{}
+						for k, v := range params {
+							r.query[k] = v
+						}
+						for k, v := range ds.custom {
+							r.query[k] = v
+						}
+					}
+					if noCache {
+						r.header = map[string][]string{"Cache-Control": {"no-cache"}}
+					}
+					res, err := newClient(t, cs.a, env.pki, who.name).try(r)
+					if err != nil || res.status != http.StatusOK {
+						t.Fatalf("%s, %s as %s: %v %v", ds.name, q, who.name, err, res)
+					}
+					return res.body
+				}
+				send(false)
+				cached := send(false)
+				uncached := send(true)
+				if d := cmp.Diff(cacheNormalized(t, uncached), cacheNormalized(t, cached)); d != "" {
+					t.Errorf("%s, %s as %s: cached answer differs (-want +got):\n%s", ds.name, q, who.name, d)
+				}
+				if who.name == callerTeamA.name {
+					for _, ns := range namespacesOf(t, cached) {
+						if !slices.Contains(who.allowed, ns) {
+							t.Errorf("%s, %s as team-a: the cached answer holds namespace %q", ds.name, q, ns)
+						}
+					}
+				}
+			}
+		}
+	}
+
 	memHits := metricValue(t, cs.a, `promgate_results_cache_hits_total{tier="memory"}`)
 	misses := metricValue(t, cs.a, `promgate_results_cache_misses_total`)
 	bHits := metricValue(t, cs.b, `promgate_results_cache_hits_total{tier="memcached"}`)
@@ -435,5 +498,12 @@ func TestResultsCache(t *testing.T) {
 	}
 	if noCache == 0 {
 		t.Errorf("Cache-Control: no-cache was not counted as a bypass")
+	}
+	// POST bodies (Grafana's default) are read, and no answer of the real
+	// Prometheus was found unfit to cache.
+	for _, reason := range []string{"request", "answer"} {
+		if v := metricValue(t, cs.a, `promgate_results_cache_bypassed_total{reason="`+reason+`"}`); v != 0 {
+			t.Errorf("bypassed{reason=%q} = %v, want 0", reason, v)
+		}
 	}
 }
