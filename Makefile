@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzWrite$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadMatchers$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadAnswer$$' -fuzztime=10s ./enforce/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMatrix$$' -fuzztime=10s ./proxy/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.
 deps:

@@ -54,6 +54,8 @@ type Config struct {
 	Alertmanager *Alertmanager `yaml:"alertmanager"`
 	// Write configures remote write and remote read (write.go).
 	Write Write `yaml:"write"`
+	// Cache is the results cache of query_range (cache.go).
+	Cache Cache `yaml:"cache"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -423,6 +425,7 @@ func Default() *Config {
 		// datasource; the other status routes describe the whole server.
 		Routes: Routes{Status: []string{"buildinfo"}},
 		Write:  DefaultWrite(),
+		Cache:  DefaultCache(),
 		Limits: Limits{
 			RequestsPerSecond: 20,
 			Burst:             40,
@@ -774,6 +777,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.Alertmanager.validate()...)
 	}
 	errs = append(errs, c.Write.validate()...)
+	errs = append(errs, c.Cache.validate()...)
 	return errors.Join(errs...)
 }
 

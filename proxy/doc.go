@@ -64,4 +64,11 @@
 //     are confined, and every series of a read answer is checked before it
 //     is sent; a streamed answer that fails the check is cut off, never
 //     ended cleanly.
+//     Coalescing caches nothing.
+//   - With cache.enabled, query_range answers are assembled from parts of
+//     earlier upstream answers (resultscache.go): only parts older than
+//     cache.max_freshness, keyed by the upstream request as built (the
+//     enforced query, tenant and token), so callers share a part only when
+//     the upstream would be asked the same; the response filter still runs
+//     per caller. Whatever is not a plain success is asked again as sent.
 package proxy

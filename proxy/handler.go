@@ -187,6 +187,11 @@ func New(o Options) (*Handler, error) {
 			return nil, err
 		}
 	}
+	if o.Config.Cache.Enabled && o.Config.Upstream.Kind != config.KindMetrics {
+		if h.up.cache, err = newResultsCache(o.Config.Cache, h.up.rt, h.now, o.Registerer, h.log); err != nil {
+			return nil, err
+		}
+	}
 	if o.Config.Upstream.Kind == config.KindMetrics {
 		if h.scrapes, err = newScrapeSet(o.Config, h.up.raw, h.token); err != nil {
 			return nil, err

@@ -43,6 +43,9 @@ type upstream struct {
 	cfg      *config.Config
 	tel      *telemetry
 	errorLog *log.Logger
+	// cache answers query_range from kept parts (resultscache.go), or is
+	// nil when cache.enabled is off.
+	cache *resultsCache
 }
 
 // outbound is one enforced upstream request. It is built from the grant and
@@ -80,7 +83,7 @@ func newUpstream(cfg *config.Config, rt http.RoundTripper, token func() string, 
 func (u *upstream) forward(w http.ResponseWriter, r *http.Request, st *state, out *outbound) {
 	rp := &httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { u.rewrite(pr, st, out) },
-		Transport:  u.rt,
+		Transport:  u.transportFor(r, st),
 		BufferPool: bufferPool{},
 		ErrorLog:   u.errorLog,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -23,11 +23,14 @@ package_for() {
 	prometheus-alertmanager | amtool) echo prometheus-alertmanager ;;
 	prometheus-node-exporter) echo prometheus-node-exporter ;;
 	chromium) echo chromium ;;
+	memcached) echo memcached ;;
 	*) die "no package known for command $1" ;;
 	esac
 }
 
 commands=(prometheus promtool testssl prometheus-alertmanager amtool prometheus-node-exporter chromium)
+# memcached: the results cache's shared tier (e2e TestResultsCache).
+commands+=(memcached)
 missing_pkgs=()
 for cmd in "${commands[@]}"; do
 	if path=$(command -v "$cmd"); then

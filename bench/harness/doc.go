@@ -42,6 +42,13 @@
 // into a Prometheus with --web.enable-remote-write-receiver, at the same
 // concurrency, reported as samples per second and the ratio
 // promgate/bare in bench/results/<date>-write.md (write.go).
+// After the cells it runs the dashboard workload (dashboard.go, issue 23):
+// three teams of ten people loading 20-panel dashboards shaped as Grafana's
+// Prometheus data source sends them, against their own Prometheus with a
+// day of history and a live scrape, through direct Prometheus, the bare
+// proxy, prom-label-proxy and promgate with coalescing off, on, and the
+// results cache; it reports dashboard-load p50 and p95, upstream and own
+// CPU per load, and errors. -only dashboards runs it alone.
 //
 // It refuses to report a cell whose requests failed as if it had succeeded:
 // errors are counted and shown, and a target that answers the smoke check

@@ -31,6 +31,8 @@ type harness struct {
 	issuer  *issuer
 	// otlp receives the spans of promgate-mtls-traced.
 	otlp *otlpSink
+	// dash is the dashboard workload's own stack (dashboard.go).
+	dash *dashStack
 
 	targets []*target // the Prometheus API targets, in table order
 	sidecar []*target // the exporter-sidecar targets (case 6)
@@ -57,6 +59,9 @@ func newHarness(root string, o options) (*harness, error) {
 
 func (h *harness) cleanup() {
 	h.ps.stopAll()
+	if h.dash != nil && h.dash.exporter != nil {
+		_ = h.dash.exporter.Close()
+	}
 	if h.issuer != nil {
 		h.issuer.close()
 	}
@@ -83,6 +88,9 @@ func (h *harness) run(ctx context.Context) error {
 	logf("mode %s, load average %s on %d CPUs", h.o.mode, h.loadStart, numCPU())
 	if err := h.build(); err != nil {
 		return err
+	}
+	if h.o.only == "dashboards" {
+		return h.onlyDashboards(ctx)
 	}
 	if err := h.startPrometheus(); err != nil {
 		return err
@@ -196,8 +204,16 @@ func (h *harness) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if h.o.only != "sidecar" {
+		if err := h.startDashboards(); err != nil {
+			return err
+		}
+		if err := h.runDashboards(ctx); err != nil {
+			return err
+		}
+	}
 	h.loadEnd = loadAvg()
-	report := h.report()
+	report := h.report() + h.dashReport()
 	if h.o.mode == "smoke" {
 		fmt.Println(report)
 		logf("smoke pass done in %v", time.Since(h.started).Round(time.Millisecond))
@@ -268,7 +284,8 @@ func (h *harness) build() error {
 
 	h.pki = filepath.Join(h.work, "pki")
 	cmd := exec.Command(filepath.Join(h.bin, "promgate"), "certs", "dev", "--out", h.pki,
-		"--client", "team-a:team-a", "--client", "admin:admins", "--client", "prometheus:scrapers")
+		"--client", "team-a:team-a", "--client", "admin:admins", "--client", "prometheus:scrapers",
+		"--client", "team-b:team-b", "--client", "team-c:team-c")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("promgate certs dev: %w\n%s", err, out)
 	}
