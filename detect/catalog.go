@@ -95,10 +95,14 @@ type Test struct {
 	Benign Scenario `yaml:"benign"`
 }
 
-// Scenario is one synthetic data set. Samples are one minute apart from t=0.
+// Scenario is one synthetic data set. Samples are Interval apart from t=0.
 type Scenario struct {
 	// Description says what the data shows.
 	Description string `yaml:"description"`
+	// Interval is the spacing of the samples: ScenarioInterval unless the
+	// scenario says otherwise. Long scenarios (a day or weeks of history)
+	// use a coarser one so that the exported promtool tests stay fast.
+	Interval time.Duration `yaml:"-"`
 	// Eval is the evaluation time, counted from t=0.
 	Eval time.Duration `yaml:"-"`
 	// Series are the input series in promtool notation.
@@ -114,8 +118,16 @@ type Series struct {
 	Values string `yaml:"values"`
 }
 
-// ScenarioInterval is the spacing of samples in every scenario.
+// ScenarioInterval is the default spacing of the samples of a scenario.
 const ScenarioInterval = time.Minute
+
+// TestEvaluationInterval is the evaluation_interval of the exported promtool
+// test file. promtool evaluates every rule of the file at every step from
+// t=0 to a test's last eval time, whatever the test, so the cost of the file
+// is the number of steps times the number of rules; a 15-minute step keeps
+// two weeks of history affordable. A scenario's eval time should be a
+// multiple of it, its for: window a whole number of steps.
+const TestEvaluationInterval = 15 * time.Minute
 
 // Catalog is the loaded, validated detector catalog. It is immutable.
 type Catalog struct {
@@ -125,6 +137,7 @@ type Catalog struct {
 
 type yamlScenario struct {
 	Description string              `yaml:"description"`
+	Interval    model.Duration      `yaml:"interval"`
 	Eval        model.Duration      `yaml:"eval"`
 	Series      []Series            `yaml:"series"`
 	Alerts      []map[string]string `yaml:"alerts"`
@@ -276,8 +289,13 @@ func (y yamlDetector) detector() (Detector, error) {
 }
 
 func (y yamlScenario) scenario() Scenario {
+	step := time.Duration(y.Interval)
+	if step == 0 {
+		step = ScenarioInterval
+	}
 	return Scenario{
 		Description: strings.TrimSpace(y.Description),
+		Interval:    step,
 		Eval:        time.Duration(y.Eval),
 		Series:      y.Series,
 		Alerts:      y.Alerts,
@@ -289,6 +307,11 @@ func (s Scenario) check(fire bool) error {
 	if s.Description == "" {
 		errs = append(errs, errors.New("description is required"))
 	}
+	if s.Interval <= 0 || s.Interval%ScenarioInterval != 0 || s.Interval > 5*time.Minute {
+		// Beyond 5 minutes an instant selector would go stale between
+		// samples (the default lookback delta).
+		errs = append(errs, fmt.Errorf("interval %v must be a whole number of minutes, at most 5m", s.Interval))
+	}
 	if s.Eval <= 0 || s.Eval%ScenarioInterval != 0 {
 		errs = append(errs, fmt.Errorf("eval %v must be a positive whole number of minutes", s.Eval))
 	}
@@ -296,7 +319,7 @@ func (s Scenario) check(fire bool) error {
 		errs = append(errs, errors.New("no series"))
 	}
 	for _, in := range s.Series {
-		if _, _, err := in.Samples(); err != nil {
+		if _, _, err := in.Samples(s.Interval); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -322,9 +345,17 @@ type Sample struct {
 	Value  float64
 }
 
-// Samples expands the series notation into its labels and samples. Missing
-// samples (_) are skipped; stale markers are refused.
-func (s Series) Samples() (labels.Labels, []Sample, error) {
+// step is the scenario's sample interval, ScenarioInterval when unset.
+func (s Scenario) step() time.Duration {
+	if s.Interval > 0 {
+		return s.Interval
+	}
+	return ScenarioInterval
+}
+
+// Samples expands the series notation into its labels and samples, step
+// apart. Missing samples (_) are skipped; stale markers are refused.
+func (s Series) Samples(step time.Duration) (labels.Labels, []Sample, error) {
 	lbls, vals, err := stockParser.ParseSeriesDesc(s.Series + " " + s.Values)
 	if err != nil {
 		return labels.EmptyLabels(), nil, fmt.Errorf("series %s: %w", s.Series, err)
@@ -340,7 +371,7 @@ func (s Series) Samples() (labels.Labels, []Sample, error) {
 		if v.Histogram != nil || value.IsStaleNaN(v.Value) {
 			return labels.EmptyLabels(), nil, fmt.Errorf("series %s: only float samples are supported", s.Series)
 		}
-		out = append(out, Sample{Offset: time.Duration(i) * ScenarioInterval, Value: v.Value})
+		out = append(out, Sample{Offset: time.Duration(i) * step, Value: v.Value})
 	}
 	return lbls, out, nil
 }

@@ -156,7 +156,7 @@ func loadScenario(t testing.TB, s Scenario) storage.Storage {
 	}
 	var points []point
 	for _, in := range s.Series {
-		lbls, samples, err := in.Samples()
+		lbls, samples, err := in.Samples(s.step())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -212,8 +212,11 @@ type expAlert struct {
 // relative to the test file) and runs every selected detector's synthetic
 // scenarios: the alert must be firing, with the exact labels and
 // annotations, at the end of its attack data, and must not be firing at the
-// end of its benign data. Rules are evaluated every minute from t=0, so for:
-// is honoured as Prometheus honours it.
+// end of its benign data. Each detector's two tests sit next to each other
+// and are named after it. Rules are evaluated every TestEvaluationInterval
+// from t=0, so for: is honoured as Prometheus honours it, in whole steps;
+// input series keep the scenario's own sample interval and the compact
+// a+bxN notation of the catalog.
 func TestFile(ds []Detector, ruleFile string) ([]byte, error) {
 	if len(ds) == 0 {
 		return nil, errors.New("no detectors selected")
@@ -223,7 +226,7 @@ func TestFile(ds []Detector, ruleFile string) ([]byte, error) {
 	}
 	f := unitTestFile{
 		RuleFiles:          []string{ruleFile},
-		EvaluationInterval: model.Duration(ScenarioInterval),
+		EvaluationInterval: model.Duration(TestEvaluationInterval),
 	}
 	for _, d := range ds {
 		var exp []expAlert
@@ -238,7 +241,7 @@ func TestFile(ds []Detector, ruleFile string) ([]byte, error) {
 		f.Tests = append(f.Tests,
 			unitTest{
 				Name:        d.ID + " fires on: " + d.Test.Fire.Description,
-				Interval:    model.Duration(ScenarioInterval),
+				Interval:    model.Duration(d.Test.Fire.Interval),
 				InputSeries: d.Test.Fire.Series,
 				AlertRuleTest: []alertTest{{
 					EvalTime:  model.Duration(d.Test.Fire.Eval),
@@ -248,7 +251,7 @@ func TestFile(ds []Detector, ruleFile string) ([]byte, error) {
 			},
 			unitTest{
 				Name:        d.ID + " stays silent on: " + d.Test.Benign.Description,
-				Interval:    model.Duration(ScenarioInterval),
+				Interval:    model.Duration(d.Test.Benign.Interval),
 				InputSeries: d.Test.Benign.Series,
 				AlertRuleTest: []alertTest{{
 					EvalTime:  model.Duration(d.Test.Benign.Eval),
@@ -274,7 +277,7 @@ func TestFile(ds []Detector, ruleFile string) ([]byte, error) {
 func (s Scenario) OpenMetrics(end time.Time, extra map[string]string) ([]byte, error) {
 	var last time.Duration
 	for _, in := range s.Series {
-		_, samples, err := in.Samples()
+		_, samples, err := in.Samples(s.step())
 		if err != nil {
 			return nil, err
 		}
@@ -290,7 +293,7 @@ func (s Scenario) OpenMetrics(end time.Time, extra map[string]string) ([]byte, e
 	var fams []*family
 	byName := map[string]*family{}
 	for _, in := range s.Series {
-		lbls, samples, err := in.Samples()
+		lbls, samples, err := in.Samples(s.step())
 		if err != nil {
 			return nil, err
 		}
