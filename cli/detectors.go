@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/promgate/promgate/detect"
 )
@@ -17,6 +19,7 @@ import (
 const detectorsUsage = `usage: promgate detectors list [--output table|json]
        promgate detectors export --format rules|prometheusrule [--severity S] [--scope S] [--source S]
                                  [--out FILE] [--test-file FILE] [--name NAME] [--namespace NS]
+                                 [--prometheus-version V [--enable-feature F] | --upstream URL]
        promgate detectors docs`
 
 func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -107,15 +110,50 @@ func runDetectorsExport(cat *detect.Catalog, args []string, stdout, stderr io.Wr
 	testFile := fs.String("test-file", "", "also write a promtool test rules file for the exported rules to FILE (needs --out and --format rules)")
 	name := fs.String("name", detect.GroupName, "metadata.name of the PrometheusRule")
 	namespace := fs.String("namespace", "", "metadata.namespace of the PrometheusRule")
+	version := fs.String("prometheus-version", "", "version of the Prometheus that loads the rules (2.x writes holt_winters, 3.x double_exponential_smoothing); default 3.x without feature flags")
+	var features csvFlag
+	fs.Var(&features, "enable-feature", "feature flags that Prometheus runs with ("+detect.FeatureExperimental+" enables the smoothing detectors on 3.x)")
+	upstream := fs.String("upstream", "", "ask this Prometheus URL for its version and feature flags instead (GET /api/v1/status/buildinfo and /flags)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return errUsage
 	}
-	ds, err := cat.Select(sel)
+	flavour := detect.DefaultFlavour
+	switch {
+	case *upstream != "" && (*version != "" || len(features) > 0):
+		fmt.Fprintln(stderr, "promgate detectors export: --upstream detects the version; do not also pass --prometheus-version or --enable-feature")
+		return errUsage
+	case *upstream != "":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		f, err := detect.UpstreamFlavour(ctx, &http.Client{Timeout: 10 * time.Second}, *upstream)
+		if err != nil {
+			return err
+		}
+		flavour = f
+	case *version != "":
+		f, err := detect.ParseFlavour(*version, features...)
+		if err != nil {
+			return err
+		}
+		flavour = f
+	case len(features) > 0:
+		fmt.Fprintln(stderr, "promgate detectors export: --enable-feature needs --prometheus-version")
+		return errUsage
+	}
+	selected, err := cat.Select(sel)
 	if err != nil {
 		return err
+	}
+	ds, skipped, err := flavour.Adapt(selected)
+	if err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(stderr, "left out for %s: %s (they need %s: pass --prometheus-version 2.x, or --enable-feature %s on 3.x)\n",
+			flavour, strings.Join(skipped, ", "), detect.FuncSmoothing, detect.FeatureExperimental)
 	}
 	if len(ds) == 0 {
 		return errors.New("no detector matches the selection")
@@ -148,7 +186,7 @@ func runDetectorsExport(cat *detect.Catalog, args []string, stdout, stderr io.Wr
 	if err := os.WriteFile(*out, b, 0o644); err != nil { //nolint:gosec // G306: a rule file for Prometheus to load: public detection rules, readable by the Prometheus user
 		return fmt.Errorf("write rules: %w", err)
 	}
-	fmt.Fprintf(stderr, "wrote %d detectors to %s\n", len(ds), *out)
+	fmt.Fprintf(stderr, "wrote %d detectors for %s to %s\n", len(ds), flavour, *out)
 	if *testFile == "" {
 		return nil
 	}

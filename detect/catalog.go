@@ -74,8 +74,22 @@ type Detector struct {
 	Requires string `json:"requires,omitempty"`
 	// Scope is ns, ns* or cluster.
 	Scope string `json:"scope"`
-	// Expr is the PromQL expression; it returns the anomalous series.
+	// Expr is the PromQL expression; it returns the anomalous series. It is
+	// self-contained: recorded series that the rule reads are replaced by
+	// the expressions they record (see Records), so that it runs on any
+	// upstream.
 	Expr string `json:"query"`
+	// RuleExpr is the expression of the exported alerting rule, which may
+	// read the series that Records record. It equals Expr for detectors
+	// without recording rules.
+	RuleExpr string `json:"-"`
+	// Records are the recording rules that RuleExpr reads, exported before
+	// the alerting rules.
+	Records []Record `json:"records,omitempty"`
+	// Dialect names the function that only some Prometheus versions know
+	// (FuncSmoothing), or is empty for portable PromQL. Flavour.Adapt
+	// writes the rule for the target version or leaves the detector out.
+	Dialect string `json:"dialect,omitempty"`
 	// For is how long the expression must return a series before it fires.
 	For time.Duration `json:"-"`
 	// Summary is the summary annotation, a Prometheus template over $labels.
@@ -153,6 +167,7 @@ type yamlDetector struct {
 	Requires    string         `yaml:"requires"`
 	Scope       string         `yaml:"scope"`
 	For         model.Duration `yaml:"for"`
+	Record      []Record       `yaml:"record"`
 	Expr        string         `yaml:"expr"`
 	Summary     string         `yaml:"summary"`
 	Runbook     string         `yaml:"runbook"`
@@ -187,6 +202,7 @@ func parseCatalog(b []byte) (*Catalog, error) {
 		return nil, fmt.Errorf("decode detector catalog: %w", err)
 	}
 	c := &Catalog{byID: map[string]int{}}
+	records := map[string]string{}
 	var errs []error
 	for i, y := range doc.Detectors {
 		d, err := y.detector()
@@ -197,6 +213,12 @@ func parseCatalog(b []byte) (*Catalog, error) {
 		if _, dup := c.byID[d.ID]; dup {
 			errs = append(errs, fmt.Errorf("detector %d: duplicate id %s", i+1, d.ID))
 			continue
+		}
+		for _, r := range d.Records {
+			if prev, ok := records[r.Name]; ok && prev != r.Expr {
+				errs = append(errs, fmt.Errorf("detector %d (%s): record %s is defined differently by another detector", i+1, d.ID, r.Name))
+			}
+			records[r.Name] = r.Expr
 		}
 		c.byID[d.ID] = len(c.detectors)
 		c.detectors = append(c.detectors, d)
@@ -220,7 +242,8 @@ func (y yamlDetector) detector() (Detector, error) {
 		Sources:     y.Sources,
 		Requires:    strings.TrimSpace(y.Requires),
 		Scope:       y.Scope,
-		Expr:        strings.TrimSpace(y.Expr),
+		RuleExpr:    strings.TrimSpace(y.Expr),
+		Records:     y.Record,
 		For:         time.Duration(y.For),
 		Summary:     strings.TrimSpace(y.Summary),
 		Runbook:     strings.TrimSpace(y.Runbook),
@@ -263,14 +286,59 @@ func (y yamlDetector) detector() (Detector, error) {
 	if d.For < 0 {
 		bad("for must not be negative")
 	}
-	expr, err := stockParser.ParseExpr(d.Expr)
+	for i := range d.Records {
+		d.Records[i].Expr = strings.TrimSpace(d.Records[i].Expr)
+	}
+	recs, err := parseRecords(d.Records)
+	if err != nil {
+		bad("%v", err)
+	}
+	expr, err := stockParser.ParseExpr(d.RuleExpr)
+	if err != nil {
+		// The one dialect-specific function the catalog may use.
+		if e, derr := dialectParser.ParseExpr(d.RuleExpr); derr == nil {
+			if dialect, derr := dialectOf(e); derr == nil {
+				expr, err, d.Dialect = e, nil, dialect
+			}
+		}
+	}
 	if err != nil {
 		bad("expr does not parse with the stock parser: %v", err)
 	} else {
 		if expr.Type() != parser.ValueTypeVector {
 			bad("expr returns a %s, not an instant vector", expr.Type())
 		}
+		for _, name := range offsetRecords(expr, recs) {
+			if usesTime(recs[name]) {
+				bad("record %s calls time(), which an offset does not move; read it without offset", name)
+			}
+		}
+		used := map[string]bool{}
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			if vs, ok := n.(*parser.VectorSelector); ok {
+				used[vs.Name] = true
+			}
+			return nil
+		})
+		for name := range recs {
+			if !used[name] {
+				bad("record %s is not read by expr", name)
+			}
+		}
 		d.UsesAbsent = usesAbsent(expr)
+		for _, r := range recs {
+			d.UsesAbsent = d.UsesAbsent || usesAbsent(r)
+		}
+		inlined, err := inlineRecords(expr, recs)
+		if err != nil {
+			bad("%v", err)
+		}
+		d.Expr = inlined.String()
+		if len(recs) == 0 {
+			d.Expr = d.RuleExpr
+		} else if _, err := d.parser().ParseExpr(d.Expr); err != nil {
+			bad("expr with its records inlined does not parse: %v", err)
+		}
 		if d.UsesAbsent && d.Scope != ScopeCluster {
 			bad("expr uses absent(), which fires when enforcement hides a series: scope must be cluster")
 		}
@@ -374,6 +442,15 @@ func (s Series) Samples(step time.Duration) (labels.Labels, []Sample, error) {
 		out = append(out, Sample{Offset: time.Duration(i) * step, Value: v.Value})
 	}
 	return lbls, out, nil
+}
+
+// parser returns the parser that reads d's expressions: the stock one, or
+// the dialect parser for a detector that uses FuncSmoothing.
+func (d Detector) parser() parser.Parser {
+	if d.Dialect != "" {
+		return dialectParser
+	}
+	return stockParser
 }
 
 func usesAbsent(e parser.Expr) bool {

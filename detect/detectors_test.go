@@ -30,35 +30,62 @@ func mustLoad(t testing.TB) *Catalog {
 	return c
 }
 
-// TestQueriesParseWithStockParser checks every expression with the parser an
-// upstream Prometheus uses without feature flags: no experimental functions,
-// no duration expressions, no extended range selectors, and an instant vector
-// as the result.
+// TestQueriesParseWithStockParser checks every expression, and every
+// recording rule, with the parser an upstream Prometheus uses without feature
+// flags: no experimental functions, no duration expressions, no extended
+// range selectors, and an instant vector as the result. The one exception is
+// a detector whose Dialect is double_exponential_smoothing: it may call that
+// function and no other experimental one.
 func TestQueriesParseWithStockParser(t *testing.T) {
-	p := parser.NewParser(parser.Options{})
+	stock := parser.NewParser(parser.Options{})
+	experimental := parser.NewParser(parser.Options{EnableExperimentalFunctions: true})
 	for _, d := range mustLoad(t).List() {
-		expr, err := p.ParseExpr(d.Expr)
-		if err != nil {
-			t.Errorf("%s: ParseExpr = %v", d.ID, err)
-			continue
-		}
-		if expr.Type() != parser.ValueTypeVector {
-			t.Errorf("%s: expression returns %s, want vector", d.ID, expr.Type())
-		}
-		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
-			if c, ok := n.(*parser.Call); ok && c.Func.Experimental {
-				t.Errorf("%s: uses experimental function %s", d.ID, c.Func.Name)
+		p := stock
+		if d.Dialect != "" {
+			if d.Dialect != FuncSmoothing {
+				t.Errorf("%s: dialect %q", d.ID, d.Dialect)
 			}
-			return nil
-		})
+			p = experimental
+		}
+		for _, q := range []string{d.Expr, d.RuleExpr} {
+			expr, err := p.ParseExpr(q)
+			if err != nil {
+				t.Errorf("%s: ParseExpr = %v", d.ID, err)
+				continue
+			}
+			if expr.Type() != parser.ValueTypeVector {
+				t.Errorf("%s: expression returns %s, want vector", d.ID, expr.Type())
+			}
+			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+				if c, ok := n.(*parser.Call); ok && c.Func.Experimental && (d.Dialect == "" || c.Func.Name != FuncSmoothing) {
+					t.Errorf("%s: uses experimental function %s", d.ID, c.Func.Name)
+				}
+				return nil
+			})
+		}
+		for _, r := range d.Records {
+			if _, err := stock.ParseExpr(r.Expr); err != nil {
+				t.Errorf("%s: record %s: %v", d.ID, r.Name, err)
+			}
+		}
 	}
 }
 
 // TestCatalogShape pins what the issue asks of the catalog as a whole.
 func TestCatalogShape(t *testing.T) {
 	c := mustLoad(t)
-	if got := len(c.List()); got != 45 {
-		t.Errorf("catalog has %d detectors, want 45", got)
+	if got := len(c.List()); got != 51 {
+		t.Errorf("catalog has %d detectors, want 51", got)
+	}
+	// Issue 22: at least six forecast or exhaustion detectors.
+	forecasts := 0
+	for _, d := range c.List() {
+		if strings.Contains(d.RuleExpr, "predict_linear") || d.Dialect != "" || strings.Contains(d.RuleExpr, "offset 2w") {
+			forecasts++
+		}
+	}
+	if forecasts < 6 {
+		t.Errorf("catalog has %d forecast or exhaustion detectors, want at least 6", forecasts)
 	}
 	for _, d := range c.List() {
 		if got, ok := c.Get(d.ID); !ok || got.ID != d.ID {
@@ -129,9 +156,9 @@ detectors:
 	}
 }
 
-// engineOpts are those of an upstream Prometheus without feature flags, with
-// budgets large enough for 1d and 7d baselines.
-func newEngine(t testing.TB) *promql.Engine {
+// newEngine has the options of an upstream Prometheus without feature flags,
+// with budgets large enough for 1d and 7d baselines, and parses with p.
+func newEngine(t testing.TB, p parser.Parser) *promql.Engine {
 	return promqltest.NewTestEngineWithOpts(t, promql.EngineOpts{
 		MaxSamples:               50_000_000,
 		Timeout:                  time.Minute,
@@ -139,7 +166,7 @@ func newEngine(t testing.TB) *promql.Engine {
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
-		Parser:                   parser.NewParser(parser.Options{}),
+		Parser:                   p,
 	})
 }
 
@@ -193,7 +220,7 @@ func TestDetectors(t *testing.T) {
 func runScenario(t *testing.T, d Detector, s Scenario, fire bool) {
 	ctx := context.Background()
 	st := loadScenario(t, s)
-	eng := newEngine(t)
+	eng := newEngine(t, d.parser())
 	at := time.Unix(0, 0).UTC().Add(s.Eval)
 
 	// The bare expression at the evaluation time.
@@ -223,7 +250,7 @@ func runScenario(t *testing.T, d Detector, s Scenario, fire bool) {
 
 	// The same expression as an alerting rule, evaluated every minute
 	// from the start of the for: window up to the evaluation time.
-	expr, err := stockParser.ParseExpr(d.Expr)
+	expr, err := d.parser().ParseExpr(d.Expr)
 	if err != nil {
 		t.Fatal(err)
 	}
