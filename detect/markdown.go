@@ -24,6 +24,8 @@ promgate ships these detectors as data in its binary. Export them as Prometheus 
 ` + "`promtool test rules`" + ` file built from the synthetic data below), list them with
 ` + "`promgate detectors list`" + `, or let the gateway evaluate them (` + "`detectors.enabled`" + `) and push
 firing ones to Alertmanager (` + "`detectors.alertmanager_url`" + `).
+` + "`promgate detectors coverage [--have SOURCES]`" + ` prints the ATT&CK tactics and techniques
+covered and what each data source adds.
 
 Every alert carries the labels ` + "`severity`, `detector`" + ` and ` + "`technique`" + ` (MITRE ATT&CK ids,
 or ` + "`none`" + `) and the annotations ` + "`summary`, `description`" + ` and ` + "`runbook`" + `.

@@ -120,6 +120,12 @@ func TestDetectorsExport(t *testing.T) {
 	if out, err := env.promgate("detectors", "export", "--severity", "urgent"); err == nil || !strings.Contains(string(out), `unknown severity "urgent"`) {
 		t.Errorf("export --severity urgent: %v\n%s", err, out)
 	}
+	// The coverage view, as a team would ask it: what enabling cadvisor
+	// buys on top of node-exporter and promgate.
+	out, err = env.promgate("detectors", "coverage", "--have", "node-exporter,promgate")
+	if err != nil || !strings.Contains(string(out), "With data sources node-exporter,promgate:") || !strings.Contains(string(out), "namespace_egress_weekly_forecast") {
+		t.Errorf("detectors coverage: %v\n%s", err, out)
+	}
 	out, err = env.promgate("detectors", "list", "--output", "json")
 	var list []detect.Summary
 	if err != nil || json.Unmarshal(out, &list) != nil || len(list) != len(cat.List()) {
