@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -192,3 +193,10 @@ func (c *Catalog) Portable() *Catalog {
 	}
 	return out
 }
+
+// Parser returns the parser that reads d's expressions: the stock one, or
+// one with experimental functions for a detector with a Dialect.
+func (d Detector) Parser() parser.Parser { return d.parser() }
+
+// Step is the scenario's sample interval, ScenarioInterval when unset.
+func (s Scenario) Step() time.Duration { return s.step() }

@@ -25,7 +25,9 @@ promgate ships these detectors as data in its binary. Export them as Prometheus 
 ` + "`promgate detectors list`" + `, or let the gateway evaluate them (` + "`detectors.enabled`" + `) and push
 firing ones to Alertmanager (` + "`detectors.alertmanager_url`" + `).
 ` + "`promgate detectors coverage [--have SOURCES]`" + ` prints the ATT&CK tactics and techniques
-covered and what each data source adds.
+covered and what each data source adds. How often each detector fires on a week of ordinary,
+seasonal traffic, and how fast it sees its attack there, is measured by ` + "`make detectors-eval`" + `:
+see [detectors-noise.md](detectors-noise.md).
 
 Every alert carries the labels ` + "`severity`, `detector`" + ` and ` + "`technique`" + ` (MITRE ATT&CK ids,
 or ` + "`none`" + `) and the annotations ` + "`summary`, `description`" + ` and ` + "`runbook`" + `.
