@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzTraceparent$$' -fuzztime=10s ./proxy/
 	$(GO) test -run='^$$' -fuzz='^FuzzEnvHeaders$$' -fuzztime=10s ./tracing/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=10s ./audit/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseFlavour$$' -fuzztime=10s ./detect/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.
 deps:

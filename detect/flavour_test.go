@@ -122,3 +122,33 @@ func TestUpstreamFlavour(t *testing.T) {
 		t.Error("UpstreamFlavour accepted an ftp URL")
 	}
 }
+
+// FuzzParseFlavour feeds ParseFlavour what an upstream's buildinfo and flags
+// may answer: it never panics, and accepts only 2.x and 3.x, with the
+// experimental functions only on 3.x.
+func FuzzParseFlavour(f *testing.F) {
+	for _, s := range [][2]string{
+		{"2.42.0+ds", ""},
+		{"v3.5.0", FeatureExperimental},
+		{"3.0.0-rc.1", "exemplar-storage," + FeatureExperimental},
+		{" 2 ", ","},
+		{"", ""},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, version, features string) {
+		got, err := ParseFlavour(version, features)
+		if err != nil {
+			if got != (Flavour{}) {
+				t.Fatalf("ParseFlavour(%q, %q) = %+v with error %v", version, features, got, err)
+			}
+			return
+		}
+		if got.Major != 2 && got.Major != 3 || got.Experimental && got.Major != 3 {
+			t.Fatalf("ParseFlavour(%q, %q) = %+v", version, features, got)
+		}
+		if again, _ := ParseFlavour(version, features); again != got {
+			t.Fatalf("ParseFlavour is not deterministic: %+v then %+v", got, again)
+		}
+	})
+}
