@@ -314,3 +314,51 @@ func sortLabelSets(s []map[string]string) {
 		return strings.Compare(labels.FromMap(a).String(), labels.FromMap(b).String())
 	})
 }
+
+// TestScenariosAtExportSteps evaluates every detector as the exported
+// promtool file does: the alerting rule every TestEvaluationInterval from
+// t=0, the alerts compared at the last step at or before the scenario's eval
+// time. A scenario that only works with one-minute steps fails here, before
+// the e2e test runs promtool on the whole file.
+func TestScenariosAtExportSteps(t *testing.T) {
+	for _, d := range mustLoad(t).List() {
+		t.Run(d.ID, func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range []struct {
+				s    Scenario
+				fire bool
+			}{{d.Test.Fire, true}, {d.Test.Benign, false}} {
+				ctx := context.Background()
+				st := loadScenario(t, tc.s)
+				eng := newEngine(t, d.parser())
+				expr, err := d.parser().ParseExpr(d.Expr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rule := rules.NewAlertingRule(d.ID, expr, d.For, 0,
+					labels.FromMap(d.RuleLabels()), labels.EmptyLabels(), labels.EmptyLabels(), "", true, slog.New(slog.DiscardHandler))
+				query := rules.EngineQueryFunc(eng, st)
+				start := time.Unix(0, 0).UTC()
+				for ts := start; !ts.After(start.Add(tc.s.Eval)); ts = ts.Add(TestEvaluationInterval) {
+					if _, err := rule.Eval(ctx, 0, ts, query, nil, 0); err != nil {
+						t.Fatalf("rule eval at %v: %v", ts.Sub(start), err)
+					}
+				}
+				var firing []map[string]string
+				for _, a := range rule.ActiveAlerts() {
+					if a.State == rules.StateFiring {
+						firing = append(firing, a.Labels.Map())
+					}
+				}
+				var want []map[string]string
+				if tc.fire {
+					want = expectedAlerts(d, tc.s)
+				}
+				sortLabelSets(firing)
+				if diff := gocmp.Diff(want, firing); diff != "" {
+					t.Errorf("%s at %v with %v steps: firing alerts (-want +got):\n%s", map[bool]string{true: "fire", false: "benign"}[tc.fire], tc.s.Eval, TestEvaluationInterval, diff)
+				}
+			}
+		})
+	}
+}
