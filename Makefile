@@ -68,6 +68,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzReadMatchers$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadAnswer$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMatrix$$' -fuzztime=10s ./proxy/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseFlavour$$' -fuzztime=10s ./detect/
 
 # Installs the real parts (Debian prometheus, testssl.sh) when missing.
 deps:
@@ -87,7 +88,7 @@ BENCH_BIN   = bench/.bin
 BENCH_COUNT ?= 6
 BENCH_PKGS  ?= ./proxy/ ./authz/ ./enforce/ ./audit/ ./authn/
 
-.PHONY: bench bench-smoke bench-go bench-tools
+.PHONY: bench bench-smoke bench-go bench-tools detectors-eval
 
 bench-tools:
 	@test -x $(BENCH_BIN)/prom-label-proxy || GOBIN=$(CURDIR)/$(BENCH_BIN) $(GO) install github.com/prometheus-community/prom-label-proxy@v0.11.1
@@ -105,6 +106,12 @@ bench-go:
 	@if [ -x $(BENCH_BIN)/benchstat ] || GOBIN=$(CURDIR)/$(BENCH_BIN) $(GO) install golang.org/x/perf/cmd/benchstat@latest; then \
 		$(BENCH_BIN)/benchstat bench/results/go-baseline.txt bench/results/go-latest.txt; \
 	else cat bench/results/go-latest.txt; fi
+
+# The detector noise benchmark: every detector on generated weeks of benign
+# traffic and with its attack injected; writes docs/detectors-noise.md. Not
+# part of make test.
+detectors-eval:
+	$(GO) run ./bench/detectors -out docs/detectors-noise.md
 
 clean:
 	rm -rf bin

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/promgate/promgate/detect"
 )
@@ -17,6 +19,8 @@ import (
 const detectorsUsage = `usage: promgate detectors list [--output table|json]
        promgate detectors export --format rules|prometheusrule [--severity S] [--scope S] [--source S]
                                  [--out FILE] [--test-file FILE] [--name NAME] [--namespace NS]
+                                 [--prometheus-version V [--enable-feature F] | --upstream URL]
+       promgate detectors coverage [--have SOURCES] [--output table|json]
        promgate detectors docs`
 
 func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -33,6 +37,8 @@ func runDetectors(_ context.Context, args []string, stdout, stderr io.Writer) er
 		return runDetectorsList(cat, args[1:], stdout, stderr)
 	case "export":
 		return runDetectorsExport(cat, args[1:], stdout, stderr)
+	case "coverage":
+		return runDetectorsCoverage(cat, args[1:], stdout, stderr)
 	case "docs":
 		fs := newFlagSet("detectors docs", stderr)
 		if err := parseFlags(fs, args[1:]); err != nil {
@@ -107,15 +113,50 @@ func runDetectorsExport(cat *detect.Catalog, args []string, stdout, stderr io.Wr
 	testFile := fs.String("test-file", "", "also write a promtool test rules file for the exported rules to FILE (needs --out and --format rules)")
 	name := fs.String("name", detect.GroupName, "metadata.name of the PrometheusRule")
 	namespace := fs.String("namespace", "", "metadata.namespace of the PrometheusRule")
+	version := fs.String("prometheus-version", "", "version of the Prometheus that loads the rules (2.x writes holt_winters, 3.x double_exponential_smoothing); default 3.x without feature flags")
+	var features csvFlag
+	fs.Var(&features, "enable-feature", "feature flags that Prometheus runs with ("+detect.FeatureExperimental+" enables the smoothing detectors on 3.x)")
+	upstream := fs.String("upstream", "", "ask this Prometheus URL for its version and feature flags instead (GET /api/v1/status/buildinfo and /flags)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return errUsage
 	}
-	ds, err := cat.Select(sel)
+	flavour := detect.DefaultFlavour
+	switch {
+	case *upstream != "" && (*version != "" || len(features) > 0):
+		fmt.Fprintln(stderr, "promgate detectors export: --upstream detects the version; do not also pass --prometheus-version or --enable-feature")
+		return errUsage
+	case *upstream != "":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		f, err := detect.UpstreamFlavour(ctx, &http.Client{Timeout: 10 * time.Second}, *upstream)
+		if err != nil {
+			return err
+		}
+		flavour = f
+	case *version != "":
+		f, err := detect.ParseFlavour(*version, features...)
+		if err != nil {
+			return err
+		}
+		flavour = f
+	case len(features) > 0:
+		fmt.Fprintln(stderr, "promgate detectors export: --enable-feature needs --prometheus-version")
+		return errUsage
+	}
+	selected, err := cat.Select(sel)
 	if err != nil {
 		return err
+	}
+	ds, skipped, err := flavour.Adapt(selected)
+	if err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(stderr, "left out for %s: %s (they need %s: pass --prometheus-version 2.x, or --enable-feature %s on 3.x)\n",
+			flavour, strings.Join(skipped, ", "), detect.FuncSmoothing, detect.FeatureExperimental)
 	}
 	if len(ds) == 0 {
 		return errors.New("no detector matches the selection")
@@ -148,7 +189,7 @@ func runDetectorsExport(cat *detect.Catalog, args []string, stdout, stderr io.Wr
 	if err := os.WriteFile(*out, b, 0o644); err != nil { //nolint:gosec // G306: a rule file for Prometheus to load: public detection rules, readable by the Prometheus user
 		return fmt.Errorf("write rules: %w", err)
 	}
-	fmt.Fprintf(stderr, "wrote %d detectors to %s\n", len(ds), *out)
+	fmt.Fprintf(stderr, "wrote %d detectors for %s to %s\n", len(ds), flavour, *out)
 	if *testFile == "" {
 		return nil
 	}
@@ -183,4 +224,84 @@ func relPath(dir, target string) (string, error) {
 		return absTarget, nil
 	}
 	return rel, nil
+}
+
+// runDetectorsCoverage prints the ATT&CK tactics and techniques the catalog
+// covers, and what each data source adds: with --have, the sources a team
+// already scrapes, so that it sees what enabling one more exporter buys.
+func runDetectorsCoverage(cat *detect.Catalog, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("detectors coverage", stderr)
+	output := fs.String("output", "table", "table or json")
+	var have csvFlag
+	fs.Var(&have, "have", "data sources already scraped (repeatable or comma-separated; see detectors list); default all")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errUsage
+	}
+	c, err := detect.CoverageOf(cat.List(), have)
+	if err != nil {
+		return err
+	}
+	switch *output {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(c)
+	case "table":
+	default:
+		fmt.Fprintf(stderr, "promgate detectors coverage: --output %q: use table or json\n", *output)
+		return errUsage
+	}
+	list := func(s []string) string {
+		if len(s) == 0 {
+			return "-"
+		}
+		return strings.Join(s, ",")
+	}
+	covered := 0
+	for _, ta := range c.Tactics {
+		if len(ta.Detectors) > 0 {
+			covered++
+		}
+	}
+	scope := "all data sources"
+	if len(c.Have) > 0 {
+		scope = "data sources " + strings.Join(c.Have, ",")
+	}
+	fmt.Fprintf(stdout, "With %s: %d of %d detectors usable, %d of %d ATT&CK tactics and %d techniques covered.\n\n",
+		scope, c.Usable, len(cat.List()), covered, len(c.Tactics), len(c.Techniques))
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TACTIC\tNAME\tDETECTORS\tTECHNIQUES")
+	for _, ta := range c.Tactics {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", ta.ID, ta.Name, len(ta.Detectors), list(ta.Techniques))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TECHNIQUE\tNAME\tTACTICS\tDETECTORS")
+	for _, te := range c.Techniques {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", te.ID, te.Name, list(te.Tactics), list(te.Detectors))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	what := "ONLY THROUGH IT"
+	if len(c.Have) > 0 {
+		what = "ENABLING IT ADDS"
+	}
+	fmt.Fprintf(tw, "SOURCE\tDETECTORS\t%s: DETECTORS\tTECHNIQUES (TACTICS)\n", what)
+	for _, s := range c.Sources {
+		name := s.Source
+		if len(c.Have) > 0 && s.Available {
+			name += " (have)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s (%s)\n", name, len(s.Detectors), list(s.AddsDetectors), list(s.AddsTechniques), list(s.AddsTactics))
+	}
+	return tw.Flush()
 }

@@ -89,6 +89,10 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 	catalog, err := detect.Load()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("detectors: %w", err))
+	} else {
+		// Only detectors every upstream version understands; the export
+		// writes the others for the version it is told.
+		catalog = catalog.Portable()
 	}
 	if g.tracing, err = tracing.New(cfg.Tracing, tracing.Options{Logger: logger, Registerer: g.reg, Version: readBuildInfo().version}); err != nil {
 		errs = append(errs, err)

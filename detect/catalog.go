@@ -74,8 +74,22 @@ type Detector struct {
 	Requires string `json:"requires,omitempty"`
 	// Scope is ns, ns* or cluster.
 	Scope string `json:"scope"`
-	// Expr is the PromQL expression; it returns the anomalous series.
+	// Expr is the PromQL expression; it returns the anomalous series. It is
+	// self-contained: recorded series that the rule reads are replaced by
+	// the expressions they record (see Records), so that it runs on any
+	// upstream.
 	Expr string `json:"query"`
+	// RuleExpr is the expression of the exported alerting rule, which may
+	// read the series that Records record. It equals Expr for detectors
+	// without recording rules.
+	RuleExpr string `json:"-"`
+	// Records are the recording rules that RuleExpr reads, exported before
+	// the alerting rules.
+	Records []Record `json:"records,omitempty"`
+	// Dialect names the function that only some Prometheus versions know
+	// (FuncSmoothing), or is empty for portable PromQL. Flavour.Adapt
+	// writes the rule for the target version or leaves the detector out.
+	Dialect string `json:"dialect,omitempty"`
 	// For is how long the expression must return a series before it fires.
 	For time.Duration `json:"-"`
 	// Summary is the summary annotation, a Prometheus template over $labels.
@@ -95,10 +109,14 @@ type Test struct {
 	Benign Scenario `yaml:"benign"`
 }
 
-// Scenario is one synthetic data set. Samples are one minute apart from t=0.
+// Scenario is one synthetic data set. Samples are Interval apart from t=0.
 type Scenario struct {
 	// Description says what the data shows.
 	Description string `yaml:"description"`
+	// Interval is the spacing of the samples: ScenarioInterval unless the
+	// scenario says otherwise. Long scenarios (a day or weeks of history)
+	// use a coarser one so that the exported promtool tests stay fast.
+	Interval time.Duration `yaml:"-"`
 	// Eval is the evaluation time, counted from t=0.
 	Eval time.Duration `yaml:"-"`
 	// Series are the input series in promtool notation.
@@ -114,8 +132,16 @@ type Series struct {
 	Values string `yaml:"values"`
 }
 
-// ScenarioInterval is the spacing of samples in every scenario.
+// ScenarioInterval is the default spacing of the samples of a scenario.
 const ScenarioInterval = time.Minute
+
+// TestEvaluationInterval is the evaluation_interval of the exported promtool
+// test file. promtool evaluates every rule of the file at every step from
+// t=0 to a test's last eval time, whatever the test, so the cost of the file
+// is the number of steps times the number of rules; a 15-minute step keeps
+// two weeks of history affordable. A scenario's eval time should be a
+// multiple of it, its for: window a whole number of steps.
+const TestEvaluationInterval = 15 * time.Minute
 
 // Catalog is the loaded, validated detector catalog. It is immutable.
 type Catalog struct {
@@ -125,6 +151,7 @@ type Catalog struct {
 
 type yamlScenario struct {
 	Description string              `yaml:"description"`
+	Interval    model.Duration      `yaml:"interval"`
 	Eval        model.Duration      `yaml:"eval"`
 	Series      []Series            `yaml:"series"`
 	Alerts      []map[string]string `yaml:"alerts"`
@@ -140,6 +167,7 @@ type yamlDetector struct {
 	Requires    string         `yaml:"requires"`
 	Scope       string         `yaml:"scope"`
 	For         model.Duration `yaml:"for"`
+	Record      []Record       `yaml:"record"`
 	Expr        string         `yaml:"expr"`
 	Summary     string         `yaml:"summary"`
 	Runbook     string         `yaml:"runbook"`
@@ -174,6 +202,7 @@ func parseCatalog(b []byte) (*Catalog, error) {
 		return nil, fmt.Errorf("decode detector catalog: %w", err)
 	}
 	c := &Catalog{byID: map[string]int{}}
+	records := map[string]string{}
 	var errs []error
 	for i, y := range doc.Detectors {
 		d, err := y.detector()
@@ -184,6 +213,12 @@ func parseCatalog(b []byte) (*Catalog, error) {
 		if _, dup := c.byID[d.ID]; dup {
 			errs = append(errs, fmt.Errorf("detector %d: duplicate id %s", i+1, d.ID))
 			continue
+		}
+		for _, r := range d.Records {
+			if prev, ok := records[r.Name]; ok && prev != r.Expr {
+				errs = append(errs, fmt.Errorf("detector %d (%s): record %s is defined differently by another detector", i+1, d.ID, r.Name))
+			}
+			records[r.Name] = r.Expr
 		}
 		c.byID[d.ID] = len(c.detectors)
 		c.detectors = append(c.detectors, d)
@@ -207,7 +242,8 @@ func (y yamlDetector) detector() (Detector, error) {
 		Sources:     y.Sources,
 		Requires:    strings.TrimSpace(y.Requires),
 		Scope:       y.Scope,
-		Expr:        strings.TrimSpace(y.Expr),
+		RuleExpr:    strings.TrimSpace(y.Expr),
+		Records:     y.Record,
 		For:         time.Duration(y.For),
 		Summary:     strings.TrimSpace(y.Summary),
 		Runbook:     strings.TrimSpace(y.Runbook),
@@ -250,14 +286,59 @@ func (y yamlDetector) detector() (Detector, error) {
 	if d.For < 0 {
 		bad("for must not be negative")
 	}
-	expr, err := stockParser.ParseExpr(d.Expr)
+	for i := range d.Records {
+		d.Records[i].Expr = strings.TrimSpace(d.Records[i].Expr)
+	}
+	recs, err := parseRecords(d.Records)
+	if err != nil {
+		bad("%v", err)
+	}
+	expr, err := stockParser.ParseExpr(d.RuleExpr)
+	if err != nil {
+		// The one dialect-specific function the catalog may use.
+		if e, derr := dialectParser.ParseExpr(d.RuleExpr); derr == nil {
+			if dialect, derr := dialectOf(e); derr == nil {
+				expr, err, d.Dialect = e, nil, dialect
+			}
+		}
+	}
 	if err != nil {
 		bad("expr does not parse with the stock parser: %v", err)
 	} else {
 		if expr.Type() != parser.ValueTypeVector {
 			bad("expr returns a %s, not an instant vector", expr.Type())
 		}
+		for _, name := range offsetRecords(expr, recs) {
+			if usesTime(recs[name]) {
+				bad("record %s calls time(), which an offset does not move; read it without offset", name)
+			}
+		}
+		used := map[string]bool{}
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			if vs, ok := n.(*parser.VectorSelector); ok {
+				used[vs.Name] = true
+			}
+			return nil
+		})
+		for name := range recs {
+			if !used[name] {
+				bad("record %s is not read by expr", name)
+			}
+		}
 		d.UsesAbsent = usesAbsent(expr)
+		for _, r := range recs {
+			d.UsesAbsent = d.UsesAbsent || usesAbsent(r)
+		}
+		inlined, err := inlineRecords(expr, recs)
+		if err != nil {
+			bad("%v", err)
+		}
+		d.Expr = inlined.String()
+		if len(recs) == 0 {
+			d.Expr = d.RuleExpr
+		} else if _, err := d.parser().ParseExpr(d.Expr); err != nil {
+			bad("expr with its records inlined does not parse: %v", err)
+		}
 		if d.UsesAbsent && d.Scope != ScopeCluster {
 			bad("expr uses absent(), which fires when enforcement hides a series: scope must be cluster")
 		}
@@ -276,8 +357,13 @@ func (y yamlDetector) detector() (Detector, error) {
 }
 
 func (y yamlScenario) scenario() Scenario {
+	step := time.Duration(y.Interval)
+	if step == 0 {
+		step = ScenarioInterval
+	}
 	return Scenario{
 		Description: strings.TrimSpace(y.Description),
+		Interval:    step,
 		Eval:        time.Duration(y.Eval),
 		Series:      y.Series,
 		Alerts:      y.Alerts,
@@ -289,6 +375,11 @@ func (s Scenario) check(fire bool) error {
 	if s.Description == "" {
 		errs = append(errs, errors.New("description is required"))
 	}
+	if s.Interval <= 0 || s.Interval%ScenarioInterval != 0 || s.Interval > 5*time.Minute {
+		// Beyond 5 minutes an instant selector would go stale between
+		// samples (the default lookback delta).
+		errs = append(errs, fmt.Errorf("interval %v must be a whole number of minutes, at most 5m", s.Interval))
+	}
 	if s.Eval <= 0 || s.Eval%ScenarioInterval != 0 {
 		errs = append(errs, fmt.Errorf("eval %v must be a positive whole number of minutes", s.Eval))
 	}
@@ -296,7 +387,7 @@ func (s Scenario) check(fire bool) error {
 		errs = append(errs, errors.New("no series"))
 	}
 	for _, in := range s.Series {
-		if _, _, err := in.Samples(); err != nil {
+		if _, _, err := in.Samples(s.Interval); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -322,9 +413,17 @@ type Sample struct {
 	Value  float64
 }
 
-// Samples expands the series notation into its labels and samples. Missing
-// samples (_) are skipped; stale markers are refused.
-func (s Series) Samples() (labels.Labels, []Sample, error) {
+// step is the scenario's sample interval, ScenarioInterval when unset.
+func (s Scenario) step() time.Duration {
+	if s.Interval > 0 {
+		return s.Interval
+	}
+	return ScenarioInterval
+}
+
+// Samples expands the series notation into its labels and samples, step
+// apart. Missing samples (_) are skipped; stale markers are refused.
+func (s Series) Samples(step time.Duration) (labels.Labels, []Sample, error) {
 	lbls, vals, err := stockParser.ParseSeriesDesc(s.Series + " " + s.Values)
 	if err != nil {
 		return labels.EmptyLabels(), nil, fmt.Errorf("series %s: %w", s.Series, err)
@@ -340,9 +439,18 @@ func (s Series) Samples() (labels.Labels, []Sample, error) {
 		if v.Histogram != nil || value.IsStaleNaN(v.Value) {
 			return labels.EmptyLabels(), nil, fmt.Errorf("series %s: only float samples are supported", s.Series)
 		}
-		out = append(out, Sample{Offset: time.Duration(i) * ScenarioInterval, Value: v.Value})
+		out = append(out, Sample{Offset: time.Duration(i) * step, Value: v.Value})
 	}
 	return lbls, out, nil
+}
+
+// parser returns the parser that reads d's expressions: the stock one, or
+// the dialect parser for a detector that uses FuncSmoothing.
+func (d Detector) parser() parser.Parser {
+	if d.Dialect != "" {
+		return dialectParser
+	}
+	return stockParser
 }
 
 func usesAbsent(e parser.Expr) bool {

@@ -30,35 +30,62 @@ func mustLoad(t testing.TB) *Catalog {
 	return c
 }
 
-// TestQueriesParseWithStockParser checks every expression with the parser an
-// upstream Prometheus uses without feature flags: no experimental functions,
-// no duration expressions, no extended range selectors, and an instant vector
-// as the result.
+// TestQueriesParseWithStockParser checks every expression, and every
+// recording rule, with the parser an upstream Prometheus uses without feature
+// flags: no experimental functions, no duration expressions, no extended
+// range selectors, and an instant vector as the result. The one exception is
+// a detector whose Dialect is double_exponential_smoothing: it may call that
+// function and no other experimental one.
 func TestQueriesParseWithStockParser(t *testing.T) {
-	p := parser.NewParser(parser.Options{})
+	stock := parser.NewParser(parser.Options{})
+	experimental := parser.NewParser(parser.Options{EnableExperimentalFunctions: true})
 	for _, d := range mustLoad(t).List() {
-		expr, err := p.ParseExpr(d.Expr)
-		if err != nil {
-			t.Errorf("%s: ParseExpr = %v", d.ID, err)
-			continue
-		}
-		if expr.Type() != parser.ValueTypeVector {
-			t.Errorf("%s: expression returns %s, want vector", d.ID, expr.Type())
-		}
-		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
-			if c, ok := n.(*parser.Call); ok && c.Func.Experimental {
-				t.Errorf("%s: uses experimental function %s", d.ID, c.Func.Name)
+		p := stock
+		if d.Dialect != "" {
+			if d.Dialect != FuncSmoothing {
+				t.Errorf("%s: dialect %q", d.ID, d.Dialect)
 			}
-			return nil
-		})
+			p = experimental
+		}
+		for _, q := range []string{d.Expr, d.RuleExpr} {
+			expr, err := p.ParseExpr(q)
+			if err != nil {
+				t.Errorf("%s: ParseExpr = %v", d.ID, err)
+				continue
+			}
+			if expr.Type() != parser.ValueTypeVector {
+				t.Errorf("%s: expression returns %s, want vector", d.ID, expr.Type())
+			}
+			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+				if c, ok := n.(*parser.Call); ok && c.Func.Experimental && (d.Dialect == "" || c.Func.Name != FuncSmoothing) {
+					t.Errorf("%s: uses experimental function %s", d.ID, c.Func.Name)
+				}
+				return nil
+			})
+		}
+		for _, r := range d.Records {
+			if _, err := stock.ParseExpr(r.Expr); err != nil {
+				t.Errorf("%s: record %s: %v", d.ID, r.Name, err)
+			}
+		}
 	}
 }
 
 // TestCatalogShape pins what the issue asks of the catalog as a whole.
 func TestCatalogShape(t *testing.T) {
 	c := mustLoad(t)
-	if got := len(c.List()); got != 46 {
-		t.Errorf("catalog has %d detectors, want 46", got)
+	if got := len(c.List()); got != 52 {
+		t.Errorf("catalog has %d detectors, want 52", got)
+	}
+	// Issue 22: at least six forecast or exhaustion detectors.
+	forecasts := 0
+	for _, d := range c.List() {
+		if strings.Contains(d.RuleExpr, "predict_linear") || d.Dialect != "" || strings.Contains(d.RuleExpr, "offset 2w") {
+			forecasts++
+		}
+	}
+	if forecasts < 6 {
+		t.Errorf("catalog has %d forecast or exhaustion detectors, want at least 6", forecasts)
 	}
 	for _, d := range c.List() {
 		if got, ok := c.Get(d.ID); !ok || got.ID != d.ID {
@@ -129,9 +156,9 @@ detectors:
 	}
 }
 
-// engineOpts are those of an upstream Prometheus without feature flags, with
-// budgets large enough for 1d and 7d baselines.
-func newEngine(t testing.TB) *promql.Engine {
+// newEngine has the options of an upstream Prometheus without feature flags,
+// with budgets large enough for 1d and 7d baselines, and parses with p.
+func newEngine(t testing.TB, p parser.Parser) *promql.Engine {
 	return promqltest.NewTestEngineWithOpts(t, promql.EngineOpts{
 		MaxSamples:               50_000_000,
 		Timeout:                  time.Minute,
@@ -139,7 +166,7 @@ func newEngine(t testing.TB) *promql.Engine {
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
-		Parser:                   parser.NewParser(parser.Options{}),
+		Parser:                   p,
 	})
 }
 
@@ -156,7 +183,7 @@ func loadScenario(t testing.TB, s Scenario) storage.Storage {
 	}
 	var points []point
 	for _, in := range s.Series {
-		lbls, samples, err := in.Samples()
+		lbls, samples, err := in.Samples(s.step())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +220,7 @@ func TestDetectors(t *testing.T) {
 func runScenario(t *testing.T, d Detector, s Scenario, fire bool) {
 	ctx := context.Background()
 	st := loadScenario(t, s)
-	eng := newEngine(t)
+	eng := newEngine(t, d.parser())
 	at := time.Unix(0, 0).UTC().Add(s.Eval)
 
 	// The bare expression at the evaluation time.
@@ -223,7 +250,7 @@ func runScenario(t *testing.T, d Detector, s Scenario, fire bool) {
 
 	// The same expression as an alerting rule, evaluated every minute
 	// from the start of the for: window up to the evaluation time.
-	expr, err := stockParser.ParseExpr(d.Expr)
+	expr, err := d.parser().ParseExpr(d.Expr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,4 +313,52 @@ func sortLabelSets(s []map[string]string) {
 	slices.SortFunc(s, func(a, b map[string]string) int {
 		return strings.Compare(labels.FromMap(a).String(), labels.FromMap(b).String())
 	})
+}
+
+// TestScenariosAtExportSteps evaluates every detector as the exported
+// promtool file does: the alerting rule every TestEvaluationInterval from
+// t=0, the alerts compared at the last step at or before the scenario's eval
+// time. A scenario that only works with one-minute steps fails here, before
+// the e2e test runs promtool on the whole file.
+func TestScenariosAtExportSteps(t *testing.T) {
+	for _, d := range mustLoad(t).List() {
+		t.Run(d.ID, func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range []struct {
+				s    Scenario
+				fire bool
+			}{{d.Test.Fire, true}, {d.Test.Benign, false}} {
+				ctx := context.Background()
+				st := loadScenario(t, tc.s)
+				eng := newEngine(t, d.parser())
+				expr, err := d.parser().ParseExpr(d.Expr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rule := rules.NewAlertingRule(d.ID, expr, d.For, 0,
+					labels.FromMap(d.RuleLabels()), labels.EmptyLabels(), labels.EmptyLabels(), "", true, slog.New(slog.DiscardHandler))
+				query := rules.EngineQueryFunc(eng, st)
+				start := time.Unix(0, 0).UTC()
+				for ts := start; !ts.After(start.Add(tc.s.Eval)); ts = ts.Add(TestEvaluationInterval) {
+					if _, err := rule.Eval(ctx, 0, ts, query, nil, 0); err != nil {
+						t.Fatalf("rule eval at %v: %v", ts.Sub(start), err)
+					}
+				}
+				var firing []map[string]string
+				for _, a := range rule.ActiveAlerts() {
+					if a.State == rules.StateFiring {
+						firing = append(firing, a.Labels.Map())
+					}
+				}
+				var want []map[string]string
+				if tc.fire {
+					want = expectedAlerts(d, tc.s)
+				}
+				sortLabelSets(firing)
+				if diff := gocmp.Diff(want, firing); diff != "" {
+					t.Errorf("%s at %v with %v steps: firing alerts (-want +got):\n%s", map[bool]string{true: "fire", false: "benign"}[tc.fire], tc.s.Eval, TestEvaluationInterval, diff)
+				}
+			}
+		})
+	}
 }

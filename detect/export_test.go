@@ -9,6 +9,7 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -24,11 +25,11 @@ func TestSelect(t *testing.T) {
 		{name: "all", sel: Selector{}, check: func(Detector) bool { return true }},
 		{name: "critical", sel: Selector{Severities: []string{"critical"}}, wantIDs: []string{
 			"falco_critical_events", "k8s_new_cluster_admin_binding", "prometheus_admin_api_use",
-			"security_sensor_down", "gateway_audit_write_failure",
+			"security_sensor_down", "gateway_audit_volume_exhaustion", "gateway_audit_write_failure",
 		}},
 		{name: "ns scope", sel: Selector{Scopes: []string{"ns"}}, check: func(d Detector) bool { return d.Scope == ScopeNamespace }},
 		{name: "promgate source", sel: Selector{Sources: []string{"promgate"}}, wantIDs: []string{
-			"gateway_client_authn_failures", "gateway_authn_failure_zscore", "gateway_identity_query_zscore",
+			"gateway_cert_expiry_forecast", "gateway_query_rate_forecast", "gateway_client_authn_failures", "gateway_authn_failure_zscore", "gateway_identity_query_zscore",
 			"gateway_identity_bytes_zscore", "gateway_cross_tenant_probe", "gateway_audit_write_failure",
 			"gateway_bypass_direct_upstream", "gateway_silence_burst",
 		}},
@@ -73,35 +74,67 @@ func TestSelect(t *testing.T) {
 }
 
 // TestRuleFileIsValid loads the export with Prometheus' own rule file parser,
-// which is what promtool check rules and the rule manager use.
+// which is what promtool check rules and the rule manager use: for a 3.x
+// Prometheus without feature flags (the smoothing detector left out) and with
+// promql-experimental-functions. The 2.x form (holt_winters) is checked by
+// the e2e test with Debian's promtool 2.42, since this parser no longer knows
+// the old name.
 func TestRuleFileIsValid(t *testing.T) {
 	c := mustLoad(t)
-	b, err := RuleFile(c.List())
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, errs := rulefmt.Parse(b, false, model.UTF8Validation, stockParser, slog.New(slog.DiscardHandler))
-	if len(errs) > 0 {
-		t.Fatalf("rulefmt.Parse: %v", errs)
-	}
-	if len(groups.Groups) != 1 || len(groups.Groups[0].Rules) != 46 {
-		t.Fatalf("got %d groups, want one with 46 rules", len(groups.Groups))
-	}
-	for i, r := range groups.Groups[0].Rules {
-		d := c.List()[i]
-		if r.Alert != d.ID || r.Expr != d.Expr || time.Duration(r.For) != d.For {
-			t.Errorf("rule %d = %s %q for %v, want %s", i, r.Alert, r.Expr, r.For, d.ID)
-		}
-		for _, k := range []string{LabelSeverity, LabelDetector, LabelTechnique} {
-			if r.Labels[k] == "" {
-				t.Errorf("rule %s has no %s label", r.Alert, k)
+	for _, tc := range []struct {
+		f       Flavour
+		p       parser.Parser
+		skipped []string
+	}{
+		{DefaultFlavour, stockParser, []string{"gateway_query_rate_forecast"}},
+		{Flavour{Major: 3, Experimental: true}, dialectParser, nil},
+	} {
+		t.Run(tc.f.String(), func(t *testing.T) {
+			ds, skipped, err := tc.f.Adapt(c.List())
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		for _, k := range []string{"summary", "description", "runbook"} {
-			if r.Annotations[k] == "" {
-				t.Errorf("rule %s has no %s annotation", r.Alert, k)
+			if diff := gocmp.Diff(tc.skipped, skipped); diff != "" {
+				t.Errorf("skipped (-want +got):\n%s", diff)
 			}
-		}
+			b, err := RuleFile(ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			groups, errs := rulefmt.Parse(b, false, model.UTF8Validation, tc.p, slog.New(slog.DiscardHandler))
+			if len(errs) > 0 {
+				t.Fatalf("rulefmt.Parse: %v", errs)
+			}
+			var records []Record
+			for _, d := range ds {
+				records = append(records, d.Records...)
+			}
+			if len(groups.Groups) != 1 || len(groups.Groups[0].Rules) != len(records)+len(ds) {
+				t.Fatalf("got %d groups, want one with %d rules", len(groups.Groups), len(records)+len(ds))
+			}
+			rules := groups.Groups[0].Rules
+			for i, r := range records {
+				if rules[i].Record != r.Name || rules[i].Expr != r.Expr || rules[i].Alert != "" {
+					t.Errorf("rule %d = record %q %q, want %s", i, rules[i].Record, rules[i].Expr, r.Name)
+				}
+			}
+			for i, r := range rules[len(records):] {
+				d := ds[i]
+				if r.Alert != d.ID || r.Expr != d.RuleExpr || time.Duration(r.For) != d.For {
+					t.Errorf("rule %d = %s %q for %v, want %s", i, r.Alert, r.Expr, r.For, d.ID)
+				}
+				for _, k := range []string{LabelSeverity, LabelDetector, LabelTechnique} {
+					if r.Labels[k] == "" {
+						t.Errorf("rule %s has no %s label", r.Alert, k)
+					}
+				}
+				for _, k := range []string{"summary", "description", "runbook"} {
+					if r.Annotations[k] == "" {
+						t.Errorf("rule %s has no %s annotation", r.Alert, k)
+					}
+				}
+			}
+		})
 	}
 }
 

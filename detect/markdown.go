@@ -24,6 +24,10 @@ promgate ships these detectors as data in its binary. Export them as Prometheus 
 ` + "`promtool test rules`" + ` file built from the synthetic data below), list them with
 ` + "`promgate detectors list`" + `, or let the gateway evaluate them (` + "`detectors.enabled`" + `) and push
 firing ones to Alertmanager (` + "`detectors.alertmanager_url`" + `).
+` + "`promgate detectors coverage [--have SOURCES]`" + ` prints the ATT&CK tactics and techniques
+covered and what each data source adds. How often each detector fires on a week of ordinary,
+seasonal traffic, and how fast it sees its attack there, is measured by ` + "`make detectors-eval`" + `:
+see [detectors-noise.md](detectors-noise.md).
 
 Every alert carries the labels ` + "`severity`, `detector`" + ` and ` + "`technique`" + ` (MITRE ATT&CK ids,
 or ` + "`none`" + `) and the annotations ` + "`summary`, `description`" + ` and ` + "`runbook`" + `.
@@ -41,7 +45,14 @@ for a detector (` + "`GET /api/promgate/v1/detectors/<id>`" + `):
 
 Every detector is proven by a test that loads the attack data below and asserts that the
 alert fires (with ` + "`for:`" + ` honoured by the Prometheus rules package), then loads the benign
-data and asserts silence. Samples are one minute apart from t=0.
+data and asserts silence. Samples are one minute apart from t=0 unless the scenario names
+another interval.
+
+Forecast detectors read recording rules (their baselines), which the export writes before
+the alerts of the same group; the gateway's own evaluation and the proofs inline them as
+subqueries. A detector using ` + "`double_exponential_smoothing`" + ` is exported as ` + "`holt_winters`" + ` for
+Prometheus 2.x (` + "`--prometheus-version`" + ` or ` + "`--upstream`" + `), kept for 3.x with
+` + "`--enable-feature " + FeatureExperimental + "`" + `, and left out otherwise.
 
 | # | id | severity | scope | for | sources | title |
 |---|---|---|---|---|---|---|
@@ -62,13 +73,32 @@ data and asserts silence. Samples are one minute apart from t=0.
 		}
 		fmt.Fprintf(&b, "- **Scope:** `%s`\n", d.Scope)
 		fmt.Fprintf(&b, "- **For:** %s\n", d.forString())
-		fmt.Fprintf(&b, "- **Fires on:** %s (evaluated at %s)\n", d.Test.Fire.Description, minutes(d.Test.Fire.Eval))
-		fmt.Fprintf(&b, "- **Silent on:** %s (evaluated at %s)\n", d.Test.Benign.Description, minutes(d.Test.Benign.Eval))
-		fmt.Fprintf(&b, "\n```promql\n%s\n```\n\n", d.Expr)
+		if d.Dialect != "" {
+			fmt.Fprintf(&b, "- **Dialect:** `%s` (`%s` on Prometheus 2.x)\n", d.Dialect, FuncSmoothingLegacy)
+		}
+		fmt.Fprintf(&b, "- **Fires on:** %s (evaluated at %s%s)\n", d.Test.Fire.Description, minutes(d.Test.Fire.Eval), d.Test.Fire.spacing())
+		fmt.Fprintf(&b, "- **Silent on:** %s (evaluated at %s%s)\n", d.Test.Benign.Description, minutes(d.Test.Benign.Eval), d.Test.Benign.spacing())
+		if len(d.Records) == 0 {
+			fmt.Fprintf(&b, "\n```promql\n%s\n```\n\n", d.Expr)
+		} else {
+			b.WriteString("\nRecording rules:\n\n```yaml\n")
+			for _, r := range d.Records {
+				fmt.Fprintf(&b, "- record: %s\n  expr: %s\n", r.Name, r.Expr)
+			}
+			fmt.Fprintf(&b, "```\n\nAlert:\n\n```promql\n%s\n```\n\nThe same, self-contained:\n\n```promql\n%s\n```\n\n", d.RuleExpr, d.Expr)
+		}
 		fmt.Fprintf(&b, "**When it fires:** %s\n", d.Runbook)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// spacing names a scenario's sample interval when it is not the default.
+func (s Scenario) spacing() string {
+	if s.step() == ScenarioInterval {
+		return ""
+	}
+	return ", samples every " + model.Duration(s.step()).String()
 }
 
 func (d Detector) forString() string {
