@@ -460,7 +460,7 @@ func TestResume(t *testing.T) {
 // writeN writes n records to path and closes the writer.
 func writeN(t *testing.T, path string, n int) {
 	t.Helper()
-	w, err := NewWriter(config.Audit{Path: path}, nil, nil, slowFlush)
+	w, err := NewWriter(config.Audit{Path: path, Mode: config.AuditBuffered}, nil, nil, slowFlush)
 	if err != nil {
 		t.Fatal(err)
 	}

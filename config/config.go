@@ -49,6 +49,12 @@ type Config struct {
 	Routes Routes `yaml:"routes"`
 	// Tracing exports the gateway's spans over OTLP (tracing.go).
 	Tracing Tracing `yaml:"tracing"`
+	// ReplicaID names this replica of a fleet (letters, digits, '.', '_',
+	// '-'; at most 63). Each replica then writes its own audit chain, in
+	// audit.path with "-" and the id before the extension (audit-gw-1.log).
+	// promgate serve -replica-id overrides it, so that replicas can share
+	// one file (in Kubernetes, from the pod name).
+	ReplicaID string `yaml:"replica_id"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -254,6 +260,14 @@ type Audit struct {
 	// fsynced. A crash loses at most this much of the trail; SIGTERM loses
 	// nothing.
 	FlushInterval model.Duration `yaml:"flush_interval"`
+	// Mode is durable (the default) or buffered. durable: a response is
+	// not released to the client before its record is written and fsynced;
+	// concurrent requests share one write and one fsync (group commit), so
+	// even a SIGKILL or a power cut loses no record of an answered request.
+	// buffered: records are written out every flush_interval, which costs
+	// less but lets a crash lose the records of the requests answered in
+	// the last flush_interval. on_failure: deny needs durable.
+	Mode string `yaml:"mode"`
 }
 
 // Limits bounds the cost of requests. Zero means no limit.
@@ -379,6 +393,16 @@ const (
 	OnFailureLog  = "log"
 )
 
+// ReplicaIDPattern is what replica_id may look like: it becomes part of the
+// audit file's name.
+var ReplicaIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// Audit durability modes.
+const (
+	AuditDurable  = "durable"
+	AuditBuffered = "buffered"
+)
+
 // Default returns the configuration that a file is decoded onto.
 func Default() *Config {
 	return &Config{
@@ -400,6 +424,7 @@ func Default() *Config {
 			MaxFiles:      10,
 			OnFailure:     OnFailureDeny,
 			FlushInterval: model.Duration(time.Second),
+			Mode:          AuditDurable,
 		},
 		// The evaluator is opt-in: it queries the upstream with the
 		// gateway's own, unrestricted identity, which an operator should
@@ -659,6 +684,10 @@ func (c *Config) Validate() error {
 		add("authz.decision", "%q is not a Rego reference such as data.promgate.authz.decision", c.Authz.Decision)
 	}
 
+	if c.ReplicaID != "" && !ReplicaIDPattern.MatchString(c.ReplicaID) {
+		add("replica_id", "%q is not a replica id: use letters, digits, '.', '_' and '-', at most 63", c.ReplicaID)
+	}
+
 	// Audit.
 	if c.Audit.Path == "" {
 		add("audit.path", `required: a file, or "-" for stdout`)
@@ -676,6 +705,15 @@ func (c *Config) Validate() error {
 	case OnFailureDeny, OnFailureLog:
 	default:
 		add("audit.on_failure", "unknown value %q; use deny or log", c.Audit.OnFailure)
+	}
+	switch c.Audit.Mode {
+	case AuditDurable:
+	case AuditBuffered:
+		if c.Audit.OnFailure == OnFailureDeny {
+			add("audit.mode", "buffered lets a crash lose records of answered requests, which on_failure: deny forbids; use durable, or on_failure: log to accept the loss")
+		}
+	default:
+		add("audit.mode", "unknown value %q; use durable or buffered", c.Audit.Mode)
 	}
 
 	// Limits.

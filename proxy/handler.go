@@ -109,6 +109,8 @@ type Handler struct {
 	idSeq    atomic.Uint64
 	// tracer is Options.Tracer: nil when tracing is off.
 	tracer trace.Tracer
+	// hold: responses wait for their durable audit record (durable.go).
+	hold bool
 }
 
 // New builds the handler. It fails when the options are incomplete or the
@@ -165,6 +167,7 @@ func New(o Options) (*Handler, error) {
 		return nil, fmt.Errorf("request id prefix: %w", err)
 	}
 	h.idPrefix = hex.EncodeToString(b[:])
+	h.hold = holdsBack(o.Audit)
 	if h.up, err = newUpstream(o.Config, o.Transport, h.token, h.tel, h.log); err != nil {
 		return nil, err
 	}
@@ -184,7 +187,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		remoteAddr: h.ip.of(r),
 		route:      RouteUnknown,
 	}
-	rec := &recorder{ResponseWriter: w}
+	rec := &recorder{ResponseWriter: w, hold: h.hold}
 	if h.tracer != nil {
 		r = h.startTrace(r, st)
 	}
@@ -197,7 +200,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				promapi.WriteError(rec, promapi.As(st.err, st.id))
 			}
 		}
-		h.finish(rec, r, st)
+		if err := h.finish(rec, r, st); err != nil && h.abortsOnAuditFailure() {
+			panic(errAbort)
+		}
+		rec.release()
 		if p == http.ErrAbortHandler { //nolint:errorlint // as above: the panic value itself
 			panic(p)
 		}
@@ -446,7 +452,7 @@ func credentialsHint(c *config.Config) string {
 }
 
 // finish writes the audit record and the request metrics.
-func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
+func (h *Handler) finish(rec *recorder, r *http.Request, st *state) error {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
@@ -491,7 +497,9 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 	if st.err != nil {
 		ar.Error = st.err.Error()
 	}
-	if err := h.audit.Write(ar); err != nil {
+	err := h.audit.Write(ar)
+	if err != nil {
 		h.log.Error("audit write", "request_id", st.id, "err", err)
 	}
+	return err
 }
