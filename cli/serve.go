@@ -173,6 +173,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", stderr)
 	configFile := fs.String("config", "promgate.yml", "configuration file")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
+	replicaID := fs.String("replica-id", "", "this replica's id in a fleet (overrides replica_id); its audit chain is audit.path with -ID before the extension")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -184,11 +185,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if err := applyReplica(cfg, *replicaID); err != nil {
+		return err
+	}
 	g, err := build(ctx, cfg, logger, false)
 	if err != nil {
 		return err
 	}
 	return g.serve(ctx)
+}
+
+// applyReplica sets the replica id (the flag wins over the file) and gives
+// the replica its own audit file.
+func applyReplica(cfg *config.Config, flag string) error {
+	if flag != "" {
+		if !config.ReplicaIDPattern.MatchString(flag) {
+			return fmt.Errorf("-replica-id: %q is not a replica id: use letters, digits, '.', '_' and '-', at most 63", flag)
+		}
+		cfg.ReplicaID = flag
+	}
+	cfg.Audit.Path = audit.ReplicaPath(cfg.Audit.Path, cfg.ReplicaID)
+	return nil
 }
 
 // serve listens on both addresses and runs until ctx is done, then shuts
