@@ -57,6 +57,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzCost$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzSPIFFEID$$' -fuzztime=10s ./authn/
 	$(GO) test -run='^$$' -fuzz='^FuzzTraceparent$$' -fuzztime=10s ./proxy/
+	$(GO) test -run='^$$' -fuzz='^FuzzProxyHeader$$' -fuzztime=10s ./proxy/
 	$(GO) test -run='^$$' -fuzz='^FuzzEnvHeaders$$' -fuzztime=10s ./tracing/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=10s ./audit/
 

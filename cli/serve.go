@@ -229,6 +229,14 @@ func (g *gateway) serve(ctx context.Context) (err error) {
 		rawPub.Close() //nolint:errcheck // error path: the LimitListener error is returned
 		return err
 	}
+	if g.cfg.ProxyProtocol {
+		// Inside the limit: the header is read in the connection's own
+		// goroutine, never in the accept loop.
+		if pub, err = proxy.PROXYListener(pub, g.cfg.TrustedProxies); err != nil {
+			rawPub.Close() //nolint:errcheck // error path: the proxy_protocol error is returned
+			return err
+		}
+	}
 	errLog := slog.NewLogLogger(g.log.With("component", "http").Handler(), slog.LevelDebug)
 	qt := time.Duration(g.cfg.Limits.QueryTimeout)
 	public := &http.Server{
@@ -272,7 +280,7 @@ func (g *gateway) serve(ctx context.Context) (err error) {
 
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(tls.NewListener(pub, public.TLSConfig)) }()
-	g.log.Info("public listener started", "addr", pub.Addr().String(), "upstream_kind", g.cfg.Upstream.Kind, "policy_revision", g.authz.Revision())
+	g.log.Info("public listener started", "addr", pub.Addr().String(), "upstream_kind", g.cfg.Upstream.Kind, "policy_revision", g.authz.Revision(), "proxy_protocol", g.cfg.ProxyProtocol, "replica_id", g.cfg.ReplicaID)
 	if ep := g.tracing.Endpoint(); ep != "" {
 		g.log.Info("tracing on", "endpoint", ep)
 	}

@@ -32,6 +32,14 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// TrustedProxies lists the CIDRs whose X-Forwarded-For header is believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol makes the public listener read a PROXY protocol v2
+	// header from every connection whose peer is in trusted_proxies (a
+	// TCP-mode load balancer with TLS passthrough, such as HAProxy with
+	// send-proxy-v2) and take the client's address from it; such a
+	// connection without a header is closed. A header from any other peer
+	// is refused and its connection closed; their connections without one
+	// are served as usual.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// Upstream is the Prometheus-compatible API (or exporter) behind the gateway.
 	Upstream Upstream `yaml:"upstream"`
 	// Authn says how callers prove who they are.
@@ -684,6 +692,9 @@ func (c *Config) Validate() error {
 		add("authz.decision", "%q is not a Rego reference such as data.promgate.authz.decision", c.Authz.Decision)
 	}
 
+	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+		add("proxy_protocol", "needs trusted_proxies: the balancers whose PROXY headers are believed")
+	}
 	if c.ReplicaID != "" && !ReplicaIDPattern.MatchString(c.ReplicaID) {
 		add("replica_id", "%q is not a replica id: use letters, digits, '.', '_' and '-', at most 63", c.ReplicaID)
 	}

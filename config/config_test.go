@@ -79,6 +79,8 @@ func TestParseBad(t *testing.T) {
 		{name: "same listeners", replace: [2]string{"internal_listen: 127.0.0.1:9091", "internal_listen: 127.0.0.1:8443"}, want: []string{"internal_listen: must differ"}},
 		{name: "bad cidr", append: "trusted_proxies: [10.0.0.0]\n", want: []string{"trusted_proxies[0]"}},
 		{name: "bad on_failure", replace: [2]string{"  path: audit.log", "  path: audit.log\n  on_failure: ignore"}, want: []string{"audit.on_failure"}},
+		{name: "proxy protocol without trusted proxies", append: "proxy_protocol: true\n", want: []string{"proxy_protocol: needs trusted_proxies"}},
+		{name: "bad replica id", append: "replica_id: ../gw\n", want: []string{"replica_id"}},
 		{name: "bad audit mode", replace: [2]string{"  path: audit.log", "  path: audit.log\n  mode: lazy"}, want: []string{`audit.mode: unknown value "lazy"`}},
 		{name: "buffered audit with deny", replace: [2]string{"  path: audit.log", "  path: audit.log\n  mode: buffered"}, want: []string{"audit.mode: buffered lets a crash lose records"}},
 		{name: "several problems at once", replace: [2]string{"http://127.0.0.1:9090", "ftp://x"}, append: "trusted_proxies: [nope]\n",
