@@ -211,6 +211,13 @@ type Login struct {
 	// CookieSecretFile holds at least 32 bytes of random data. Session
 	// cookies are encrypted with a key derived from it; replicas share it.
 	CookieSecretFile string `yaml:"cookie_secret_file"`
+	// AcceptCookieSecretFiles hold further secrets (32 random bytes or
+	// more each) whose cookies are accepted but never sealed: during a key
+	// rotation, the next secret before every replica has it, then the
+	// previous one until the sessions it sealed have expired. Replicas
+	// share cookie_secret_file and these files, so a session made on one
+	// is accepted by all.
+	AcceptCookieSecretFiles []string `yaml:"accept_cookie_secret_files"`
 	// Scopes requested at login (default openid, email, profile, groups).
 	// Add offline_access to get a refresh token, which renews an expired
 	// session without a new login.
@@ -534,6 +541,9 @@ func (c *Config) resolvePaths() {
 	if l := c.Authn.Login; l != nil {
 		l.ClientSecretFile = c.abs(l.ClientSecretFile)
 		l.CookieSecretFile = c.abs(l.CookieSecretFile)
+		for i, f := range l.AcceptCookieSecretFiles {
+			l.AcceptCookieSecretFiles[i] = c.abs(f)
+		}
 		l.CAFile = c.abs(l.CAFile)
 	}
 	if c.Audit.Path != "-" {
