@@ -129,3 +129,20 @@ func TestRecorderHold(t *testing.T) {
 		t.Errorf("after release: %q (%d bytes counted), want abcdef (6)", got, r.bytes)
 	}
 }
+
+// TestResponseNamesAuditRecord checks that every answer carries the id of
+// its audit record, so that a client of a fleet can find it.
+func TestResponseNamesAuditRecord(t *testing.T) {
+	f := newFixture(t)
+	for _, rq := range []request{
+		{user: "alice", target: "/api/v1/query?query=up", header: map[string]string{"X-Request-Id": "client-chosen"}},
+		{user: "mallory", target: "/api/v1/query?query=up"},
+		{target: "/api/v1/query?query=up"},
+	} {
+		w := f.do(t, rq)
+		rec := f.aud.records[len(f.aud.records)-1]
+		if got := w.Header().Get("X-Request-Id"); got == "" || got != rec.ID {
+			t.Errorf("%s as %q: X-Request-Id %q, audit record id %q", rq.target, rq.user, got, rec.ID)
+		}
+	}
+}

@@ -188,6 +188,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route:      RouteUnknown,
 	}
 	rec := &recorder{ResponseWriter: w, hold: h.hold}
+	// The gateway's own request id, the audit record's id: a client can
+	// find the record of any answer it got, on whichever replica.
+	w.Header().Set("X-Request-Id", st.id)
 	if h.tracer != nil {
 		r = h.startTrace(r, st)
 	}

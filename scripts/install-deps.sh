@@ -23,11 +23,14 @@ package_for() {
 	prometheus-alertmanager) echo prometheus-alertmanager ;;
 	prometheus-node-exporter) echo prometheus-node-exporter ;;
 	chromium) echo chromium ;;
+	haproxy) echo haproxy ;;
 	*) die "no package known for command $1" ;;
 	esac
 }
 
 commands=(prometheus promtool testssl prometheus-alertmanager prometheus-node-exporter chromium)
+# The fleet test's load balancer (issue 21): three gateways behind HAProxy.
+commands+=(haproxy)
 missing_pkgs=()
 for cmd in "${commands[@]}"; do
 	if path=$(command -v "$cmd"); then
