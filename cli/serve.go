@@ -132,7 +132,12 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 	g.registerOwnMetrics()
 	g.watcher = reload.New(reloadInterval, logger, g.reg)
 	g.watcher.Register("tls", g.tls)
-	g.watcher.Register("policies", reload.Func{Paths: []string{cfg.Authz.Policies}, Fn: g.authz.Reload})
+	if g.authz.FromBundle() {
+		// Polled by g.authz.Run; SIGHUP asks for the bundle at once.
+		g.watcher.Register("policy bundle", reload.Func{Fn: g.authz.Reload})
+	} else {
+		g.watcher.Register("policies", reload.Func{Paths: []string{cfg.Authz.Policies}, Fn: g.authz.Reload})
+	}
 	g.watcher.Register("upstream token", g.token)
 	g.watcher.Register("exporter tokens", g.handler.ExporterTokens())
 	return g, nil
@@ -232,7 +237,7 @@ func (g *gateway) serve(ctx context.Context) (err error) {
 	if g.cfg.ProxyProtocol {
 		// Inside the limit: the header is read in the connection's own
 		// goroutine, never in the accept loop.
-		if pub, err = proxy.PROXYListener(pub, g.cfg.TrustedProxies); err != nil {
+		if pub, err = proxy.ClientAddrListener(pub, g.cfg.TrustedProxies); err != nil {
 			rawPub.Close() //nolint:errcheck // error path: the proxy_protocol error is returned
 			return err
 		}
@@ -274,6 +279,7 @@ func (g *gateway) serve(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go g.watcher.Run(ctx)
+	go g.authz.Run(ctx) // polls authz.bundle; returns at once for a folder
 	if g.evaluator != nil {
 		go g.evaluator.Run(ctx)
 	}

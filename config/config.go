@@ -258,6 +258,9 @@ type Authz struct {
 	Policies string `yaml:"policies"`
 	// Decision is the Rego reference evaluated once per request.
 	Decision string `yaml:"decision"`
+	// Bundle, when its url is set, replaces the policies folder with a
+	// signed OPA bundle served over HTTP(S), polled with ETag (bundle.go).
+	Bundle Bundle `yaml:"bundle"`
 }
 
 // Audit configures the audit trail.
@@ -546,6 +549,8 @@ func (c *Config) resolvePaths() {
 		}
 		l.CAFile = c.abs(l.CAFile)
 	}
+	c.Authz.Bundle.PublicKeyFile = c.abs(c.Authz.Bundle.PublicKeyFile)
+	c.Authz.Bundle.CAFile = c.abs(c.Authz.Bundle.CAFile)
 	if c.Audit.Path != "-" {
 		c.Audit.Path = c.abs(c.Audit.Path)
 	}
@@ -708,6 +713,8 @@ func (c *Config) Validate() error {
 	if c.ReplicaID != "" && !ReplicaIDPattern.MatchString(c.ReplicaID) {
 		add("replica_id", "%q is not a replica id: use letters, digits, '.', '_' and '-', at most 63", c.ReplicaID)
 	}
+
+	c.Authz.Bundle.validate(add)
 
 	// Audit.
 	if c.Audit.Path == "" {

@@ -14,7 +14,7 @@ import (
 // to send its PROXY header.
 const proxyHeaderTimeout = 5 * time.Second
 
-// PROXYListener reads the PROXY protocol v2 header that a TCP-mode
+// ClientAddrListener reads the PROXY protocol v2 header that a TCP-mode
 // load balancer (HAProxy's send-proxy-v2, an AWS NLB, ...) puts before the
 // TLS handshake, and makes the connection's RemoteAddr the client address it
 // names. Behind a TLS-passthrough balancer the gateway then sees the real
@@ -36,7 +36,7 @@ const proxyHeaderTimeout = 5 * time.Second
 // proxyHeaderTimeout. Wrap it inside LimitListener, which then counts the
 // balancer's connections: limit connections per client network at the
 // balancer.
-func PROXYListener(ln net.Listener, trusted []string) (net.Listener, error) {
+func ClientAddrListener(ln net.Listener, trusted []string) (net.Listener, error) {
 	ip, err := newClientIP(trusted)
 	if err != nil {
 		return nil, err

@@ -12,14 +12,14 @@ import (
 	"github.com/pires/go-proxyproto"
 )
 
-// ppServer serves r.RemoteAddr over plain HTTP behind PROXYListener.
+// ppServer serves r.RemoteAddr over plain HTTP behind ClientAddrListener.
 func ppServer(t *testing.T, trusted []string) string {
 	t.Helper()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := PROXYListener(raw, trusted)
+	ln, err := ClientAddrListener(raw, trusted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +97,11 @@ func TestProxyProtocolNeedsTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	if _, err := PROXYListener(raw, nil); err == nil {
-		t.Error("PROXYListener without trusted_proxies: no error")
+	if _, err := ClientAddrListener(raw, nil); err == nil {
+		t.Error("ClientAddrListener without trusted_proxies: no error")
 	}
-	if _, err := PROXYListener(raw, []string{"nope"}); err == nil {
-		t.Error("PROXYListener with a bad CIDR: no error")
+	if _, err := ClientAddrListener(raw, []string{"nope"}); err == nil {
+		t.Error("ClientAddrListener with a bad CIDR: no error")
 	}
 }
 
@@ -121,7 +121,7 @@ func TestValidateProxyHeader(t *testing.T) {
 }
 
 // FuzzProxyHeader feeds arbitrary bytes to a trusted connection of
-// PROXYListener: no panic, and the connection's address is either
+// ClientAddrListener: no panic, and the connection's address is either
 // the peer's or a TCP source address from a valid v2 PROXY header.
 func FuzzProxyHeader(f *testing.F) {
 	for _, h := range []*proxyproto.Header{
