@@ -24,6 +24,7 @@ package_for() {
 	prometheus-node-exporter) echo prometheus-node-exporter ;;
 	chromium) echo chromium ;;
 	haproxy) echo haproxy ;;
+	nginx) echo nginx ;;
 	*) die "no package known for command $1" ;;
 	esac
 }
@@ -31,6 +32,8 @@ package_for() {
 commands=(prometheus promtool testssl prometheus-alertmanager prometheus-node-exporter chromium)
 # The fleet test's load balancer (issue 21): three gateways behind HAProxy.
 commands+=(haproxy)
+# The signed policy bundle's server in the bundle test (issue 21).
+commands+=(nginx)
 missing_pkgs=()
 for cmd in "${commands[@]}"; do
 	if path=$(command -v "$cmd"); then
