@@ -348,4 +348,3 @@ func readBundleAudit(t *testing.T, path string) []bundleRecord {
 	}
 	return out
 }
-
