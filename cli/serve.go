@@ -140,6 +140,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 	}
 	g.watcher.Register("upstream token", g.token)
 	g.watcher.Register("exporter tokens", g.handler.ExporterTokens())
+	g.watcher.Register("named upstream tokens", g.handler.UpstreamTokens())
 	return g, nil
 }
 

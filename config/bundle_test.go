@@ -37,3 +37,25 @@ func TestBundleValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestUpstreamsValidate(t *testing.T) {
+	c := Default()
+	c.Upstream.URL = "http://127.0.0.1:9090"
+	c.Upstreams = map[string]Upstream{
+		"global":   {URL: "http://thanos-query:10902", Flavor: FlavorThanos},
+		"Bad Name": {URL: "http://x"},
+		"nourl":    {},
+		"sidecar":  {URL: "http://x", Kind: KindMetrics, Exporters: []Exporter{{Path: "/m", URL: "http://y"}}},
+		"header":   {URL: "http://x", TenantHeader: "X Scope"},
+	}
+	c.resolveUpstreams()
+	var got []string
+	c.validateUpstreams(func(key, format string, args ...any) { got = append(got, key) })
+	want := []string{"upstreams.Bad Name", "upstreams.header.tenant_header", "upstreams.nourl.url", "upstreams.sidecar.kind", "upstreams.sidecar.exporters"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("problems %q, want %q", got, want)
+	}
+	if c.Upstreams["nourl"].Flavor != FlavorPrometheus || c.Upstreams["nourl"].Kind != KindPrometheusAPI {
+		t.Errorf("defaults not filled: %+v", c.Upstreams["nourl"])
+	}
+}

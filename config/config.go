@@ -42,6 +42,9 @@ type Config struct {
 	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// Upstream is the Prometheus-compatible API (or exporter) behind the gateway.
 	Upstream Upstream `yaml:"upstream"`
+	// Upstreams are further Prometheus APIs by name (upstreams.go), which a
+	// decision picks with "upstream": name; upstream stays the default.
+	Upstreams map[string]Upstream `yaml:"upstreams"`
 	// Authn says how callers prove who they are.
 	Authn Authn `yaml:"authn"`
 	// Authz names the Rego policies and the decision to evaluate.
@@ -532,6 +535,7 @@ func (c *Config) resolvePaths() {
 	} {
 		*p = c.abs(*p)
 	}
+	c.resolveUpstreams()
 	for i := range c.Upstream.Exporters {
 		e := &c.Upstream.Exporters[i]
 		for _, p := range []*string{&e.TLS.CAFile, &e.TLS.CertFile, &e.TLS.KeyFile, &e.BearerTokenFile} {
@@ -682,6 +686,8 @@ func (c *Config) Validate() error {
 	if h := c.Upstream.TenantHeader; h != "" && !headerNameRE.MatchString(h) {
 		add("upstream.tenant_header", "%q is not an HTTP header name", h)
 	}
+
+	c.validateUpstreams(add)
 
 	// Authn.
 	switch c.Authn.MTLS.Subject {

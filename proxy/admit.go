@@ -37,6 +37,8 @@ type grant struct {
 	en     *enforce.Enforcer
 	tenant string
 	limits limits
+	// up is the upstream the decision picks (upstreams.go).
+	up *upstream
 }
 
 // admit turns (identity, route, query) into a grant: it asks the policy,
@@ -72,7 +74,10 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, st *state, a *ask)
 	if err := h.checkLimits(a, g, st); err != nil {
 		return nil, err
 	}
-	if h.cfg.Upstream.TenantHeader != "" {
+	if g.up, err = h.upstreamOf(dec.Upstream, st.identity.Subject); err != nil {
+		return nil, err
+	}
+	if g.up.cfg.Upstream.TenantHeader != "" {
 		if dec.Tenant == "" {
 			return nil, promapi.Errorf(promapi.ErrForbidden, "access denied for %s: the policy names no tenant, and the upstream needs one", st.identity.Subject)
 		}

@@ -111,6 +111,11 @@ type Handler struct {
 	tracer trace.Tracer
 	// hold: responses wait for their durable audit record (durable.go).
 	hold bool
+	// named are the upstreams a decision may pick by name, with their
+	// token files; namedThanos is set when one is Thanos (upstreams.go).
+	named       map[string]*upstream
+	namedTokens []*TokenFile
+	namedThanos bool
 }
 
 // New builds the handler. It fails when the options are incomplete or the
@@ -169,6 +174,9 @@ func New(o Options) (*Handler, error) {
 	h.idPrefix = hex.EncodeToString(b[:])
 	h.hold = holdsBack(o.Audit)
 	if h.up, err = newUpstream(o.Config, o.Transport, h.token, h.tel, h.log); err != nil {
+		return nil, err
+	}
+	if err := h.namedUpstreams(o.Config); err != nil {
 		return nil, err
 	}
 	if o.Config.Upstream.Kind == config.KindMetrics {
@@ -290,7 +298,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 // serveAPI serves the Prometheus API routes: parameters, the policy, the
 // limits, the rewrite, then the upstream.
 func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) error {
-	params, dropped, err := parseParams(r, st.rt, h.cfg.Upstream.Flavor, int64(h.cfg.Limits.MaxRequestBody))
+	params, dropped, err := parseParams(r, st.rt, h.paramFlavor(), int64(h.cfg.Limits.MaxRequestBody))
 	if err != nil {
 		return err
 	}
@@ -306,6 +314,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) er
 	if err != nil {
 		return err
 	}
+	h.dropForFlavor(g.up, st, a.params)
 	if why := st.rt.unrestrictedOnly; why != "" && !g.en.Unrestricted() {
 		// The policy allowed the caller, but confined it: the answer
 		// cannot be confined, so it is not given.
@@ -325,7 +334,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) er
 		return err
 	}
 	setClamped(w, st)
-	h.up.forward(w, st.tr.upstream(r), st, out)
+	g.up.forward(w, st.tr.upstream(r), st, out)
 	return nil
 }
 
@@ -400,7 +409,7 @@ func (h *Handler) metadataFilter(r *http.Request, g *grant, st *state) (bodyFilt
 	if err != nil {
 		return nil, &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
 	}
-	names, err := h.up.labelValues(r, st, "__name__", match, g.tenant)
+	names, err := g.up.labelValues(r, st, "__name__", match, g.tenant)
 	if err != nil {
 		return nil, &promapi.Error{Type: promapi.ErrUnavailable, Msg: "upstream unavailable (request id " + st.id + ")", Err: err}
 	}
