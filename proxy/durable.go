@@ -12,9 +12,12 @@ import (
 // complete answer whose record a crash could still lose: a response with a
 // Content-Length lacks its last byte, a chunked one its last byte and its
 // terminating chunk (sent when the handler returns), and an empty one its
-// headers, which are not flushed before the end. When the record cannot be
-// made durable and audit.on_failure is deny, the response is aborted instead
-// of completed: the client sees a broken connection, not an answer.
+// headers, which are not flushed before the end. When the record of a
+// request the policy allowed cannot be made durable and audit.on_failure is
+// deny, the response is aborted instead of completed: the client sees a
+// broken connection, not an answer. A refusal (401, 403, 404, 429, and the
+// 503 that on_failure: deny answers while the trail is broken) carries no
+// data and is completed; the lost record is logged and counted.
 //
 // The cost is one extra small write per response into the connection's
 // buffer; a streamed response (Flush) gets everything but that one byte at
@@ -61,8 +64,8 @@ func (r *recorder) release() {
 
 // abortsOnAuditFailure reports whether a response whose record could not be
 // made durable is aborted.
-func (h *Handler) abortsOnAuditFailure() bool {
-	return h.hold && h.cfg.Audit.OnFailure == config.OnFailureDeny
+func (h *Handler) abortsOnAuditFailure(st *state) bool {
+	return h.hold && h.cfg.Audit.OnFailure == config.OnFailureDeny && st.decision != nil && st.decision.Allow
 }
 
 // errAbort is what ServeHTTP panics with to break the connection of a

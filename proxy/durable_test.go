@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/promgate/promgate/audit"
@@ -144,5 +145,18 @@ func TestResponseNamesAuditRecord(t *testing.T) {
 		if got := w.Header().Get("X-Request-Id"); got == "" || got != rec.ID {
 			t.Errorf("%s as %q: X-Request-Id %q, audit record id %q", rq.target, rq.user, got, rec.ID)
 		}
+	}
+}
+
+// TestRefusalCompletedWhenAuditFails checks that a refusal, which carries
+// no data, is completed even when its record cannot be made durable.
+func TestRefusalCompletedWhenAuditFails(t *testing.T) {
+	f := newFixture(t)
+	spy := &durableSpy{w: httptest.NewRecorder(), fail: true}
+	if serveDurable(t, f, spy, request{user: "mallory", target: "/api/v1/query?query=up"}) {
+		t.Fatal("a denial was aborted")
+	}
+	if spy.w.Code != http.StatusForbidden || !strings.HasSuffix(spy.w.Body.String(), "}\n") {
+		t.Errorf("denial: %d %q, want a whole 403", spy.w.Code, spy.w.Body.String())
 	}
 }

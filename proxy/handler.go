@@ -211,7 +211,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				promapi.WriteError(rec, promapi.As(st.err, st.id))
 			}
 		}
-		if err := h.finish(rec, r, st); err != nil && h.abortsOnAuditFailure() {
+		if err := h.finish(rec, r, st); err != nil && h.abortsOnAuditFailure(st) {
 			panic(errAbort)
 		}
 		rec.release()
