@@ -578,7 +578,7 @@ func BenchmarkWrite(b *testing.B) {
 		rec  *Record
 	}{{"allowed", allowed}, {"denied", fullRecord()}} {
 		b.Run(bc.name, func(b *testing.B) {
-			cfg := config.Audit{Path: filepath.Join(b.TempDir(), "audit.log"), MaxSize: 100 * units.MiB, MaxFiles: 2}
+			cfg := config.Audit{Path: filepath.Join(b.TempDir(), "audit.log"), MaxSize: 100 * units.MiB, MaxFiles: 2, Mode: config.AuditBuffered}
 			w, err := NewWriter(cfg, nil, nil)
 			if err != nil {
 				b.Fatal(err)
