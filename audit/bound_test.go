@@ -572,7 +572,7 @@ func TestRecordTruncatedGolden(t *testing.T) {
 // BenchmarkWriteFlood measures the cost of bounding the record of a 1 MiB
 // match[] request.
 func BenchmarkWriteFlood(b *testing.B) {
-	w, err := NewWriter(config.Audit{Path: "-"}, nil, nil, withStdout(&lockedBuffer{}))
+	w, err := NewWriter(config.Audit{Path: "-", Mode: config.AuditBuffered}, nil, nil, withStdout(&lockedBuffer{}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -460,7 +460,7 @@ func TestResume(t *testing.T) {
 // writeN writes n records to path and closes the writer.
 func writeN(t *testing.T, path string, n int) {
 	t.Helper()
-	w, err := NewWriter(config.Audit{Path: path}, nil, nil, slowFlush)
+	w, err := NewWriter(config.Audit{Path: path, Mode: config.AuditBuffered}, nil, nil, slowFlush)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,7 +578,7 @@ func BenchmarkWrite(b *testing.B) {
 		rec  *Record
 	}{{"allowed", allowed}, {"denied", fullRecord()}} {
 		b.Run(bc.name, func(b *testing.B) {
-			cfg := config.Audit{Path: filepath.Join(b.TempDir(), "audit.log"), MaxSize: 100 * units.MiB, MaxFiles: 2}
+			cfg := config.Audit{Path: filepath.Join(b.TempDir(), "audit.log"), MaxSize: 100 * units.MiB, MaxFiles: 2, Mode: config.AuditBuffered}
 			w, err := NewWriter(cfg, nil, nil)
 			if err != nil {
 				b.Fatal(err)

@@ -35,11 +35,14 @@
 //     with the number of failures not logged), and Healthy reports false until
 //     a later write succeeds. With audit.on_failure: deny the gateway uses
 //     Healthy to answer 503 and forward nothing.
-//   - Durability: records are buffered, written out at least every flush
-//     interval (one second by default), when the buffer fills, on Flush and on
-//     Close, and a file is fsynced after each periodic flush. While the writer
-//     is unhealthy every Write writes through, so that a nil error means the
-//     record reached the output.
+//   - Durability (audit.mode). durable, the default: Write returns only once
+//     its record is written and fsynced, and the records of concurrent Writes
+//     share one write and one fsync (group commit, commit.go); a nil error
+//     means the record survives a crash. buffered: records are written out at
+//     least every flush interval (one second by default), when the buffer
+//     fills, on Flush and on Close, and a file is fsynced after each periodic
+//     flush. While the writer is unhealthy every Write writes through, so that
+//     a nil error means the record reached the output.
 //   - A file removed or replaced underneath (logrotate, an operator, an
 //     attacker) is noticed at the next flush, by comparing the open file with
 //     the path, logged as a warning and recreated. If it cannot be recreated,

@@ -88,6 +88,10 @@ type Writer struct {
 	stop    chan struct{}
 	done    chan struct{}
 
+	// durable makes Write wait for group commit (commit.go).
+	durable bool
+	gc      groupCommit
+
 	mu         sync.Mutex
 	f          file      // the open file; nil in stdout mode and after a failed open
 	out        io.Writer // f, or stdout; nil when no file is open
@@ -134,7 +138,15 @@ func NewWriter(cfg config.Audit, logger *slog.Logger, reg prometheus.Registerer,
 	for _, o := range opts {
 		o(w)
 	}
+	w.gc.cond.L = &w.mu
 
+	switch cfg.Mode {
+	case "", config.AuditDurable:
+		w.durable = true
+	case config.AuditBuffered:
+	default:
+		return nil, fmt.Errorf("audit.mode: unknown value %q; use durable or buffered", cfg.Mode)
+	}
 	switch {
 	case w.interval <= 0:
 		return nil, fmt.Errorf("audit: flush interval %v must be positive", w.interval)
@@ -260,7 +272,10 @@ func openFile(path string) (file, error) {
 // SHA-256 in Truncated, so that the line is at most MaxRecordBytes long, all
 // before the record is hashed into the chain.
 //
-// While the writer is healthy, records are buffered and written out at the
+// In durable mode (audit.mode, the default) Write returns only once the
+// record is written and fsynced, sharing the write and the fsync with the
+// records of concurrent Writes (group commit, commit.go). In buffered mode,
+// while the writer is healthy, records are buffered and written out at the
 // next flush tick or when the buffer fills. After a failure, each Write
 // writes through and a nil error means the record reached the output. A
 // non-nil error means the record was not stored (or, after a partial write,
@@ -309,6 +324,10 @@ func (w *Writer) Write(r *Record) error {
 		return err
 	}
 	w.records.Inc()
+	if w.durable {
+		w.gc.seq++
+		return w.commitLocked(w.gc.seq)
+	}
 	return nil
 }
 

@@ -135,7 +135,7 @@ func readIDs(t *testing.T, path string) []string {
 }
 
 func fileCfg(dir string) config.Audit {
-	return config.Audit{Path: filepath.Join(dir, "audit.log"), OnFailure: config.OnFailureDeny}
+	return config.Audit{Path: filepath.Join(dir, "audit.log"), OnFailure: config.OnFailureLog, Mode: config.AuditBuffered}
 }
 
 func TestNewWriterErrors(t *testing.T) {
@@ -253,7 +253,7 @@ promgate_audit_unshipped_rotations_total 0
 
 func TestStdout(t *testing.T) {
 	var out lockedBuffer
-	tw := newTestWriter(t, config.Audit{Path: "-", MaxSize: 1, MaxFiles: 1}, withStdout(&out), slowFlush)
+	tw := newTestWriter(t, config.Audit{Path: "-", MaxSize: 1, MaxFiles: 1, Mode: config.AuditBuffered}, withStdout(&out), slowFlush)
 	for i := range 3 {
 		tw.mustWrite(t, fmt.Sprint(i))
 	}

@@ -68,7 +68,9 @@
 // lifetime, the refresh token (if any) and, when the provider supports
 // RP-initiated logout, the raw ID token are sealed with AES-256-GCM under a
 // key derived from cookie_secret_file, with the cookie's name as additional
-// data. A cookie that is tampered with, renamed, sealed by another
+// data. Every replica shares that file; accept_cookie_secret_files names
+// further secrets that open cookies but never seal them, so that the key can
+// be rotated replica by replica without ending a session. A cookie that is tampered with, renamed, sealed by another
 // deployment, sent twice, without a session ID or past its lifetime is a
 // 401, and Login.ClearCookies expires it. Cookies are __Host- prefixed,
 // Secure, HttpOnly and SameSite=Lax. A session larger than one cookie is

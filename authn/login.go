@@ -109,11 +109,22 @@ func newLogin(cfg *config.Login, now func() time.Time, log *slog.Logger, m *metr
 	if err != nil {
 		return nil, fmt.Errorf("authn.login.cookie_secret_file: %w", err)
 	}
-	sess, err := newSealer([]byte(cookieSecret), "session")
+	var accepted [][]byte
+	for i, f := range cfg.AcceptCookieSecretFiles {
+		a, err := readSecret(f)
+		if err == nil && len(a) < minSecret {
+			err = fmt.Errorf("%s has %d bytes; it needs at least %d random bytes", f, len(a), minSecret)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("authn.login.accept_cookie_secret_files[%d]: %w", i, err)
+		}
+		accepted = append(accepted, []byte(a))
+	}
+	sess, err := newSealer([]byte(cookieSecret), "session", accepted...)
 	if err != nil {
 		return nil, fmt.Errorf("authn.login.cookie_secret_file: %w", err)
 	}
-	csrf, err := newSealer([]byte(cookieSecret), "login state")
+	csrf, err := newSealer([]byte(cookieSecret), "login state", accepted...)
 	if err != nil {
 		return nil, fmt.Errorf("authn.login.cookie_secret_file: %w", err)
 	}

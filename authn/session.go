@@ -39,11 +39,32 @@ var (
 // additional data, so a value moved to another cookie name does not open,
 // and each purpose (session, login state) has its own key derived from the
 // secret with HKDF, so one cannot stand in for the other.
+//
+// Key rotation: a sealer seals with its first secret and opens with any of
+// them (accept), so that replicas can move to a new secret one at a time
+// while every session stays valid on all of them.
 type sealer struct {
-	aead cipher.AEAD
+	aead   cipher.AEAD
+	accept []cipher.AEAD // further keys that open but never seal
 }
 
-func newSealer(secret []byte, purpose string) (*sealer, error) {
+func newSealer(secret []byte, purpose string, accept ...[]byte) (*sealer, error) {
+	aead, err := newAEAD(secret, purpose)
+	if err != nil {
+		return nil, err
+	}
+	s := &sealer{aead: aead}
+	for i, a := range accept {
+		aead, err := newAEAD(a, purpose)
+		if err != nil {
+			return nil, fmt.Errorf("accepted secret %d: %w", i, err)
+		}
+		s.accept = append(s.accept, aead)
+	}
+	return s, nil
+}
+
+func newAEAD(secret []byte, purpose string) (cipher.AEAD, error) {
 	if len(secret) < minSecret {
 		return nil, fmt.Errorf("cookie secret has %d bytes; it needs at least %d random bytes (e.g. openssl rand -base64 48)", len(secret), minSecret)
 	}
@@ -55,11 +76,7 @@ func newSealer(secret []byte, purpose string) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &sealer{aead: aead}, nil
+	return cipher.NewGCM(block)
 }
 
 func (s *sealer) seal(name string, plain []byte) string {
@@ -75,6 +92,12 @@ func (s *sealer) open(name, value string) ([]byte, error) {
 	}
 	n := s.aead.NonceSize()
 	plain, err := s.aead.Open(nil, b[:n], b[n:], []byte(name))
+	for _, a := range s.accept {
+		if err == nil {
+			break
+		}
+		plain, err = a.Open(nil, b[:n], b[n:], []byte(name))
+	}
 	if err != nil {
 		return nil, errBadCookie
 	}

@@ -41,6 +41,10 @@ type Authorizer struct {
 
 	current  atomic.Pointer[snapshot]
 	reloadMu sync.Mutex // serialises Reload
+
+	// bundle is the signed bundle the policy comes from, or nil for a
+	// folder (bundle.go).
+	bundle *bundleSource
 }
 
 // snapshot is one compiled policy folder.
@@ -85,12 +89,15 @@ func New(cfg config.Authz, logger *slog.Logger, reg prometheus.Registerer) (*Aut
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Policies == "" {
+	if cfg.Policies == "" && cfg.Bundle.URL == "" {
 		return nil, errors.New("authz.policies: required: a folder of .rego and data files")
 	}
 	ref, err := parseDecisionRef(cfg.Decision)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Bundle.URL != "" {
+		return newFromBundle(cfg, ref, logger, reg)
 	}
 	info, err := os.Stat(cfg.Policies)
 	if err != nil {
@@ -128,13 +135,20 @@ func parseDecisionRef(s string) (ast.Ref, error) {
 
 // build reads, compiles and prepares the folder.
 func (a *Authorizer) build(ctx context.Context) (*snapshot, error) {
-	files, err := readFiles(a.fsys, false)
+	return a.buildFrom(ctx, a.fsys, a.dir, "authz.policies: ", "")
+}
+
+// buildFrom reads, compiles and prepares the policy in fsys (the folder dir,
+// or a bundle's files). rev names the revision; empty means the hash of the
+// files. Errors start with prefix.
+func (a *Authorizer) buildFrom(ctx context.Context, fsys fs.FS, dir, prefix, rev string) (*snapshot, error) {
+	files, err := readFiles(fsys, false)
 	if err != nil {
-		return nil, fmt.Errorf("authz.policies: read %s: %w", a.dir, err)
+		return nil, fmt.Errorf("%sread %s: %w", prefix, dir, err)
 	}
-	p, err := parse(a.dir, files)
+	p, err := parse(dir, files)
 	if err != nil {
-		return nil, prefixed("authz.policies: ", err)
+		return nil, prefixed(prefix, err)
 	}
 	pq, err := prepare(ctx, p, a.decision)
 	if err != nil {
@@ -144,7 +158,10 @@ func (a *Authorizer) build(ctx context.Context) (*snapshot, error) {
 	for i, f := range files {
 		names[i] = f.name
 	}
-	s := &snapshot{query: pq, revision: revision(files), files: names, readsQuery: readsQuery(p.modules), compiled: newCompiledDecisions()}
+	if rev == "" {
+		rev = revision(files)
+	}
+	s := &snapshot{query: pq, revision: rev, files: names, readsQuery: readsQuery(p.modules), compiled: newCompiledDecisions()}
 	if !s.readsQuery && deterministic(p.modules) {
 		s.cache = newDecisionCache()
 	}
@@ -398,6 +415,9 @@ func (a *Authorizer) Files() []string {
 // error is logged and returned, and promgate_policy_reloads_total{result=
 // "failure"} counts it.
 func (a *Authorizer) Reload() error {
+	if a.bundle != nil {
+		return a.pollBundle(context.Background())
+	}
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	old := a.current.Load()

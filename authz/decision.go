@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/common/model"
 
+	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/enforce"
 )
 
@@ -27,6 +28,7 @@ import (
 //	Matchers      "matchers": [string]                 no extra constraint
 //	Tenant        "tenant": string                     no tenant
 //	RateKey       "rate_key": string                   a rate bucket per identity
+//	Upstream      "upstream": string                   the default upstream
 //	Limits        "limits": {max_range, ...}           the configured limits only
 //	Receivers     "receivers": [string]                a confined caller sees no Alertmanager receiver
 //	WriteMode     "write_mode": inject|reject|drop     the configuration's write.mode
@@ -75,6 +77,10 @@ type Decision struct {
 	// enforced labels (inject, reject or drop), or "" for the
 	// configuration's write.mode.
 	WriteMode string `json:"write_mode,omitempty"`
+	// Upstream names one of the configured upstreams (config upstreams)
+	// that the request goes to; "" means the default upstream. The gateway
+	// denies a request whose decision names an upstream it does not have.
+	Upstream string `json:"upstream,omitempty"`
 	// Revision is the revision of the policy that made the decision (see
 	// Authorizer.Revision), set by the Authorizer whatever the outcome, so
 	// that an audit record names the policy that decided even across a
@@ -252,8 +258,10 @@ func parseDecision(v ast.Value) (Decision, error) {
 			}
 		case "write_mode":
 			d.WriteMode, err = parseWriteMode(val.Value)
+		case "upstream":
+			d.Upstream, err = parseUpstream(val.Value)
 		default:
-			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant, rate_key, limits, receivers and write_mode", ErrMalformed, string(key))
+			err = fmt.Errorf("%w: unknown key %q; a decision has allow, reason, enforce, enforce_regex, matchers, tenant, rate_key, limits, receivers, write_mode and upstream", ErrMalformed, string(key))
 		}
 	})
 	if err != nil {
@@ -287,6 +295,9 @@ func Compile(d Decision) (Decision, error) {
 			if err := validateRateKey(d.RateKey); err != nil {
 				return fmt.Errorf(`%w: "rate_key": %w`, ErrMalformed, err)
 			}
+		}
+		if d.Upstream != "" && !config.UpstreamNamePattern.MatchString(d.Upstream) {
+			return fmt.Errorf(`%w: "upstream" is not an upstream name`, ErrMalformed)
 		}
 		return d.Limits.validate()
 	}()
@@ -633,4 +644,16 @@ func (l Limits) validate() error {
 		}
 	}
 	return nil
+}
+
+// parseUpstream reads the name of a configured upstream.
+func parseUpstream(v ast.Value) (string, error) {
+	s, ok := v.(ast.String)
+	if !ok {
+		return "", fmt.Errorf(`%w: "upstream" has type %s, want a string`, ErrMalformed, ast.ValueName(v))
+	}
+	if !config.UpstreamNamePattern.MatchString(string(s)) {
+		return "", fmt.Errorf(`%w: "upstream" is not an upstream name: lowercase letters, digits, '_' and '-', at most 63`, ErrMalformed)
+	}
+	return string(s), nil
 }

@@ -60,6 +60,15 @@
 // are read. Revision is a short SHA-256 over the names and contents of the
 // loaded files, for the audit record.
 //
+// # Policy bundle
+//
+// With authz.bundle the policy is a signed OPA bundle fetched over HTTP(S)
+// instead of a folder (bundle.go): polled with If-None-Match every
+// poll_interval, used only when OPA's bundle reader verifies its
+// .signatures.json with the configured public key and its modules compile
+// under the rules above; otherwise the policy in use stays. Unsigned
+// bundles are always refused. Revision is then the manifest's revision.
+//
 // # Metrics
 //
 //	promgate_policy_eval_duration_seconds            histogram of Decide evaluations

@@ -17,6 +17,11 @@ Prints every broken link (file:line, the link, the record id) and exits 1 if
 there is any. -last-hash takes a hash published by the gateway (the metric
 promgate_audit_last_hash_info or a "rotated audit file" log line) and fails
 unless a record has it, which detects records cut from the end.
+
+Files of several replicas (audit-gw-1.log, audit-gw-1.log.1, audit-gw-2.log,
+...) may be given at once: a file and its rotated copies are one chain, each
+chain is verified on its own and summarised on its own line, and the exit
+code is 1 if any chain is broken. -last-hash then needs one replica's files.
 `
 
 // errChainBroken makes `audit verify` exit 1 after printing the breaks.
@@ -37,6 +42,13 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		fmt.Fprint(stderr, auditUsage)
 		return errUsage
+	}
+	names, chains := audit.Chains(fs.Args())
+	if len(chains) > 1 {
+		if *lastHash != "" {
+			return fmt.Errorf("-last-hash names one chain's record: give it with one replica's files, not %d chains", len(chains))
+		}
+		return verifyChains(names, chains, *allowRestart, stdout)
 	}
 	res, err := audit.Verify(audit.VerifyOptions{LastHash: *lastHash, AllowRestart: *allowRestart}, fs.Args()...)
 	if err != nil {
@@ -76,4 +88,33 @@ func firstBreak(res *audit.Result) string {
 		return string(b.Link)
 	}
 	return strings.Join([]string{b.File, fmt.Sprint(b.Line)}, ":") + " (" + string(b.Link) + ")"
+}
+
+// verifyChains verifies several replicas' chains, each on its own, and
+// prints one summary line per chain and one for the whole set.
+func verifyChains(names []string, chains [][]string, allowRestart bool, stdout io.Writer) error {
+	var broken []string
+	records := 0
+	for i, files := range chains {
+		res, err := audit.Verify(audit.VerifyOptions{AllowRestart: allowRestart}, files...)
+		if err != nil {
+			return fmt.Errorf("chain %s: %w", names[i], err)
+		}
+		records += res.Records
+		for _, b := range res.Breaks {
+			fmt.Fprintln(stdout, b.String())
+		}
+		if res.OK() {
+			fmt.Fprintf(stdout, "chain %s: OK: %d files, %d records; last hash %s\n", names[i], res.Files, res.Records, res.Last)
+			continue
+		}
+		fmt.Fprintf(stdout, "chain %s: FAIL: %d broken links in %d files, %d records\n", names[i], res.NBreaks, res.Files, res.Records)
+		broken = append(broken, names[i]+" at "+firstBreak(res))
+	}
+	if len(broken) > 0 {
+		fmt.Fprintf(stdout, "FAIL: %d of %d chains broken\n", len(broken), len(chains))
+		return fmt.Errorf("%w: %s", errChainBroken, strings.Join(broken, "; "))
+	}
+	fmt.Fprintf(stdout, "OK: %d chains, %d records\n", len(chains), records)
+	return nil
 }

@@ -137,10 +137,16 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, check b
 	g.registerOwnMetrics()
 	g.watcher = reload.New(reloadInterval, logger, g.reg)
 	g.watcher.Register("tls", g.tls)
-	g.watcher.Register("policies", reload.Func{Paths: []string{cfg.Authz.Policies}, Fn: g.authz.Reload})
+	if g.authz.FromBundle() {
+		// Polled by g.authz.Run; SIGHUP asks for the bundle at once.
+		g.watcher.Register("policy bundle", reload.Func{Fn: g.authz.Reload})
+	} else {
+		g.watcher.Register("policies", reload.Func{Paths: []string{cfg.Authz.Policies}, Fn: g.authz.Reload})
+	}
 	g.watcher.Register("upstream token", g.token)
 	g.watcher.Register("exporter tokens", g.handler.ExporterTokens())
 	g.watcher.Register("alertmanager token", g.handler.AlertmanagerToken())
+	g.watcher.Register("named upstream tokens", g.handler.UpstreamTokens())
 	return g, nil
 }
 
@@ -179,6 +185,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", stderr)
 	configFile := fs.String("config", "promgate.yml", "configuration file")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
+	replicaID := fs.String("replica-id", "", "this replica's id in a fleet (overrides replica_id); its audit chain is audit.path with -ID before the extension")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -190,11 +197,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if err := applyReplica(cfg, *replicaID); err != nil {
+		return err
+	}
 	g, err := build(ctx, cfg, logger, false)
 	if err != nil {
 		return err
 	}
 	return g.serve(ctx)
+}
+
+// applyReplica sets the replica id (the flag wins over the file) and gives
+// the replica its own audit file.
+func applyReplica(cfg *config.Config, flag string) error {
+	if flag != "" {
+		if !config.ReplicaIDPattern.MatchString(flag) {
+			return fmt.Errorf("-replica-id: %q is not a replica id: use letters, digits, '.', '_' and '-', at most 63", flag)
+		}
+		cfg.ReplicaID = flag
+	}
+	cfg.Audit.Path = audit.ReplicaPath(cfg.Audit.Path, cfg.ReplicaID)
+	return nil
 }
 
 // serve listens on both addresses and runs until ctx is done, then shuts
@@ -217,6 +240,14 @@ func (g *gateway) serve(ctx context.Context) (err error) {
 	if err != nil {
 		rawPub.Close() //nolint:errcheck // error path: the LimitListener error is returned
 		return err
+	}
+	if g.cfg.ProxyProtocol {
+		// Inside the limit: the header is read in the connection's own
+		// goroutine, never in the accept loop.
+		if pub, err = proxy.ClientAddrListener(pub, g.cfg.TrustedProxies); err != nil {
+			rawPub.Close() //nolint:errcheck // error path: the proxy_protocol error is returned
+			return err
+		}
 	}
 	errLog := slog.NewLogLogger(g.log.With("component", "http").Handler(), slog.LevelDebug)
 	qt := time.Duration(g.cfg.Limits.QueryTimeout)
@@ -255,13 +286,14 @@ func (g *gateway) serve(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go g.watcher.Run(ctx)
+	go g.authz.Run(ctx) // polls authz.bundle; returns at once for a folder
 	if g.evaluator != nil {
 		go g.evaluator.Run(ctx)
 	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(tls.NewListener(pub, public.TLSConfig)) }()
-	g.log.Info("public listener started", "addr", pub.Addr().String(), "upstream_kind", g.cfg.Upstream.Kind, "policy_revision", g.authz.Revision())
+	g.log.Info("public listener started", "addr", pub.Addr().String(), "upstream_kind", g.cfg.Upstream.Kind, "policy_revision", g.authz.Revision(), "proxy_protocol", g.cfg.ProxyProtocol, "replica_id", g.cfg.ReplicaID)
 	if ep := g.tracing.Endpoint(); ep != "" {
 		g.log.Info("tracing on", "endpoint", ep)
 	}

@@ -76,6 +76,11 @@ func (a *Authn) validateOIDC() []error {
 	if l.CookieSecretFile == "" {
 		add("authn.login.cookie_secret_file", "required: a file holding at least 32 random bytes")
 	}
+	for j, f := range l.AcceptCookieSecretFiles {
+		if f == "" || f == l.CookieSecretFile {
+			add(fmt.Sprintf("authn.login.accept_cookie_secret_files[%d]", j), "must name a file other than cookie_secret_file")
+		}
+	}
 	if u, err := url.Parse(l.RedirectURL); l.RedirectURL == "" || err != nil || u.Scheme != "https" || u.Host == "" {
 		add("authn.login.redirect_url", "%q is not an https URL such as https://promgate.example/oauth2/callback (the session cookie is Secure)", l.RedirectURL)
 	} else if u.Path != "/oauth2/callback" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {

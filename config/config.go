@@ -32,8 +32,19 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// TrustedProxies lists the CIDRs whose X-Forwarded-For header is believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol makes the public listener read a PROXY protocol v2
+	// header from every connection whose peer is in trusted_proxies (a
+	// TCP-mode load balancer with TLS passthrough, such as HAProxy with
+	// send-proxy-v2) and take the client's address from it; such a
+	// connection without a header is closed. A header from any other peer
+	// is refused and its connection closed; their connections without one
+	// are served as usual.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// Upstream is the Prometheus-compatible API (or exporter) behind the gateway.
 	Upstream Upstream `yaml:"upstream"`
+	// Upstreams are further Prometheus APIs by name (upstreams.go), which a
+	// decision picks with "upstream": name; upstream stays the default.
+	Upstreams map[string]Upstream `yaml:"upstreams"`
 	// Authn says how callers prove who they are.
 	Authn Authn `yaml:"authn"`
 	// Authz names the Rego policies and the decision to evaluate.
@@ -56,6 +67,12 @@ type Config struct {
 	Write Write `yaml:"write"`
 	// Cache is the results cache of query_range (cache.go).
 	Cache Cache `yaml:"cache"`
+	// ReplicaID names this replica of a fleet (letters, digits, '.', '_',
+	// '-'; at most 63). Each replica then writes its own audit chain, in
+	// audit.path with "-" and the id before the extension (audit-gw-1.log).
+	// promgate serve -replica-id overrides it, so that replicas can share
+	// one file (in Kubernetes, from the pod name).
+	ReplicaID string `yaml:"replica_id"`
 
 	// Dir is the folder of the loaded file; relative paths were resolved
 	// against it. It is not part of the YAML.
@@ -204,6 +221,13 @@ type Login struct {
 	// CookieSecretFile holds at least 32 bytes of random data. Session
 	// cookies are encrypted with a key derived from it; replicas share it.
 	CookieSecretFile string `yaml:"cookie_secret_file"`
+	// AcceptCookieSecretFiles hold further secrets (32 random bytes or
+	// more each) whose cookies are accepted but never sealed: during a key
+	// rotation, the next secret before every replica has it, then the
+	// previous one until the sessions it sealed have expired. Replicas
+	// share cookie_secret_file and these files, so a session made on one
+	// is accepted by all.
+	AcceptCookieSecretFiles []string `yaml:"accept_cookie_secret_files"`
 	// Scopes requested at login (default openid, email, profile, groups).
 	// Add offline_access to get a refresh token, which renews an expired
 	// session without a new login.
@@ -244,6 +268,9 @@ type Authz struct {
 	Policies string `yaml:"policies"`
 	// Decision is the Rego reference evaluated once per request.
 	Decision string `yaml:"decision"`
+	// Bundle, when its url is set, replaces the policies folder with a
+	// signed OPA bundle served over HTTP(S), polled with ETag (bundle.go).
+	Bundle Bundle `yaml:"bundle"`
 }
 
 // Audit configures the audit trail.
@@ -261,6 +288,14 @@ type Audit struct {
 	// fsynced. A crash loses at most this much of the trail; SIGTERM loses
 	// nothing.
 	FlushInterval model.Duration `yaml:"flush_interval"`
+	// Mode is durable (the default) or buffered. durable: a response is
+	// not released to the client before its record is written and fsynced;
+	// concurrent requests share one write and one fsync (group commit), so
+	// even a SIGKILL or a power cut loses no record of an answered request.
+	// buffered: records are written out every flush_interval, which costs
+	// less but lets a crash lose the records of the requests answered in
+	// the last flush_interval. on_failure: deny needs durable.
+	Mode string `yaml:"mode"`
 }
 
 // Limits bounds the cost of requests. Zero means no limit.
@@ -393,6 +428,16 @@ const (
 	OnFailureLog  = "log"
 )
 
+// ReplicaIDPattern is what replica_id may look like: it becomes part of the
+// audit file's name.
+var ReplicaIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// Audit durability modes.
+const (
+	AuditDurable  = "durable"
+	AuditBuffered = "buffered"
+)
+
 // Default returns the configuration that a file is decoded onto.
 func Default() *Config {
 	return &Config{
@@ -414,6 +459,7 @@ func Default() *Config {
 			MaxFiles:      10,
 			OnFailure:     OnFailureDeny,
 			FlushInterval: model.Duration(time.Second),
+			Mode:          AuditDurable,
 		},
 		// The evaluator is opt-in: it queries the upstream with the
 		// gateway's own, unrestricted identity, which an operator should
@@ -507,6 +553,7 @@ func (c *Config) resolvePaths() {
 	} {
 		*p = c.abs(*p)
 	}
+	c.resolveUpstreams()
 	for i := range c.Upstream.Exporters {
 		e := &c.Upstream.Exporters[i]
 		for _, p := range []*string{&e.TLS.CAFile, &e.TLS.CertFile, &e.TLS.KeyFile, &e.BearerTokenFile} {
@@ -519,8 +566,13 @@ func (c *Config) resolvePaths() {
 	if l := c.Authn.Login; l != nil {
 		l.ClientSecretFile = c.abs(l.ClientSecretFile)
 		l.CookieSecretFile = c.abs(l.CookieSecretFile)
+		for i, f := range l.AcceptCookieSecretFiles {
+			l.AcceptCookieSecretFiles[i] = c.abs(f)
+		}
 		l.CAFile = c.abs(l.CAFile)
 	}
+	c.Authz.Bundle.PublicKeyFile = c.abs(c.Authz.Bundle.PublicKeyFile)
+	c.Authz.Bundle.CAFile = c.abs(c.Authz.Bundle.CAFile)
 	if c.Audit.Path != "-" {
 		c.Audit.Path = c.abs(c.Audit.Path)
 	}
@@ -656,6 +708,8 @@ func (c *Config) Validate() error {
 		add("upstream.tenant_header", "%q is not an HTTP header name", h)
 	}
 
+	c.validateUpstreams(add)
+
 	// Authn.
 	switch c.Authn.MTLS.Subject {
 	case "cn", "san_uri", "san_dns", "san_email", "spiffe_id":
@@ -680,6 +734,15 @@ func (c *Config) Validate() error {
 		add("authz.decision", "%q is not a Rego reference such as data.promgate.authz.decision", c.Authz.Decision)
 	}
 
+	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+		add("proxy_protocol", "needs trusted_proxies: the balancers whose PROXY headers are believed")
+	}
+	if c.ReplicaID != "" && !ReplicaIDPattern.MatchString(c.ReplicaID) {
+		add("replica_id", "%q is not a replica id: use letters, digits, '.', '_' and '-', at most 63", c.ReplicaID)
+	}
+
+	c.Authz.Bundle.validate(add)
+
 	// Audit.
 	if c.Audit.Path == "" {
 		add("audit.path", `required: a file, or "-" for stdout`)
@@ -697,6 +760,15 @@ func (c *Config) Validate() error {
 	case OnFailureDeny, OnFailureLog:
 	default:
 		add("audit.on_failure", "unknown value %q; use deny or log", c.Audit.OnFailure)
+	}
+	switch c.Audit.Mode {
+	case AuditDurable:
+	case AuditBuffered:
+		if c.Audit.OnFailure == OnFailureDeny {
+			add("audit.mode", "buffered lets a crash lose records of answered requests, which on_failure: deny forbids; use durable, or on_failure: log to accept the loss")
+		}
+	default:
+		add("audit.mode", "unknown value %q; use durable or buffered", c.Audit.Mode)
 	}
 
 	// Limits.

@@ -78,6 +78,20 @@ func promgate(t *testing.T, args ...string) (string, int) {
 	return string(out), 0
 }
 
+// promgateStdout is promgate with only its standard output kept.
+func promgateStdout(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binaries(t), "promgate"), args...)
+	out, err := cmd.Output()
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		return string(out) + string(ee.Stderr), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatalf("promgate %v: %v", args, err)
+	}
+	return string(out), 0
+}
+
 // TestStaticBuildCommand checks that `make static` runs exactly the flags the
 // image needs: no cgo, trimmed paths, stripped, the version stamped in.
 func TestStaticBuildCommand(t *testing.T) {

@@ -197,6 +197,10 @@ func TestOIDC(t *testing.T) {
 		}
 	})
 
+	t.Run("a session is accepted by the other replicas", func(t *testing.T) {
+		o.testSessionAcrossReplicas(t)
+	})
+
 	t.Run("sign-out ends a copied session", func(t *testing.T) {
 		o.testSignOut(t)
 	})

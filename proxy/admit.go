@@ -44,6 +44,8 @@ type grant struct {
 	en     *enforce.Enforcer
 	tenant string
 	limits limits
+	// up is the upstream the decision picks (upstreams.go).
+	up *upstream
 }
 
 // admit turns (identity, route, query) into a grant: it asks the policy,
@@ -90,7 +92,10 @@ func (h *Handler) admit(ctx context.Context, r *http.Request, st *state, a *ask)
 	if err := h.checkLimits(a, g, st); err != nil {
 		return nil, err
 	}
-	tenantHeader := h.cfg.Upstream.TenantHeader
+	if g.up, err = h.upstreamOf(dec.Upstream, st.identity.Subject); err != nil {
+		return nil, err
+	}
+	tenantHeader := g.up.cfg.Upstream.TenantHeader
 	if slices.Contains(amRoutes, a.route) {
 		tenantHeader = h.cfg.Alertmanager.TenantHeader
 	}

@@ -79,8 +79,13 @@ func (h *Handler) consoleAdmit(r *http.Request, st *state, queries []*enforce.Qu
 	if err != nil {
 		return nil, err
 	}
+	if g.up == nil {
+		g.up = h.up
+	}
+	// The console's queries go where the API's would: the upstream the
+	// decision chose, with its transport, token and tenant header.
 	return &consoleRun{h: h, r: r, st: st, g: g, release: release,
-		client: &http.Client{Transport: h.up.rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
+		client: &http.Client{Transport: g.up.rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
 }
 
 // enforced is the query as the caller's enforcer rewrites it.
@@ -145,14 +150,14 @@ func promTime(t time.Time) string {
 // transport failure says only that the upstream is unavailable.
 func (c *consoleRun) do(path string, params url.Values) (model.Value, error) {
 	c.st.enforced = append(c.st.enforced, params.Get("query"))
-	u := *c.h.up.target
+	u := *c.g.up.target
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	// The URL is the configured upstream's; only the form carries input.
 	req, err := http.NewRequestWithContext(c.r.Context(), http.MethodPost, u.String(), strings.NewReader(params.Encode())) //nolint:gosec // G704: the configured upstream, not a caller's URL
 	if err != nil {
 		return nil, err
 	}
-	stampHeaders(req.Header, c.r, c.st.tr, c.st.id, c.h.token(), c.h.cfg.Upstream.TenantHeader, c.g.tenant)
+	stampHeaders(req.Header, c.r, c.st.tr, c.st.id, c.g.up.token(), c.g.up.cfg.Upstream.TenantHeader, c.g.tenant)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req) //nolint:gosec // G704: as above

@@ -104,9 +104,13 @@ func (h *Handler) detectorRewrite(g *grant, st *state) func(string) (string, err
 // detectorQuerier reaches the upstream as the forwarded queries do: the
 // same transport, and headers from the one upstream builder.
 func (h *Handler) detectorQuerier(r *http.Request, st *state, g *grant) detect.Querier {
+	up := g.up // the upstream the decision chose, as for the API
+	if up == nil {
+		up = h.up
+	}
 	hdr := http.Header{}
-	stampHeaders(hdr, r, st.tr, st.id, h.token(), h.cfg.Upstream.TenantHeader, g.tenant)
-	return detect.NewHTTPQuerier(h.up.target.String(), h.up.rt, hdr)
+	stampHeaders(hdr, r, st.tr, st.id, up.token(), up.cfg.Upstream.TenantHeader, g.tenant)
+	return detect.NewHTTPQuerier(up.target.String(), up.rt, hdr)
 }
 
 // detectorError maps an evaluation error to the API error shape.

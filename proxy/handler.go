@@ -121,6 +121,13 @@ type Handler struct {
 	// remote holds the remote write and read routes' metrics and sample
 	// buckets (write.go).
 	remote *remote
+	// hold: responses wait for their durable audit record (durable.go).
+	hold bool
+	// named are the upstreams a decision may pick by name, with their
+	// token files; namedThanos is set when one is Thanos (upstreams.go).
+	named       map[string]*upstream
+	namedTokens []*TokenFile
+	namedThanos bool
 }
 
 // New builds the handler. It fails when the options are incomplete or the
@@ -179,6 +186,7 @@ func New(o Options) (*Handler, error) {
 		return nil, fmt.Errorf("request id prefix: %w", err)
 	}
 	h.idPrefix = hex.EncodeToString(b[:])
+	h.hold = holdsBack(o.Audit)
 	if h.up, err = newUpstream(o.Config, o.Transport, h.token, h.tel, h.log); err != nil {
 		return nil, err
 	}
@@ -191,6 +199,9 @@ func New(o Options) (*Handler, error) {
 		if h.up.cache, err = newResultsCache(o.Config.Cache, h.up.rt, h.now, o.Registerer, h.log); err != nil {
 			return nil, err
 		}
+	}
+	if err := h.namedUpstreams(o.Config); err != nil {
+		return nil, err
 	}
 	if o.Config.Upstream.Kind == config.KindMetrics {
 		if h.scrapes, err = newScrapeSet(o.Config, h.up.raw, h.token); err != nil {
@@ -208,7 +219,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		remoteAddr: h.ip.of(r),
 		route:      RouteUnknown,
 	}
-	rec := &recorder{ResponseWriter: w}
+	rec := &recorder{ResponseWriter: w, hold: h.hold}
+	// The gateway's own request id, the audit record's id: a client can
+	// find the record of any answer it got, on whichever replica.
+	w.Header().Set("X-Request-Id", st.id)
 	if h.tracer != nil {
 		h.startTrace(r, st)
 	}
@@ -221,7 +235,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				promapi.WriteError(rec, promapi.As(st.err, st.id))
 			}
 		}
-		h.finish(rec, r, st)
+		if err := h.finish(rec, r, st); err != nil && h.abortsOnAuditFailure(st) {
+			panic(errAbort)
+		}
+		rec.release()
 		if p == http.ErrAbortHandler { //nolint:errorlint // as above: the panic value itself
 			panic(p)
 		}
@@ -305,7 +322,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) error
 // serveAPI serves the Prometheus API routes: parameters, the policy, the
 // limits, the rewrite, then the upstream.
 func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) error {
-	params, dropped, err := parseParams(r, st.rt, h.cfg.Upstream.Flavor, int64(h.cfg.Limits.MaxRequestBody))
+	params, dropped, err := parseParams(r, st.rt, h.paramFlavor(), int64(h.cfg.Limits.MaxRequestBody))
 	if err != nil {
 		return err
 	}
@@ -321,6 +338,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) er
 	if err != nil {
 		return err
 	}
+	h.dropForFlavor(g.up, st, a.params)
 	if why := st.rt.unrestrictedOnly; why != "" && !g.en.Unrestricted() {
 		// The policy allowed the caller, but confined it: the answer
 		// cannot be confined, so it is not given.
@@ -341,7 +359,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, st *state) er
 	}
 	setClamped(w, st)
 	st.tr.upstream()
-	h.up.forward(w, r, st, out)
+	g.up.forward(w, r, st, out)
 	return nil
 }
 
@@ -416,7 +434,7 @@ func (h *Handler) metadataFilter(r *http.Request, g *grant, st *state) (bodyFilt
 	if err != nil {
 		return nil, &promapi.Error{Type: promapi.ErrForbidden, Msg: "access denied: the policy decision is invalid", Err: err}
 	}
-	names, err := h.up.labelValues(r, st, "__name__", match, g.tenant)
+	names, err := g.up.labelValues(r, st, "__name__", match, g.tenant)
 	if err != nil {
 		return nil, &promapi.Error{Type: promapi.ErrUnavailable, Msg: "upstream unavailable (request id " + st.id + ")", Err: err}
 	}
@@ -471,7 +489,7 @@ func credentialsHint(c *config.Config) string {
 }
 
 // finish writes the audit record and the request metrics.
-func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
+func (h *Handler) finish(rec *recorder, r *http.Request, st *state) error {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
@@ -523,7 +541,9 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) {
 	if st.err != nil {
 		ar.Error = st.err.Error()
 	}
-	if err := h.audit.Write(ar); err != nil {
+	err := h.audit.Write(ar)
+	if err != nil {
 		h.log.Error("audit write", "request_id", st.id, "err", err)
 	}
+	return err
 }

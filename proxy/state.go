@@ -53,6 +53,11 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// hold keeps the body's last byte back until the audit record is
+	// durable (durable.go); held is that byte while holding is set.
+	hold    bool
+	holding bool
+	held    [1]byte
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -66,13 +71,23 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
+	if r.hold {
+		n, err := r.writeHeld(b)
+		r.bytes += int64(n)
+		return n, err
+	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
 	return n, err
 }
 
-// Flush lets streamed upstream responses through.
+// Flush lets streamed upstream responses through. While holding back, a
+// response with no body byte yet is not flushed: its headers alone could
+// complete it.
 func (r *recorder) Flush() {
+	if r.hold && r.bytes == 0 {
+		return
+	}
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

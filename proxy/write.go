@@ -304,7 +304,13 @@ func (h *Handler) remoteForward(w http.ResponseWriter, r *http.Request, st *stat
 ) error {
 	st.tr.upstream()
 	ctx := r.Context()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.up.target.JoinPath(path).String(), bytes.NewReader(body))
+	// The upstream the decision chose (the default one unless it names
+	// another), with its own address, transport, token and tenant header.
+	up := g.up
+	if up == nil {
+		up = h.up
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, up.target.JoinPath(path).String(), bytes.NewReader(body))
 	if err != nil {
 		return &promapi.Error{Type: promapi.ErrInternal, Msg: "internal error (request id " + st.id + ")", Err: err}
 	}
@@ -314,8 +320,8 @@ func (h *Handler) remoteForward(w http.ResponseWriter, r *http.Request, st *stat
 	if ua := r.Header.Get("User-Agent"); ua != "" {
 		req.Header.Set("User-Agent", ua)
 	}
-	stampHeaders(req.Header, r, st.tr, st.id, h.token(), h.cfg.Upstream.TenantHeader, g.tenant)
-	resp, err := h.up.raw.RoundTrip(req)
+	stampHeaders(req.Header, r, st.tr, st.id, up.token(), up.cfg.Upstream.TenantHeader, g.tenant)
+	resp, err := up.raw.RoundTrip(req)
 	if err != nil {
 		h.tel.upstream(st.route, 0)
 		st.tr.answered(0)

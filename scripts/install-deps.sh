@@ -24,6 +24,8 @@ package_for() {
 	prometheus-node-exporter) echo prometheus-node-exporter ;;
 	chromium) echo chromium ;;
 	memcached) echo memcached ;;
+	haproxy) echo haproxy ;;
+	nginx) echo nginx ;;
 	*) die "no package known for command $1" ;;
 	esac
 }
@@ -31,6 +33,10 @@ package_for() {
 commands=(prometheus promtool testssl prometheus-alertmanager amtool prometheus-node-exporter chromium)
 # memcached: the results cache's shared tier (e2e TestResultsCache).
 commands+=(memcached)
+# The fleet test's load balancer (issue 21): three gateways behind HAProxy.
+commands+=(haproxy)
+# The signed policy bundle's server in the bundle test (issue 21).
+commands+=(nginx)
 missing_pkgs=()
 for cmd in "${commands[@]}"; do
 	if path=$(command -v "$cmd"); then
