@@ -575,28 +575,22 @@ func (h *Handler) serveAMAlertPush(w http.ResponseWriter, r *http.Request, st *s
 // serveAMStatus serves GET /api/v2/status, without config.original and the
 // cluster's peers for a restricted caller.
 func (h *Handler) serveAMStatus(w http.ResponseWriter, r *http.Request, st *state) error {
-	if _, err := h.amParams(r, st); err != nil {
-		return err
-	}
-	g, release, err := h.amAdmit(r, st, nil)
-	if err != nil {
-		return err
-	}
-	defer release()
-	status, hdr, body, err := h.amDo(r, st, amRequest{method: http.MethodGet, path: r.URL.Path, tenant: g.tenant})
-	if err != nil {
-		return err
-	}
-	var filter bodyFilter
-	if !g.en.Unrestricted() {
-		filter = g.en.FilterAMStatus
-	}
-	return h.amReply(w, r, st, status, hdr, body, filter)
+	return h.serveAMRead(w, r, st, func(g *grant) bodyFilter { return g.en.FilterAMStatus })
 }
 
 // serveAMReceivers serves GET /api/v2/receivers: a restricted caller gets
 // the receivers its decision lists, or none.
 func (h *Handler) serveAMReceivers(w http.ResponseWriter, r *http.Request, st *state) error {
+	return h.serveAMRead(w, r, st, func(g *grant) bodyFilter {
+		allowed := g.dec.Receivers
+		return func(b []byte) ([]byte, error) { return enforce.FilterReceivers(b, allowed) }
+	})
+}
+
+// serveAMRead serves a parameterless Alertmanager read: admitted, forwarded
+// as it is, and its answer passed through restricted's filter for a
+// restricted caller (an unrestricted one gets it unchanged).
+func (h *Handler) serveAMRead(w http.ResponseWriter, r *http.Request, st *state, restricted func(*grant) bodyFilter) error {
 	if _, err := h.amParams(r, st); err != nil {
 		return err
 	}
@@ -611,8 +605,7 @@ func (h *Handler) serveAMReceivers(w http.ResponseWriter, r *http.Request, st *s
 	}
 	var filter bodyFilter
 	if !g.en.Unrestricted() {
-		allowed := g.dec.Receivers
-		filter = func(b []byte) ([]byte, error) { return enforce.FilterReceivers(b, allowed) }
+		filter = restricted(g)
 	}
 	return h.amReply(w, r, st, status, hdr, body, filter)
 }
