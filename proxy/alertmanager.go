@@ -288,24 +288,7 @@ func (h *Handler) serveAMAlerts(w http.ResponseWriter, r *http.Request, st *stat
 // serveAMSilences serves GET /api/v2/silences: a restricted caller gets the
 // silences confined to its allowed values only.
 func (h *Handler) serveAMSilences(w http.ResponseWriter, r *http.Request, st *state) error {
-	params, err := h.amParams(r, st)
-	if err != nil {
-		return err
-	}
-	g, release, err := h.amAdmit(r, st, nil)
-	if err != nil {
-		return err
-	}
-	defer release()
-	var filter bodyFilter
-	if !g.en.Unrestricted() {
-		filter = g.en.FilterSilences
-	}
-	status, hdr, body, err := h.amDo(r, st, amRequest{method: http.MethodGet, path: r.URL.Path, query: params, tenant: g.tenant})
-	if err != nil {
-		return err
-	}
-	return h.amReply(w, r, st, status, hdr, body, filter)
+	return h.serveAMRead(w, r, st, true, func(g *grant) bodyFilter { return g.en.FilterSilences })
 }
 
 // silenceIDOf returns the id of a /api/v2/silence/{id} path.
@@ -575,31 +558,36 @@ func (h *Handler) serveAMAlertPush(w http.ResponseWriter, r *http.Request, st *s
 // serveAMStatus serves GET /api/v2/status, without config.original and the
 // cluster's peers for a restricted caller.
 func (h *Handler) serveAMStatus(w http.ResponseWriter, r *http.Request, st *state) error {
-	return h.serveAMRead(w, r, st, func(g *grant) bodyFilter { return g.en.FilterAMStatus })
+	return h.serveAMRead(w, r, st, false, func(g *grant) bodyFilter { return g.en.FilterAMStatus })
 }
 
 // serveAMReceivers serves GET /api/v2/receivers: a restricted caller gets
 // the receivers its decision lists, or none.
 func (h *Handler) serveAMReceivers(w http.ResponseWriter, r *http.Request, st *state) error {
-	return h.serveAMRead(w, r, st, func(g *grant) bodyFilter {
+	return h.serveAMRead(w, r, st, false, func(g *grant) bodyFilter {
 		allowed := g.dec.Receivers
 		return func(b []byte) ([]byte, error) { return enforce.FilterReceivers(b, allowed) }
 	})
 }
 
-// serveAMRead serves a parameterless Alertmanager read: admitted, forwarded
-// as it is, and its answer passed through restricted's filter for a
-// restricted caller (an unrestricted one gets it unchanged).
-func (h *Handler) serveAMRead(w http.ResponseWriter, r *http.Request, st *state, restricted func(*grant) bodyFilter) error {
-	if _, err := h.amParams(r, st); err != nil {
+// serveAMRead serves an Alertmanager read: admitted, forwarded with the
+// checked parameters when withParams (else with none), and its answer
+// passed through restricted's filter for a restricted caller (an
+// unrestricted one gets it unchanged).
+func (h *Handler) serveAMRead(w http.ResponseWriter, r *http.Request, st *state, withParams bool, restricted func(*grant) bodyFilter) error {
+	params, err := h.amParams(r, st)
+	if err != nil {
 		return err
+	}
+	if !withParams {
+		params = nil
 	}
 	g, release, err := h.amAdmit(r, st, nil)
 	if err != nil {
 		return err
 	}
 	defer release()
-	status, hdr, body, err := h.amDo(r, st, amRequest{method: http.MethodGet, path: r.URL.Path, tenant: g.tenant})
+	status, hdr, body, err := h.amDo(r, st, amRequest{method: http.MethodGet, path: r.URL.Path, query: params, tenant: g.tenant})
 	if err != nil {
 		return err
 	}
