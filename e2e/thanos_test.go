@@ -8,26 +8,30 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
 )
 
 // The Thanos test (issue 21): the gateway in front of a real, multi-tenant
 // Thanos: two `thanos receive` nodes in a hashring, a `thanos query` that
 // enforces tenancy (the default upstream) and a global one that does not
-// (the named upstream "global", for admins). Each team reads back only its
-// own tenant's data through the gateway, whatever tenant header it sends;
-// the admin sees both. The write path is another issue's, so the test data
-// is written to a receiver directly, with its tenant header.
+// (the named upstream "global", for admins). The data comes in through the
+// gateway's write path: a Prometheus agent per team scrapes its own target
+// and remote-writes to the gateway with the team's client certificate, and
+// the decision sends route write to the named upstream "receive" (the
+// first receiver's remote-write address) with the team's tenant. Each agent
+// also sends the other team's tenant in THANOS-TENANT and X-Scope-OrgID,
+// which the gateway strips. Each team reads back only its own tenant's
+// data through the gateway, whatever tenant header it sends; the admin
+// sees both, and every series is in the tenant of the team that wrote it.
 //
 // Thanos is built from its module by scripts/build-thanos.sh (make deps);
 // the binary is cached in .cache/thanos/<version>.
@@ -37,11 +41,32 @@ const thanosPolicy = `package promgate.authz
 
 default decision := {"allow": false, "reason": "no access"}
 
-decision := {"allow": true, "upstream": "global"} if "admins" in input.identity.groups
+writing if input.request.route == "write"
 
-decision := {"allow": true, "tenant": "tenant-a"} if "team-a" in input.identity.groups
+decision := {"allow": true, "upstream": "global"} if {
+	"admins" in input.identity.groups
+	not writing
+}
 
-decision := {"allow": true, "tenant": "tenant-b"} if "team-b" in input.identity.groups
+decision := {"allow": true, "tenant": "tenant-a"} if {
+	"team-a" in input.identity.groups
+	not writing
+}
+
+decision := {"allow": true, "tenant": "tenant-a", "upstream": "receive"} if {
+	"team-a" in input.identity.groups
+	writing
+}
+
+decision := {"allow": true, "tenant": "tenant-b"} if {
+	"team-b" in input.identity.groups
+	not writing
+}
+
+decision := {"allow": true, "tenant": "tenant-b", "upstream": "receive"} if {
+	"team-b" in input.identity.groups
+	writing
+}
 `
 
 const thanosGatewayConfig = `listen: %[1]s
@@ -59,6 +84,13 @@ upstreams:
   global:
     url: %[5]s
     flavor: thanos
+  receive:
+    url: %[8]s
+    flavor: thanos
+    tenant_header: THANOS-TENANT
+write:
+  routes: [write]
+  upstream_path: /api/v1/receive
 authz:
   policies: %[6]s
 audit:
@@ -68,6 +100,22 @@ limits:
   burst: 1000
   max_range: 31d
   max_lookback: 31d
+`
+
+// thanosAgentConfig is a team's Prometheus agent: it scrapes the test's
+// target as job thanos-<team> and writes through the gateway with the
+// team's certificate, sending the other team's tenant in both tenant
+// headers.
+const thanosAgentConfig = `global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: thanos-%[1]s
+    static_configs: [{targets: ['%[2]s'], labels: {team: %[1]s}}]
+remote_write:
+  - url: https://%[3]s/api/v1/write
+    headers: {THANOS-TENANT: %[5]s, X-Scope-OrgID: %[5]s}
+    tls_config: {ca_file: %[4]s/ca.crt, cert_file: %[4]s/client-%[1]s.crt, key_file: %[4]s/client-%[1]s.key}
+    queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s}
 `
 
 func thanosBinary(t *testing.T) string {
@@ -138,30 +186,6 @@ func TestThanos(t *testing.T) {
 	}
 	tenantQuery, globalQuery := query("query-tenants", true), query("query-global", false)
 
-	// Receivers answer writes once the hashring is loaded.
-	series := func(team string) []map[string]string {
-		return []map[string]string{
-			{"__name__": "fleet_thanos_metric", "team": team, "pod": team + "-0"},
-			{"__name__": "fleet_thanos_metric", "team": team, "pod": team + "-1"},
-		}
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok := true
-		for _, tenant := range []string{"tenant-a", "tenant-b"} {
-			if err := tryRemoteWrite("http://"+recv[0].write, tenant, series(tenant)); err != nil {
-				ok = false
-			}
-		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("thanos receive did not accept writes within 60 s")
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-
 	policies := filepath.Join(dir, "policies")
 	if err := os.WriteFile(filepath.Join(policies, "policy.rego"), []byte(thanosPolicy), 0o644); err != nil {
 		t.Fatal(err)
@@ -170,7 +194,7 @@ func TestThanos(t *testing.T) {
 	g.addr, g.internal = port(), port()
 	g.config = filepath.Join(dir, "promgate.yml")
 	g.audit = filepath.Join(dir, "audit.log")
-	cfg := fmt.Sprintf(thanosGatewayConfig, g.addr, g.internal, env.pki, tenantQuery, globalQuery, policies, dir)
+	cfg := fmt.Sprintf(thanosGatewayConfig, g.addr, g.internal, env.pki, tenantQuery, globalQuery, policies, dir, "http://"+recv[0].write)
 	if err := os.WriteFile(g.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +205,29 @@ func TestThanos(t *testing.T) {
 		t.Fatal(err)
 	}
 	procs = append(procs, g.proc)
+
+	// Each team's agent scrapes the same target and writes through the
+	// gateway, claiming the other team's tenant in its headers.
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "# TYPE fleet_thanos_metric gauge\nfleet_thanos_metric{pod=\"p-0\"} 1\nfleet_thanos_metric{pod=\"p-1\"} 2\n")
+	}))
+	t.Cleanup(target.Close)
+	for _, team := range []struct{ name, spoof string }{{"team-a", "tenant-b"}, {"team-b", "tenant-a"}} {
+		adir := filepath.Join(dir, "agent-"+team.name)
+		if err := os.MkdirAll(adir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		acfg := fmt.Sprintf(thanosAgentConfig, team.name, strings.TrimPrefix(target.URL, "http://"), g.addr, env.pki, team.spoof)
+		if err := os.WriteFile(filepath.Join(adir, "agent.yml"), []byte(acfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := env.start("prometheus-agent-thanos-"+team.name, adir, "prometheus", "--enable-feature=agent",
+			"--config.file=agent.yml", "--storage.agent.path=data", "--web.listen-address="+port(), "--log.level=warn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+	}
 
 	teams := func(c *client, req request) []string {
 		t.Helper()
@@ -205,15 +252,35 @@ func TestThanos(t *testing.T) {
 	}
 	admin := newClient(t, g, env.pki, "admin")
 	teamA, teamB := newClient(t, g, env.pki, "team-a"), newClient(t, g, env.pki, "team-b")
-	// Both queriers find the receivers' stores within a few seconds.
-	deadline = time.Now().Add(60 * time.Second)
-	for !slices.Equal(teams(admin, instant(nil)), []string{"tenant-a", "tenant-b"}) ||
-		len(teams(teamA, instant(nil))) == 0 || len(teams(teamB, instant(nil))) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the queriers do not answer for both tenants after 60 s: admin %v, team-a %v, team-b %v",
-				teams(admin, instant(nil)), teams(teamA, instant(nil)), teams(teamB, instant(nil)))
+	// The agents' first writes land, and both queriers find the
+	// receivers' stores, within a few seconds. Until then the queriers may
+	// answer with an error, which is not yet a failure.
+	waiting := func(c *client) string {
+		res, err := c.try(instant(nil))
+		if err != nil {
+			return err.Error()
 		}
-		time.Sleep(time.Second)
+		if res.status != http.StatusOK {
+			return fmt.Sprintf("%d %.200s", res.status, res.body)
+		}
+		var body struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(res.body, &body); err != nil {
+			return err.Error()
+		}
+		return strings.Join(teamsIn(body.Data), ",")
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		a, ta, tb := waiting(admin), waiting(teamA), waiting(teamB)
+		if a == "tenant-a,tenant-b" && ta != "" && tb != "" && !strings.Contains(ta+tb, " ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway does not answer for both tenants after 60 s: admin %q, team-a %q, team-b %q", a, ta, tb)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	now := time.Now()
 	rng := url.Values{"query": {"fleet_thanos_metric"}, "start": {strconv.FormatInt(now.Add(-10*time.Minute).Unix(), 10)},
@@ -250,39 +317,27 @@ func TestThanos(t *testing.T) {
 	if got := teams(admin, request{path: "/api/v1/label/tenant_id/values"}); !slices.Equal(got, []string{"tenant-a", "tenant-b"}) {
 		t.Errorf("admin tenant_id values %v, want both", got)
 	}
-	t.Logf("thanos e2e took %v", time.Since(began).Round(time.Millisecond))
-}
-
-func tryRemoteWrite(receiveURL, tenant string, series []map[string]string) error {
-	now := time.Now().UnixMilli()
-	var wr prompb.WriteRequest
-	for _, s := range series {
-		var ls []prompb.Label
-		for k, v := range s {
-			ls = append(ls, prompb.Label{Name: k, Value: v})
+	// Every series is in the tenant of the team whose agent wrote it,
+	// although each agent claimed the other tenant in its headers.
+	res := admin.do(t, request{path: "/api/v1/series", query: url.Values{"match[]": {`{job=~"thanos-team-.*"}`}}})
+	var written struct {
+		Data []map[string]string `json:"data"`
+	}
+	if err := json.Unmarshal(res.body, &written); res.status != http.StatusOK || err != nil {
+		t.Fatalf("admin series: %s %v", res, err)
+	}
+	perTenant := map[string]int{}
+	for _, s := range written.Data {
+		perTenant[s["tenant_id"]]++
+		if want := "tenant-" + strings.TrimPrefix(s["team"], "team-"); s["tenant_id"] != want {
+			t.Errorf("series %v written by %s's agent is in tenant %q, want %q", s, s["team"], s["tenant_id"], want)
 		}
-		sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
-		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{Labels: ls, Samples: []prompb.Sample{{Value: 1, Timestamp: now}}})
 	}
-	raw, err := wr.Marshal()
-	if err != nil {
-		return err
+	if perTenant["tenant-a"] == 0 || perTenant["tenant-b"] == 0 {
+		t.Errorf("series written through the gateway per tenant: %v, want both", perTenant)
 	}
-	req, _ := http.NewRequest(http.MethodPost, receiveURL+"/api/v1/receive", bytes.NewReader(snappy.Encode(nil, raw)))
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	req.Header.Set("THANOS-TENANT", tenant)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s", resp.Status, b)
-	}
-	return nil
+	t.Logf("series written through the gateway by the agents, per tenant: %v", perTenant)
+	t.Logf("thanos e2e took %v", time.Since(began).Round(time.Millisecond))
 }
 
 // teamsIn returns the sorted distinct tenant_id values in an API answer's
