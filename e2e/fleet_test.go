@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // The fleet test (issue 21): three `promgate serve` replicas behind a real
@@ -338,14 +340,29 @@ func TestFleetFailover(t *testing.T) {
 	}
 	termDone := time.Since(start)
 	f.start(t, f.replicas[0])
-	// SIGKILL: r2 dies with requests in flight, and is started again.
+	// SIGKILL: r2 dies with requests in flight, and is started again. The
+	// load's requests take milliseconds, so a few slow ones are sent to r2
+	// itself a second before (as HAProxy would, with a PROXY header), each
+	// sending its form body a byte at a time: they are certainly in flight
+	// on r2 when it dies.
+	r2 := f.replicas[1]
+	sleepUntil(duration/2 - time.Second)
+	slow := fleetSlowRequests(t, r2, fleetSlowInFlight)
 	sleepUntil(duration / 2)
 	killAt := time.Since(start)
-	r2 := f.replicas[1]
 	_ = r2.proc.cmd.Process.Signal(syscall.SIGKILL)
 	<-r2.proc.done
 	f.start(t, r2)
 	restartedAt := time.Since(start)
+	var slowLost, slowAnswered []string
+	for range fleetSlowInFlight {
+		r := <-slow
+		if r.status == 0 {
+			slowLost = append(slowLost, r.clientID)
+		} else {
+			slowAnswered = append(slowAnswered, fmt.Sprintf("%s: %d", r.clientID, r.status))
+		}
+	}
 
 	<-loadDone
 	wg.Wait()
@@ -440,6 +457,18 @@ func TestFleetFailover(t *testing.T) {
 	if len(firstErrs) > 0 {
 		t.Logf("fleet: first failures: %s", strings.Join(firstErrs, "; "))
 	}
+	slowRecorded := 0
+	for _, id := range slowLost {
+		slowRecorded += byClient[id]
+	}
+	t.Logf("fleet: in flight on r2 at the SIGKILL: %d slow requests sent to it directly, %d lost (the client saw a broken connection), %d answered, %d of the lost with an audit record",
+		fleetSlowInFlight, len(slowLost), len(slowAnswered), slowRecorded)
+	if len(slowAnswered) > 0 {
+		t.Errorf("requests in flight on the killed replica were answered: %v", slowAnswered)
+	}
+	if slowRecorded > 0 {
+		t.Errorf("%d requests lost in the SIGKILL have an audit record: a record must describe an answered request", slowRecorded)
+	}
 	if notSent.Load() > 0 {
 		t.Errorf("%d requests not sent: the generator had %d in flight", notSent.Load(), fleetMaxInFlight)
 	}
@@ -462,6 +491,91 @@ func TestFleetFailover(t *testing.T) {
 		t.Errorf("%d records name another address than the client's %s: the PROXY protocol was not used", wrongAddr, fleetClientIP)
 	}
 	t.Logf("fleet e2e took %v", time.Since(began).Round(time.Millisecond))
+}
+
+// fleetSlowInFlight is how many slow requests are in flight on the killed
+// replica.
+const fleetSlowInFlight = 4
+
+// fleetSlowRequests sends n POST /api/v1/query to replica r directly, as
+// HAProxy would (a PROXY v2 header naming fleetClientIP, then TLS), each
+// sending its 13-byte form body a byte every 250 ms; their results arrive
+// on the channel as they end.
+func fleetSlowRequests(t *testing.T, r *replica, n int) <-chan fleetResult {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(env.pki, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(env.pki, "client-team-a.crt"), filepath.Join(env.pki, "client-team-a.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := net.ResolveTCPAddr("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			src := &net.TCPAddr{IP: net.ParseIP(fleetClientIP), Port: c.LocalAddr().(*net.TCPAddr).Port}
+			if _, err := proxyproto.HeaderProxyFromAddrs(2, src, dst).WriteTo(c); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+		TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
+		DisableKeepAlives: true,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr, Timeout: requestBudget}
+	out := make(chan fleetResult, n)
+	for i := range n {
+		go func() {
+			res := fleetResult{clientID: fmt.Sprintf("fleet-slow-%d", i)}
+			body := "query=sum(up)"
+			req, _ := http.NewRequest(http.MethodPost, "https://"+r.addr+"/api/v1/query", &slowReader{b: []byte(body), every: 250 * time.Millisecond})
+			req.ContentLength = int64(len(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Request-Id", res.clientID)
+			resp, err := hc.Do(req)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil {
+					res.status = resp.StatusCode
+				}
+			}
+			if err != nil {
+				res.err = err.Error()
+			}
+			out <- res
+		}()
+	}
+	return out
+}
+
+// slowReader yields one byte of b per read, every interval.
+type slowReader struct {
+	b     []byte
+	every time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(s.every)
+	p[0] = s.b[0]
+	s.b = s.b[1:]
+	return 1, nil
 }
 
 // fleetRecord is what the fleet test reads of an audit record.
