@@ -71,22 +71,21 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMatrix$$' -fuzztime=10s ./proxy/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseFlavour$$' -fuzztime=10s ./detect/
 
-# Installs the real parts (Debian prometheus, testssl.sh) when missing.
+# Installs the real parts (Debian prometheus, testssl.sh, ...) when missing,
+# and builds Thanos from its pinned module into .cache/thanos/ (about 2.5
+# minutes of two cores the first time; scripts/build-thanos.sh).
 deps:
 	./scripts/install-deps.sh
+	./scripts/build-thanos.sh
 
 e2e: deps
-	$(GO) test -tags e2e -count=1 -v ./e2e/
+	$(GO) test -tags e2e -count=1 -timeout 25m -v ./e2e/
 
 test: vet lint unit fuzz e2e
 
-# The Thanos end-to-end test (issue 21), outside `make test`: a clean build
-# of Thanos from its module takes about 17 minutes of two cores, which the
-# 30-minute budget of `make test` cannot hold. scripts/build-thanos.sh
-# caches the binary in .cache/thanos/<version>.
+# The Thanos end-to-end test alone (it is also part of `make e2e`).
 e2e-thanos: deps
-	./scripts/build-thanos.sh
-	$(GO) test -tags e2e,thanos -count=1 -v -run '^TestThanos$$' ./e2e/
+	$(GO) test -tags e2e -count=1 -v -run '^TestThanos$$' ./e2e/
 
 # Benchmarks (bench/, docs/performance.md); none of them is part of `make test`.
 # bench runs every cell of the side-by-side harness and writes
