@@ -219,6 +219,8 @@ func TestAPIResponses(t *testing.T) {
 			wantCode: 200, wantData: `{"resultType":"vector","result":[]}`},
 		{name: "range vector", path: "/api/v1/query", params: url.Values{"query": {`up{pod="web-5d8f7c9b6-x7k2p"}[1m]`}, "time": {at(0)}},
 			wantCode: 200, wantType: "matrix", wantLen: 1},
+		{name: "subquery without a step", path: "/api/v1/query", params: url.Values{"query": {`max_over_time(up{pod="web-5d8f7c9b6-x7k2p"}[10m:])`}, "time": {at(0)}},
+			wantCode: 200, wantType: "vector", wantLen: 1},
 		{name: "limit truncates", path: "/api/v1/query", params: url.Values{"query": {`up`}, "time": {at(0)}, "limit": {"2"}},
 			wantCode: 200, wantType: "vector", wantLen: 2},
 		{name: "parse error", path: "/api/v1/query", params: url.Values{"query": {`sum(`}},

@@ -89,6 +89,10 @@ func New(opts Options) (*Upstream, error) {
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 		Parser:               u.parser,
+		// A subquery without a step ([1h:]) takes the global evaluation
+		// interval, as Prometheus' default of one minute; without it the
+		// engine panics on such a query.
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
 	if err := u.backfill(); err != nil {
 		_ = u.engine.Close()
