@@ -72,6 +72,14 @@ type Record struct {
 	// the gateway did to it (remote.go). It holds counts only, never
 	// sample data.
 	Remote *Remote `json:"remote,omitempty"`
+	// Coalesced is set when the upstream's answer was another identical
+	// request's, shared with this one (upstream.coalesce): this request
+	// itself did not reach the upstream.
+	Coalesced bool `json:"coalesced,omitempty"`
+	// ResultsCache is set when the results cache assembled the answer of a
+	// query_range (proxy/resultscache.go): how many of its parts came from
+	// the cache and how many were fetched from the upstream.
+	ResultsCache *ResultsCache `json:"results_cache,omitempty"`
 	// Decision is the policy decision, nil when the policy was not asked.
 	Decision *Decision `json:"decision,omitempty"`
 	// Status is the HTTP status sent to the client.
@@ -122,6 +130,15 @@ type Identity struct {
 	// CertFingerprint is the hex SHA-256 of the client certificate, when one
 	// was presented and verified.
 	CertFingerprint string `json:"cert_fingerprint,omitempty"`
+}
+
+// ResultsCache is how the results cache assembled a query_range answer.
+type ResultsCache struct {
+	// PartsHit are the parts read from the cache (memory or memcached).
+	PartsHit int `json:"parts_hit"`
+	// PartsFetched are the parts fetched from the upstream, cacheable or
+	// too fresh to cache.
+	PartsFetched int `json:"parts_fetched"`
 }
 
 // Decision is the audited part of a policy decision.

@@ -84,6 +84,8 @@ func fullRecord() *Record {
 		DroppedParams:    []string{"nocache"},
 		RefusedMatch:     []string{`{namespace="team-b"}`},
 		Clamped:          []string{"start=1773502013.000"},
+		ResultsCache:     &ResultsCache{PartsHit: 5, PartsFetched: 1},
+		Coalesced:        true,
 		SilenceOperation: "create", SilenceID: "9c4f-1", SilenceMatchers: []string{`namespace="team-a"`},
 		SilenceStartsAt: "2026-03-14T15:26:53Z", SilenceEndsAt: "2026-03-14T17:26:53Z",
 		Decision: &Decision{
@@ -141,11 +143,12 @@ func jsonKeys(t *testing.T, typ reflect.Type) []string {
 // types and in the output.
 func TestRecordFields(t *testing.T) {
 	documented := map[string][]string{
-		"record": {"bytes", "chain_start", "clamped", "client_request_id", "decision", "dropped_params", "duration_ms", "enforced_query", "error", "hash", "id",
-			"identity", "method", "path", "prev_hash", "query", "refused_match", "remote", "remote_addr", "route",
+		"record": {"bytes", "chain_start", "clamped", "client_request_id", "coalesced", "decision", "dropped_params", "duration_ms", "enforced_query", "error", "hash", "id",
+			"identity", "method", "path", "prev_hash", "query", "refused_match", "remote", "remote_addr", "results_cache", "route",
 			"silence_ends_at", "silence_id", "silence_matchers", "silence_operation", "silence_starts_at", "status", "time", "trace_id", "truncated"},
-		"identity": {"cert_fingerprint", "groups", "issuer", "method", "subject"},
-		"decision": {"allow", "policy_revision", "reason"},
+		"identity":      {"cert_fingerprint", "groups", "issuer", "method", "subject"},
+		"decision":      {"allow", "policy_revision", "reason"},
+		"results_cache": {"parts_fetched", "parts_hit"},
 		"truncated": {"clamped", "client_request_id", "decision.policy_revision", "decision.reason", "dropped_params", "enforced_query", "error", "id",
 			"identity.cert_fingerprint", "identity.groups", "identity.issuer", "identity.method", "identity.subject",
 			"method", "path", "query", "refused_match", "remote_addr", "route",
@@ -153,11 +156,12 @@ func TestRecordFields(t *testing.T) {
 		"cut": {"bytes", "count", "sha256"},
 	}
 	types := map[string]reflect.Type{
-		"record":    reflect.TypeFor[Record](),
-		"identity":  reflect.TypeFor[Identity](),
-		"decision":  reflect.TypeFor[Decision](),
-		"truncated": reflect.TypeFor[Truncation](),
-		"cut":       reflect.TypeFor[Cut](),
+		"record":        reflect.TypeFor[Record](),
+		"identity":      reflect.TypeFor[Identity](),
+		"decision":      reflect.TypeFor[Decision](),
+		"results_cache": reflect.TypeFor[ResultsCache](),
+		"truncated":     reflect.TypeFor[Truncation](),
+		"cut":           reflect.TypeFor[Cut](),
 	}
 	for name, typ := range types {
 		if diff := cmp.Diff(documented[name], jsonKeys(t, typ)); diff != "" {
@@ -203,7 +207,9 @@ func TestRecordFields(t *testing.T) {
 	})
 	t.Run("truncated", func(t *testing.T) {
 		line := []byte(encodeOne(t, oversizedRecord()))
-		want := slices.DeleteFunc(slices.Clone(documented["record"]), func(k string) bool { return k == "remote" })
+		want := slices.DeleteFunc(slices.Clone(documented["record"]), func(k string) bool {
+			return k == "remote" || k == "coalesced" || k == "results_cache"
+		})
 		if diff := cmp.Diff(want, keysOf(t, line)); diff != "" {
 			t.Errorf("record keys (-want +got):\n%s", diff)
 		}

@@ -394,10 +394,20 @@ func TestHandlerCoalesce(t *testing.T) {
 	if len(f.aud.records) != 3 {
 		t.Errorf("%d audit records, want 3", len(f.aud.records))
 	}
+	shared := 0
 	for _, r := range f.aud.records {
 		if r.Status != http.StatusOK {
 			t.Errorf("audit record of %s: status %d", r.Identity.Subject, r.Status)
 		}
+		if r.Coalesced {
+			shared++
+			if r.Identity.Subject == "root" {
+				t.Errorf("root's record says coalesced: root shares no answer with team-a")
+			}
+		}
+	}
+	if shared != 1 {
+		t.Errorf("%d audit records say coalesced, want 1 (alice's or bob's)", shared)
 	}
 	mfs, err := f.reg.Gather()
 	if err != nil {

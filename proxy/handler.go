@@ -526,6 +526,8 @@ func (h *Handler) finish(rec *recorder, r *http.Request, st *state) error {
 	ar.DroppedParams = st.dropped
 	ar.RefusedMatch = st.refusedMatch
 	ar.Remote = st.remote
+	ar.Coalesced = st.coalesced
+	ar.ResultsCache = st.cache
 	for _, c := range st.clamped {
 		ar.Clamped = append(ar.Clamped, c.name+"="+c.value)
 	}

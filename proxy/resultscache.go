@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/promgate/promgate/audit"
 	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/promapi"
 )
@@ -137,6 +138,12 @@ type part struct {
 // RoundTrip answers a query_range upstream request from the cache where it
 // can, and sends it unchanged where it cannot.
 func (c *resultsCache) RoundTrip(req *http.Request) (*http.Response, error) {
+	return c.roundTrip(req, nil)
+}
+
+// roundTrip is RoundTrip; when it assembles the answer and st is not nil,
+// it says how in st.cache.
+func (c *resultsCache) roundTrip(req *http.Request, st *state) (*http.Response, error) {
 	rr, why := c.readRequest(req)
 	if why != "" {
 		c.m.bypassed.WithLabelValues(why).Inc()
@@ -187,6 +194,17 @@ func (c *resultsCache) RoundTrip(req *http.Request) (*http.Response, error) {
 		i = j + 1
 	}
 	body := merge(parts, rr.start, rr.end)
+	if st != nil {
+		use := &audit.ResultsCache{}
+		for _, p := range parts {
+			if p.hit {
+				use.PartsHit++
+			} else {
+				use.PartsFetched++
+			}
+		}
+		st.cache = use
+	}
 	return &http.Response{
 		Status:        "200 OK",
 		StatusCode:    http.StatusOK,
@@ -642,5 +660,16 @@ func (u *upstream) transportFor(r *http.Request, st *state) http.RoundTripper {
 		u.cache.m.bypassed.WithLabelValues("no_cache").Inc()
 		return u.rt
 	}
-	return u.cache
+	return cacheFor{c: u.cache, st: st}
+}
+
+// cacheFor is the results cache for one request: what it did goes into the
+// request's audit record.
+type cacheFor struct {
+	c  *resultsCache
+	st *state
+}
+
+func (f cacheFor) RoundTrip(req *http.Request) (*http.Response, error) {
+	return f.c.roundTrip(req, f.st)
 }

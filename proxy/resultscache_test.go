@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 
+	"github.com/promgate/promgate/audit"
 	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/demo"
 	"github.com/promgate/promgate/promapi"
@@ -503,5 +504,37 @@ func TestResultsCacheLargeRange(t *testing.T) {
 	}
 	if b := testutil.ToFloat64(c.m.bypassed.WithLabelValues("answer")); b != 0 {
 		t.Errorf("bypassed{reason=answer} = %v, want 0", b)
+	}
+}
+
+// TestResultsCacheAudited checks what the audit record learns of a cached
+// answer: the first request fetches every part, the second reads the
+// cacheable ones from the cache and fetches only the fresh one.
+func TestResultsCacheAudited(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 34, 56, 0, time.UTC)
+	_, srv, c := newFakeCache(t, now)
+	start, end := now.Add(-3*time.Hour).Truncate(time.Minute), now.Truncate(time.Minute)
+	var got []audit.ResultsCache
+	for range 2 {
+		st := &state{}
+		rcRoundTrip(t, cacheFor{c: c, st: st}, newRangeReq(t, srv.URL, "x", start, end, time.Minute, nil))
+		if st.cache == nil {
+			t.Fatal("a cache-assembled answer left no results_cache for the audit record")
+		}
+		got = append(got, *st.cache)
+	}
+	cold, warm := got[0], got[1]
+	if cold.PartsHit != 0 || cold.PartsFetched == 0 {
+		t.Errorf("cold: %+v, want every part fetched", cold)
+	}
+	if warm.PartsHit == 0 || warm.PartsFetched == 0 || warm.PartsHit+warm.PartsFetched != cold.PartsFetched {
+		t.Errorf("warm: %+v after cold %+v, want the cacheable parts hit and the fresh one fetched", warm, cold)
+	}
+	// A request the cache does not take (no-cache comes before it; here a
+	// step it cannot split) leaves no trace of it.
+	st := &state{}
+	rcRoundTrip(t, cacheFor{c: c, st: st}, newRangeReq(t, srv.URL, "x", now.Add(-10*time.Minute), now, time.Minute, nil))
+	if st.cache != nil {
+		t.Errorf("a request sent on unchanged was recorded as assembled by the cache: %+v", *st.cache)
 	}
 }

@@ -39,6 +39,8 @@ type state struct {
 	// coalesced is set when another request's upstream answer was shared
 	// with this one.
 	coalesced bool
+	// cache is set when the results cache assembled the answer.
+	cache *audit.ResultsCache
 	// tr holds the request's spans, or is nil when tracing is off.
 	tr *reqTrace
 	// silence is the silence an Alertmanager request creates, updates or
