@@ -45,6 +45,12 @@ type Memcached struct {
 	// MaxItemSize is the largest part stored in memcached, which refuses
 	// items above its own -I limit (1MiB by default). Default 1MiB.
 	MaxItemSize units.Base2Bytes `yaml:"max_item_size"`
+	// SigningKeyFile holds at least 32 bytes of random data, the same on
+	// every replica (openssl rand -base64 48). Every item is signed with
+	// it (HMAC-SHA256), and an item whose signature does not match is a
+	// miss: whoever can write to memcached without the key cannot change
+	// what callers are answered. Required with addresses.
+	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
 // DefaultCache is the cache block's defaults.
@@ -79,6 +85,9 @@ func (c *Cache) validate() []error {
 		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
 			add(fmt.Sprintf("cache.memcached.addresses[%d]", i), "%q is not host:port", a)
 		}
+	}
+	if len(c.Memcached.Addresses) > 0 && c.Memcached.SigningKeyFile == "" {
+		add("cache.memcached.signing_key_file", "required with addresses: items are signed, so that whoever can write to memcached cannot change answers (openssl rand -base64 48, the same file on every replica)")
 	}
 	if c.Memcached.Timeout <= 0 {
 		add("cache.memcached.timeout", "must be positive")

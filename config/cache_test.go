@@ -21,11 +21,12 @@ func TestCacheDefaults(t *testing.T) {
 		c.Cache.Memcached.MaxItemSize != want.Memcached.MaxItemSize || len(c.Cache.Memcached.Addresses) != 0 {
 		t.Errorf("cache defaults = %+v, want %+v", c.Cache, want)
 	}
-	in := good + "cache:\n  enabled: true\n  max_bytes: 1GiB\n  split_interval: 30m\n  memcached:\n    addresses: [\"10.0.0.1:11211\", \"mc:11211\"]\n"
+	in := good + "cache:\n  enabled: true\n  max_bytes: 1GiB\n  split_interval: 30m\n  memcached:\n    addresses: [\"10.0.0.1:11211\", \"mc:11211\"]\n    signing_key_file: mc.key\n"
 	if c, err = Parse([]byte(in), "/etc/promgate"); err != nil {
 		t.Fatal(err)
 	}
-	if !c.Cache.Enabled || c.Cache.MaxBytes != units.GiB || c.Cache.SplitInterval != model.Duration(30*time.Minute) || len(c.Cache.Memcached.Addresses) != 2 {
+	if !c.Cache.Enabled || c.Cache.MaxBytes != units.GiB || c.Cache.SplitInterval != model.Duration(30*time.Minute) || len(c.Cache.Memcached.Addresses) != 2 ||
+		c.Cache.Memcached.SigningKeyFile != "/etc/promgate/mc.key" {
 		t.Errorf("cache = %+v", c.Cache)
 	}
 }
@@ -35,6 +36,7 @@ func TestCacheBad(t *testing.T) {
 		{"small", "  max_bytes: 1KiB\n", "cache.max_bytes: 1KiB is below 1MiB"},
 		{"fresh", "  max_freshness: 10s\n", "cache.max_freshness: 10s is below 1m"},
 		{"split", "  split_interval: 2d\n", "cache.split_interval: 2d is not between 1m and 24h"},
+		{"unsigned", "  memcached:\n    addresses: [\"mc:11211\"]\n", "cache.memcached.signing_key_file: required with addresses"},
 		{"address", "  memcached:\n    addresses: [memcached]\n", `cache.memcached.addresses[0]: "memcached" is not host:port`},
 		{"timeout", "  memcached:\n    timeout: 0s\n", "cache.memcached.timeout: must be positive"},
 		{"unknown", "  ttl: 1h\n", "cache.ttl: unknown key"},

@@ -571,6 +571,7 @@ func (c *Config) resolvePaths() {
 		}
 		l.CAFile = c.abs(l.CAFile)
 	}
+	c.Cache.Memcached.SigningKeyFile = c.abs(c.Cache.Memcached.SigningKeyFile)
 	c.Authz.Bundle.PublicKeyFile = c.abs(c.Authz.Bundle.PublicKeyFile)
 	c.Authz.Bundle.CAFile = c.abs(c.Authz.Bundle.CAFile)
 	if c.Audit.Path != "-" {

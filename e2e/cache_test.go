@@ -4,9 +4,14 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -85,6 +90,7 @@ func cacheExposition(w *bufio.Writer, ts int64, withTS bool, instance string, ty
 // a live scrape), a memcached and two gateway replicas sharing it.
 type cacheStack struct {
 	promURL string
+	mc      string // memcached's host:port
 	a, b    *gateway
 	now     time.Time
 }
@@ -176,6 +182,7 @@ func startCacheStack(t *testing.T) *cacheStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cs.mc = mcAddr
 	host, port, _ := strings.Cut(mcAddr, ":")
 	args := []string{"memcached", "-l", host, "-p", port, "-U", "0", "-m", "64"}
 	if os.Geteuid() == 0 {
@@ -204,12 +211,22 @@ func startCacheStack(t *testing.T) *cacheStack {
 		time.Sleep(250 * time.Millisecond)
 	}
 
+	// One signing key for both replicas, as one Secret mounted by every
+	// pod of a Deployment.
+	signingKey := filepath.Join(dir, "memcached.key")
+	key := make([]byte, 48)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(signingKey, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"cache-a", "cache-b"} {
 		g := &gateway{name: name, authType: "RequireAndVerifyClientCert", upstream: cs.promURL}
 		if err := env.writeGateway(g); err != nil {
 			t.Fatal(err)
 		}
-		extra := fmt.Sprintf("cache:\n  enabled: true\n  max_freshness: 1m\n  split_interval: 10m\n  memcached:\n    addresses: [%q]\n", mcAddr)
+		extra := fmt.Sprintf("cache:\n  enabled: true\n  max_freshness: 1m\n  split_interval: 10m\n  memcached:\n    addresses: [%q]\n    signing_key_file: %s\n", mcAddr, signingKey)
 		fh, err := os.OpenFile(g.config, os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -299,6 +316,81 @@ func cacheNormalized(t *testing.T, b []byte) any {
 	key := func(m map[string]any) string { s, _ := json.Marshal(m["metric"]); return string(s) }
 	sort.Slice(v.Data.Result, func(i, j int) bool { return key(v.Data.Result[i]) < key(v.Data.Result[j]) })
 	return v
+}
+
+// tamperMemcached changes one byte of the series in every promgate item
+// held by the memcached at addr, as someone who can write to it but has no
+// signing key would, and returns how many it changed. Items are listed
+// with memcached's lru_crawler metadump and rewritten with its text
+// protocol.
+func tamperMemcached(t *testing.T, addr string) int {
+	t.Helper()
+	// The replicas store in the background: give the last ones a moment.
+	time.Sleep(500 * time.Millisecond)
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	rd := bufio.NewReader(conn)
+	if _, err := conn.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("memcached metadump: %v", err)
+		}
+		line = strings.TrimSpace(line)
+		if line == "END" {
+			break
+		}
+		for f := range strings.FieldsSeq(line) {
+			if k, ok := strings.CutPrefix(f, "key="); ok {
+				if k, err = url.QueryUnescape(k); err == nil && strings.HasPrefix(k, "promgate:") {
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	changed := 0
+	for _, k := range keys {
+		fmt.Fprintf(conn, "get %s\r\n", k)
+		head, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(head) == "END" {
+			continue // expired or evicted since the listing
+		}
+		var name string
+		var flags, size int
+		if _, err := fmt.Sscanf(head, "VALUE %s %d %d", &name, &flags, &size); err != nil {
+			t.Fatalf("memcached get %s: %q: %v", k, head, err)
+		}
+		v := make([]byte, size+2)
+		if _, err := io.ReadFull(rd, v); err != nil {
+			t.Fatal(err)
+		}
+		if end, err := rd.ReadString('\n'); err != nil || strings.TrimSpace(end) != "END" {
+			t.Fatalf("memcached get %s: %q %v", k, end, err)
+		}
+		v = v[:size]
+		// The last digit of the series' JSON: a value, or a timestamp.
+		i := bytes.LastIndexAny(v, "0123456789")
+		if i < 0 {
+			continue
+		}
+		v[i] = '0' + (v[i]-'0'+1)%10
+		fmt.Fprintf(conn, "set %s %d 3600 %d\r\n%s\r\n", k, flags, len(v), v)
+		if res, err := rd.ReadString('\n'); err != nil || strings.TrimSpace(res) != "STORED" {
+			t.Fatalf("memcached set %s: %q %v", k, res, err)
+		}
+		changed++
+	}
+	return changed
 }
 
 // stableRound asks Prometheus straight (Cache-Control: no-cache) before
@@ -535,6 +627,67 @@ func TestResultsCache(t *testing.T) {
 	if noCache == 0 {
 		t.Errorf("Cache-Control: no-cache was not counted as a bypass")
 	}
+	// Replica A's audit records say which answers the cache put together,
+	// and from how many parts of its own.
+	fh, err := os.Open(cs.a.audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var ranges, assembled, partsHit int
+	for sc.Scan() {
+		var rec struct {
+			Route        string `json:"route"`
+			ResultsCache *struct {
+				PartsHit     int `json:"parts_hit"`
+				PartsFetched int `json:"parts_fetched"`
+			} `json:"results_cache"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("replica A audit: %v", err)
+		}
+		if rec.Route != "query_range" {
+			continue
+		}
+		ranges++
+		if rc := rec.ResultsCache; rc != nil {
+			assembled++
+			partsHit += rc.PartsHit
+			if rc.PartsHit+rc.PartsFetched == 0 {
+				t.Errorf("an audit record says the cache assembled an answer of no part")
+			}
+		}
+	}
+	t.Logf("replica A audit: %d query_range records, %d assembled by the cache from %d parts it held", ranges, assembled, partsHit)
+	if assembled == 0 || partsHit == 0 || ranges-assembled < int(noCache) {
+		t.Errorf("replica A audit: %d query_range records, %d assembled (%d parts hit); want some assembled from hits, and the %v no-cache ones not", ranges, assembled, partsHit, noCache)
+	}
+	// Integrity: someone who can write to memcached but has no signing
+	// key changes every item replica A stored for a new panel. Replica B
+	// refuses them all, asks Prometheus instead, and answers as Prometheus
+	// does.
+	pend = time.Now().Add(-5 * time.Second).Truncate(time.Minute)
+	pstart = pend.Add(-2 * time.Hour)
+	const tamperedPanel = `sum by (namespace) (cache_e2e_temperature)`
+	rangeQuery(t, cs.a, callerAdmin, tamperedPanel, pstart, pend, time.Minute, false)
+	rejectedBefore := metricValue(t, cs.b, `promgate_results_cache_memcached_rejected_total`)
+	changed := tamperMemcached(t, cs.mc)
+	want, got := stableRound(t, func() []byte {
+		return rangeQuery(t, cs.b, callerAdmin, tamperedPanel, pstart, pend, time.Minute, true)
+	}, func() map[string][]byte {
+		return map[string][]byte{"replica B": rangeQuery(t, cs.b, callerAdmin, tamperedPanel, pstart, pend, time.Minute, false)}
+	})
+	if d := cmp.Diff(want, cacheNormalized(t, got["replica B"])); d != "" {
+		t.Errorf("after memcached was tampered with, replica B's answer differs from Prometheus' (-want +got):\n%s", d)
+	}
+	rejected := metricValue(t, cs.b, `promgate_results_cache_memcached_rejected_total`) - rejectedBefore
+	t.Logf("memcached tampered with: %d items changed without the signing key; replica B refused %v of them and answered as Prometheus", changed, rejected)
+	if changed == 0 || rejected == 0 {
+		t.Errorf("tampering: %d items changed, %v refused by replica B; want both > 0", changed, rejected)
+	}
+
 	// POST bodies (Grafana's default) are read, and no answer of the real
 	// Prometheus was found unfit to cache.
 	for _, reason := range []string{"request", "answer"} {

@@ -622,6 +622,7 @@ type cacheMetrics struct {
 	evictions prometheus.Counter
 	bypassed  *prometheus.CounterVec
 	errors    prometheus.Counter
+	rejected  prometheus.Counter
 }
 
 func newCacheMetrics(reg prometheus.Registerer) *cacheMetrics {
@@ -638,6 +639,8 @@ func newCacheMetrics(reg prometheus.Registerer) *cacheMetrics {
 			Help: "query_range requests sent upstream as they are, by reason."}, []string{"reason"}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "promgate_results_cache_memcached_errors_total",
 			Help: "memcached operations that failed or timed out (counted as misses)."}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "promgate_results_cache_memcached_rejected_total",
+			Help: "memcached items refused because their key or signature did not match: written under another name, with another signing key, or by someone without it (counted as misses)."}),
 	}
 	for _, t := range []string{"memory", "memcached"} {
 		m.hits.WithLabelValues(t)
@@ -645,7 +648,7 @@ func newCacheMetrics(reg prometheus.Registerer) *cacheMetrics {
 	for _, r := range []string{"no_cache", "request", "params", "at_modifier", "fresh", "answer"} {
 		m.bypassed.WithLabelValues(r)
 	}
-	reg.MustRegister(m.hits, m.misses, m.bytes, m.evictions, m.bypassed, m.errors)
+	reg.MustRegister(m.hits, m.misses, m.bytes, m.evictions, m.bypassed, m.errors, m.rejected)
 	return m
 }
 
