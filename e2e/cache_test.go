@@ -668,11 +668,15 @@ func TestResultsCache(t *testing.T) {
 	// key changes every item replica A stored for a new panel. Replica B
 	// refuses them all, asks Prometheus instead, and answers as Prometheus
 	// does.
-	pend = time.Now().Add(-5 * time.Second).Truncate(time.Minute)
+	// The window ends before the live samples, so that Prometheus' answer
+	// holds still and one round is enough.
+	pend = time.Now().Add(-5 * time.Minute).Truncate(time.Minute)
 	pstart = pend.Add(-2 * time.Hour)
 	const tamperedPanel = `sum by (namespace) (cache_e2e_temperature)`
 	rangeQuery(t, cs.a, callerAdmin, tamperedPanel, pstart, pend, time.Minute, false)
 	rejectedBefore := metricValue(t, cs.b, `promgate_results_cache_memcached_rejected_total`)
+	hitsBefore := metricValue(t, cs.b, `promgate_results_cache_hits_total{tier="memcached"}`)
+	missesBefore := metricValue(t, cs.b, `promgate_results_cache_misses_total`)
 	changed := tamperMemcached(t, cs.mc)
 	want, got := stableRound(t, func() []byte {
 		return rangeQuery(t, cs.b, callerAdmin, tamperedPanel, pstart, pend, time.Minute, true)
@@ -683,9 +687,11 @@ func TestResultsCache(t *testing.T) {
 		t.Errorf("after memcached was tampered with, replica B's answer differs from Prometheus' (-want +got):\n%s", d)
 	}
 	rejected := metricValue(t, cs.b, `promgate_results_cache_memcached_rejected_total`) - rejectedBefore
-	t.Logf("memcached tampered with: %d items changed without the signing key; replica B refused %v of them and answered as Prometheus", changed, rejected)
-	if changed == 0 || rejected == 0 {
-		t.Errorf("tampering: %d items changed, %v refused by replica B; want both > 0", changed, rejected)
+	tHits := metricValue(t, cs.b, `promgate_results_cache_hits_total{tier="memcached"}`) - hitsBefore
+	tMisses := metricValue(t, cs.b, `promgate_results_cache_misses_total`) - missesBefore
+	t.Logf("memcached tampered with: %d items changed without the signing key; replica B read the panel's %v cacheable parts, refused %v, took %v", changed, tMisses+tHits, rejected, tHits)
+	if changed == 0 || rejected == 0 || tHits != 0 || rejected != tMisses {
+		t.Errorf("tampering: %d items changed; replica B refused %v parts, took %v from memcached, fetched %v; want every part it read refused and fetched", changed, rejected, tHits, tMisses)
 	}
 
 	// POST bodies (Grafana's default) are read, and no answer of the real
