@@ -110,6 +110,18 @@ func (h *harness) run(ctx context.Context) error {
 	if h.o.mode == "smoke" {
 		wls = []workload{wls[0], wls[2]}
 	}
+	if len(h.o.workloads) > 0 {
+		var keep []workload
+		for _, w := range wls {
+			if slices.Contains(h.o.workloads, w.name) {
+				keep = append(keep, w)
+			}
+		}
+		if len(keep) != len(h.o.workloads) {
+			return fmt.Errorf("-workloads %q: not every name is a workload of this mode", strings.Join(h.o.workloads, ","))
+		}
+		wls = keep
+	}
 	// Every target answers every workload with 200 and the same bytes
 	// before anything is measured.
 	for _, w := range wls {
@@ -131,7 +143,7 @@ func (h *harness) run(ctx context.Context) error {
 			}
 		}
 	}
-	if h.o.only == "tracing" {
+	if h.o.only == "tracing" || h.o.only == "tracing-aa" {
 		return h.tracingAB(ctx, wls)
 	}
 	// The idle-connection RSS is taken twice: on fresh processes, and
@@ -484,7 +496,13 @@ func (h *harness) startProxies() error {
 	if h.otlp, err = startOTLPSink(); err != nil {
 		return err
 	}
-	for _, name := range []string{"promgate-mtls", "promgate-mtls-solo", "promgate-mtls-traced"} {
+	names := []string{"promgate-mtls", "promgate-mtls-solo", "promgate-mtls-traced"}
+	if h.o.only == "tracing-aa" {
+		// (4d) a twin of (4), the same configuration in another process:
+		// the A/A calibration of the tracing A/B.
+		names = append(names, "promgate-mtls-twin")
+	}
+	for _, name := range names {
 		if err := h.startMTLSGateway(name, teamA); err != nil {
 			return err
 		}

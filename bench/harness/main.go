@@ -30,6 +30,10 @@ type options struct {
 	// compressed refresh interval and number of rounds.
 	dashRefresh time.Duration
 	dashRounds  int
+	// workloads keeps only the named workloads (all when empty), and
+	// rounds sets the tracing A/B's rounds.
+	workloads []string
+	rounds    int
 }
 
 func main() {
@@ -48,9 +52,11 @@ func run() error {
 	flag.IntVar(&o.idle, "idle", 0, "idle keep-alive connections for the RSS check (default 1000 full, 100 smoke)")
 	flag.StringVar(&o.results, "results", "", "results folder (default <module>/bench/results)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, audit file, TSDB) for inspection")
-	flag.StringVar(&o.only, "only", "", "sidecar: measure only the exporter-sidecar cases and write bench/results/<date>-sidecar.md, leaving latest.md alone; tracing: promgate with tracing off and on in alternating cells, written to bench/results/<date>-tracing.md; write: only the remote write cells (promgate and the bare TLS proxy into a remote-write receiver), written to bench/results/<date>-write.md; dashboards: only the dashboard workload, written to bench/results/<date>-dashboards.md")
+	flag.StringVar(&o.only, "only", "", "sidecar: measure only the exporter-sidecar cases and write bench/results/<date>-sidecar.md, leaving latest.md alone; tracing: promgate with tracing off and on in alternating cells, written to bench/results/<date>-tracing.md; tracing-aa: the same method with tracing off on both sides (two identical gateways), which shows the method's own bias and spread, written to bench/results/<date>-tracing-aa.md; write: only the remote write cells (promgate and the bare TLS proxy into a remote-write receiver), written to bench/results/<date>-write.md; dashboards: only the dashboard workload, written to bench/results/<date>-dashboards.md")
 	flag.DurationVar(&o.dashRefresh, "dash-refresh", 0, "dashboard workload: refresh interval, jitter a fifth of it (default 15s full, 500ms smoke; Grafana's own is 30s)")
 	flag.IntVar(&o.dashRounds, "dash-rounds", 0, "dashboard workload: loads per person (default 4 full, 2 smoke)")
+	wlFlag := flag.String("workloads", "", "comma-separated workloads to measure (default all: instant-1, instant-20, range-1MB, series)")
+	flag.IntVar(&o.rounds, "rounds", 9, "tracing and tracing-aa: alternating rounds per cell")
 	flag.BoolVar(&o.gzip, "gzip", false, "send Accept-Encoding: gzip, as Grafana does (default identity: the same bytes through every target)")
 	flag.Parse()
 	switch o.mode {
@@ -75,8 +81,14 @@ func run() error {
 	default:
 		return fmt.Errorf("-mode %q: use full or smoke", o.mode)
 	}
-	if o.only != "" && o.only != "sidecar" && o.only != "tracing" && o.only != "write" && o.only != "dashboards" {
-		return fmt.Errorf("-only %q: use sidecar, tracing, write or dashboards", o.only)
+	if o.only != "" && o.only != "sidecar" && o.only != "tracing" && o.only != "tracing-aa" && o.only != "write" && o.only != "dashboards" {
+		return fmt.Errorf("-only %q: use sidecar, tracing, tracing-aa, write or dashboards", o.only)
+	}
+	if *wlFlag != "" {
+		o.workloads = strings.Split(*wlFlag, ",")
+	}
+	if o.rounds < 1 {
+		return fmt.Errorf("-rounds %d: want at least 1", o.rounds)
 	}
 	for _, s := range strings.Split(*concFlag, ",") {
 		var c int

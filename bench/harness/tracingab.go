@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,15 +18,24 @@ import (
 // per 1,000 requests, exporter included; the report gives the median of
 // each and the ratio. It writes bench/results/<date>-tracing.md.
 func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
-	const rounds = 9
+	rounds := h.o.rounds
 	pair := []*target{h.target("promgate-mtls"), h.target("promgate-mtls-traced")}
+	title, suffix := "Tracing A/B", "tracing"
+	what := "promgate-mtls against promgate-mtls-traced (tracing on, every request's five spans sampled and exported over OTLP/HTTP to a sink in the harness)"
+	if h.o.only == "tracing-aa" {
+		// A/A: the method with nothing to find. Its ratios are the
+		// method's own bias and spread on this machine.
+		pair[1] = h.target("promgate-mtls-twin")
+		title, suffix = "Tracing A/A calibration", "tracing-aa"
+		what = "promgate-mtls against promgate-mtls-twin (the same configuration, tracing off on both: an A/A run of the tracing A/B's method; `off` below is promgate-mtls and `on` its twin)"
+	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	p("# Tracing A/B, %s\n\n", h.started.UTC().Format("2006-01-02 15:04Z"))
+	p("# %s, %s\n\n", title, h.started.UTC().Format("2006-01-02 15:04Z"))
 	p("- machine: %d CPUs, load average %s at start, %s at end\n", numCPU(), h.loadStart, loadAvg())
-	p("- promgate-mtls against promgate-mtls-traced (tracing on, every request's five spans sampled and exported over OTLP/HTTP to a sink in the harness), alternating cells of %v after %v warm-up, %d rounds; medians\n", h.o.duration, h.o.warmup, rounds)
+	p("- %s, alternating cells of %v after %v warm-up, %d rounds; medians\n", what, h.o.duration, h.o.warmup, rounds)
 	p("- CPU is utime+stime of the gateway process per 1,000 successful requests (the span exporter's goroutine included)\n\n")
-	p("| workload | c | req/s off | req/s on | on ÷ off | CPU s/1k off | CPU s/1k on | CPU on ÷ off |\n|---|---|---|---|---|---|---|---|\n")
+	p("| workload | c | req/s off | req/s on | on ÷ off | CPU s/1k off | CPU s/1k on | CPU on ÷ off | CPU ratio, each round |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range wls {
 		for _, conc := range h.o.conc {
 			var rps, cpu [2][]float64
@@ -49,8 +59,15 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 				}
 			}
 			ro, rn, co, cn := median(rps[0]), median(rps[1]), median(cpu[0]), median(cpu[1])
-			logf("tracing A/B %-10s c=%-3d req/s %.0f → %.0f (%.3f×), CPU s/1k %.3f → %.3f (%.3f×)", w.name, conc, ro, rn, rn/ro, co, cn, cn/co)
-			p("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |\n", w.name, conc, ro, rn, rn/ro, co, cn, cn/co)
+			// Each round's own CPU ratio: their range is the spread
+			// the medians hide.
+			lo, hi := math.Inf(1), math.Inf(-1)
+			for r := range cpu[0] {
+				q := cpu[1][r] / cpu[0][r]
+				lo, hi = math.Min(lo, q), math.Max(hi, q)
+			}
+			logf("%s %-10s c=%-3d req/s %.0f → %.0f (%.3f×), CPU s/1k %.3f → %.3f (%.3f×, rounds %.3f–%.3f)", suffix, w.name, conc, ro, rn, rn/ro, co, cn, cn/co, lo, hi)
+			p("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f–%.3f |\n", w.name, conc, ro, rn, rn/ro, co, cn, cn/co, lo, hi)
 		}
 	}
 	p("\n%d OTLP exports, %.1f MiB received by the sink.\n", h.otlp.exports.Load(), float64(h.otlp.bytes.Load())/(1<<20))
@@ -58,7 +75,7 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 	if err := os.MkdirAll(h.o.results, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(h.o.results, h.started.UTC().Format("2006-01-02T1504Z")+"-tracing.md")
+	path := filepath.Join(h.o.results, h.started.UTC().Format("2006-01-02T1504Z")+"-"+suffix+".md")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil { //nolint:gosec // a results file, meant to be read
 		return err
 	}
