@@ -5,8 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -158,19 +156,7 @@ func (a *amGateway) amtool(t *testing.T, who string, args ...string) (string, er
 // httpClient returns an HTTP client presenting who's certificate.
 func (a *amGateway) httpClient(t *testing.T, who string) *http.Client {
 	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(a.pki, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(a.pki, "client-"+who+".crt"), filepath.Join(a.pki, "client-"+who+".key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &http.Client{Timeout: requestBudget, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
-	}}}
+	return &http.Client{Timeout: requestBudget, Transport: &http.Transport{TLSClientConfig: clientTLS(t, a.pki, a.pki, who)}}
 }
 
 // amSilence is the part of a silence the test reads.

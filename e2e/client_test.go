@@ -165,6 +165,31 @@ var (
 	clients   = map[string]*client{}
 )
 
+// clientTLS is a client's TLS configuration: it trusts caDir's ca.crt and,
+// unless name is empty, presents the certificate client-<name> of certDir.
+func clientTLS(t testing.TB, caDir, certDir, name string) *tls.Config {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(caDir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("no CA certificate in", filepath.Join(caDir, "ca.crt"))
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if name != "" {
+		cert, err := tls.LoadX509KeyPair(
+			filepath.Join(certDir, "client-"+name+".crt"),
+			filepath.Join(certDir, "client-"+name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc
+}
+
 // newClient returns a client of gw presenting the certificate client-<name>
 // from pkiDir; an empty name presents no certificate. Clients are cached so
 // that tests reuse connections.
@@ -176,25 +201,7 @@ func newClient(t testing.TB, gw *gateway, pkiDir, name string) *client {
 	if c, ok := clients[key]; ok {
 		return c
 	}
-	caPEM, err := os.ReadFile(filepath.Join(env.pki, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatal("no CA certificate in ca.crt")
-	}
-	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	if name != "" {
-		cert, err := tls.LoadX509KeyPair(
-			filepath.Join(pkiDir, "client-"+name+".crt"),
-			filepath.Join(pkiDir, "client-"+name+".key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
+	tr := &http.Transport{TLSClientConfig: clientTLS(t, env.pki, pkiDir, name), MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
 	c := &client{
 		name: name,
 		gw:   gw,

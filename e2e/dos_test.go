@@ -5,13 +5,10 @@ package e2e
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,20 +35,8 @@ func startOwnGateway(t *testing.T, name, authType string) *gateway {
 
 func tlsConfigFor(t *testing.T, name string) *tls.Config {
 	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(env.pki, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	tc := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	if name != "" {
-		cert, err := tls.LoadX509KeyPair(filepath.Join(env.pki, "client-"+name+".crt"), filepath.Join(env.pki, "client-"+name+".key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
+	tc := clientTLS(t, env.pki, env.pki, name)
+	tc.ServerName = "127.0.0.1"
 	return tc
 }
 

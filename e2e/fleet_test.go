@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -212,20 +211,10 @@ func startFleet(t *testing.T) *fleet {
 // connection per request in flight, so that HAProxy spreads them.
 func fleetClient(t *testing.T) *http.Client {
 	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(env.pki, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(env.pki, "client-team-a.crt"), filepath.Join(env.pki, "client-team-a.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fleetClientIP)}, Timeout: 5 * time.Second}
 	tr := &http.Transport{
 		DialContext:         d.DialContext,
-		TLSClientConfig:     &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     clientTLS(t, env.pki, env.pki, "team-a"),
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1: one replica per connection
 		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     30 * time.Second,
@@ -503,16 +492,6 @@ const fleetSlowInFlight = 4
 // on the channel as they end.
 func fleetSlowRequests(t *testing.T, r *replica, n int) <-chan fleetResult {
 	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(env.pki, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(env.pki, "client-team-a.crt"), filepath.Join(env.pki, "client-team-a.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dst, err := net.ResolveTCPAddr("tcp", r.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -530,7 +509,7 @@ func fleetSlowRequests(t *testing.T, r *replica, n int) <-chan fleetResult {
 			}
 			return c, nil
 		},
-		TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:   clientTLS(t, env.pki, env.pki, "team-a"),
 		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
 		DisableKeepAlives: true,
 	}

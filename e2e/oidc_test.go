@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -711,17 +710,11 @@ const (
 // login form), and returns the gateway's session cookies.
 func (o *oidcStack) codeLogin(t *testing.T, user string) []*http.Cookie {
 	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(env.pki, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{
 		Jar:       jar,
 		Timeout:   requestBudget,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+		Transport: &http.Transport{TLSClientConfig: clientTLS(t, env.pki, "", "")},
 	}
 	defer hc.CloseIdleConnections()
 	gw := "https://" + o.gw.addr

@@ -5,8 +5,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,19 +165,7 @@ func (s *writeStack) readRecords(t *testing.T) (samples, chunks, refused int) {
 // readClient is an HTTP client with a client certificate of pki.
 func readClient(t *testing.T, pki, name string) *http.Client {
 	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(pki, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "client-"+name+".crt"), filepath.Join(pki, "client-"+name+".key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &http.Client{Timeout: requestBudget, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-	}}
+	return &http.Client{Timeout: requestBudget, Transport: &http.Transport{TLSClientConfig: clientTLS(t, pki, pki, name)}}
 }
 
 // remoteRead sends one remote read query of the last five minutes asking

@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -232,13 +230,7 @@ func TestScrape(t *testing.T) {
 	o.waitIssuerUp(t, oidcBudget)
 
 	t.Run("anonymous probe answers nothing", func(t *testing.T) {
-		caPEM, err := os.ReadFile(filepath.Join(pki, "ca.crt"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(caPEM)
-		hc := &http.Client{Timeout: requestBudget, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		hc := &http.Client{Timeout: requestBudget, Transport: &http.Transport{TLSClientConfig: clientTLS(t, pki, "", "")}}
 		for _, path := range []string{"/metrics", "/teams/metrics", "/-/healthy", "/api/v1/query?query=up"} {
 			resp, err := hc.Get("https://" + g.addr + path)
 			if err != nil {

@@ -249,19 +249,30 @@ func TestThanos(t *testing.T) {
 		procs = append(procs, p)
 	}
 
-	teams := func(c *client, req request) []string {
-		t.Helper()
-		res := c.do(t, req)
+	// tenantsOf asks req as c and returns the tenants in the answer.
+	tenantsOf := func(c *client, req request) ([]string, error) {
+		res, err := c.try(req)
+		if err != nil {
+			return nil, err
+		}
 		if res.status != http.StatusOK {
-			t.Fatalf("%s: %s", req, res)
+			return nil, fmt.Errorf("%d %.200s", res.status, res.body)
 		}
 		var body struct {
 			Data json.RawMessage `json:"data"`
 		}
 		if err := json.Unmarshal(res.body, &body); err != nil {
+			return nil, err
+		}
+		return teamsIn(body.Data), nil
+	}
+	teams := func(c *client, req request) []string {
+		t.Helper()
+		got, err := tenantsOf(c, req)
+		if err != nil {
 			t.Fatalf("%s: %v", req, err)
 		}
-		return teamsIn(body.Data)
+		return got
 	}
 	instant := func(extra url.Values) request {
 		q := url.Values{"query": {"fleet_thanos_metric"}}
@@ -276,20 +287,11 @@ func TestThanos(t *testing.T) {
 	// receivers' stores, within a few seconds. Until then the queriers may
 	// answer with an error, which is not yet a failure.
 	waiting := func(c *client) string {
-		res, err := c.try(instant(nil))
+		got, err := tenantsOf(c, instant(nil))
 		if err != nil {
 			return err.Error()
 		}
-		if res.status != http.StatusOK {
-			return fmt.Sprintf("%d %.200s", res.status, res.body)
-		}
-		var body struct {
-			Data json.RawMessage `json:"data"`
-		}
-		if err := json.Unmarshal(res.body, &body); err != nil {
-			return err.Error()
-		}
-		return strings.Join(teamsIn(body.Data), ",")
+		return strings.Join(got, ",")
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
