@@ -2,12 +2,12 @@ package proxy
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/promgate/promgate/tracing"
@@ -37,16 +37,26 @@ const (
 // is: the spans are reached through the request's state, and the context
 // that goes upstream is read from here (upstreamContext). That spares a
 // copy of the request and a context a span.
+//
+// The gateway's tracer reuses a request's spans once they are exported
+// (tracing.StartServer), so nothing here touches a span after end: the
+// span contexts that are read afterwards (the audit record's trace id) are
+// kept here, every method does nothing once done is set, and end drops
+// the references to the spans (a use after end is a nil dereference in the
+// tests, not a read of another request's span).
 type reqTrace struct {
 	tracer trace.Tracer
 	// ctx holds the server span, the parent of every step, for a tracer
 	// other than the gateway's; nil until needed.
 	ctx  context.Context
 	span trace.Span
+	// sc is the server span's context, and upSC the upstream span's once
+	// started.
+	sc, upSC trace.SpanContext
 	// step is the current step's span, or nil.
 	step trace.Span
-	// up is the upstream span once started, or nil.
-	up trace.Span
+	// done is set when the server span has ended.
+	done bool
 }
 
 // startTrace starts the server span of r, under the caller's trace context
@@ -56,7 +66,7 @@ func (h *Handler) startTrace(r *http.Request, st *state) {
 	if span, ok := tracing.StartServer(h.tracer, parent, "promgate"); ok {
 		// The gateway's tracer: no context is made; child makes one only
 		// if it ever needs the API.
-		st.tr = &reqTrace{tracer: h.tracer, span: span}
+		st.tr = &reqTrace{tracer: h.tracer, span: span, sc: span.SpanContext()}
 		return
 	}
 	ctx := r.Context()
@@ -64,7 +74,7 @@ func (h *Handler) startTrace(r *http.Request, st *state) {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 	}
 	ctx, span := h.tracer.Start(ctx, "promgate", trace.WithSpanKind(trace.SpanKindServer))
-	st.tr = &reqTrace{tracer: h.tracer, ctx: ctx, span: span}
+	st.tr = &reqTrace{tracer: h.tracer, ctx: ctx, span: span, sc: span.SpanContext()}
 }
 
 // child starts a step's span under the server span: without a context
@@ -84,18 +94,18 @@ func (t *reqTrace) child(name string, kind trace.SpanKind) trace.Span {
 // request that is not sampled makes no step spans: nothing would record
 // them, and every standard sampler decides a trace's spans alike.
 func (t *reqTrace) enter(name string) {
-	if t == nil {
+	if t == nil || t.done {
 		return
 	}
 	t.leave()
-	if t.span.IsRecording() {
+	if t.sc.IsSampled() || t.span.IsRecording() {
 		t.step = t.child(name, trace.SpanKindInternal)
 	}
 }
 
 // leave ends the current step's span.
 func (t *reqTrace) leave() {
-	if t == nil || t.step == nil {
+	if t == nil || t.done || t.step == nil {
 		return
 	}
 	t.step.End()
@@ -106,15 +116,15 @@ func (t *reqTrace) leave() {
 // context stampHeaders then sends upstream. Not sampled, the server span's
 // context goes upstream instead.
 func (t *reqTrace) upstream() {
-	if t == nil {
+	if t == nil || t.done {
 		return
 	}
 	t.leave()
-	if !t.span.IsRecording() {
+	if !t.sc.IsSampled() && !t.span.IsRecording() {
 		return
 	}
 	t.step = t.child(spanUpstream, trace.SpanKindClient)
-	t.up = t.step
+	t.upSC = t.step.SpanContext()
 }
 
 // upstreamContext is the span context that goes upstream: the upstream
@@ -123,23 +133,23 @@ func (t *reqTrace) upstreamContext() trace.SpanContext {
 	switch {
 	case t == nil:
 		return trace.SpanContext{}
-	case t.up != nil:
-		return t.up.SpanContext()
+	case t.upSC.IsValid():
+		return t.upSC
 	}
-	return t.span.SpanContext()
+	return t.sc
 }
 
 // answered records the upstream's status on the upstream span: 0 when the
 // upstream could not be reached or its answer could not be used.
 func (t *reqTrace) answered(status int) {
-	if t == nil || t.step == nil || !t.step.IsRecording() {
+	if t == nil || t.done || t.step == nil || !t.step.IsRecording() {
 		return
 	}
 	if status == 0 {
 		t.step.SetStatus(codes.Error, "no usable answer from the upstream")
 		return
 	}
-	tracing.SetAttributesOwned(t.step, []attribute.KeyValue{attribute.Int("http.response.status_code", status)})
+	tracing.SetAttributes(t.step, attribute.Int("http.response.status_code", status))
 	if status >= 500 {
 		t.step.SetStatus(codes.Error, "")
 	}
@@ -147,16 +157,16 @@ func (t *reqTrace) answered(status int) {
 
 // end ends the open step and the server span, with what the request
 // turned out to be. Attributes name the caller by subject only: never a
-// credential, a query or a header.
+// credential, a query or a header. Nothing touches the spans afterwards.
 func (t *reqTrace) end(st *state, method string, status int) {
-	if t == nil {
+	if t == nil || t.done {
 		return
 	}
 	t.leave()
 	if t.span.IsRecording() {
 		t.span.SetName(spanName(st.route))
-		attrs := make([]attribute.KeyValue, 0, 8)
-		attrs = append(attrs,
+		var buf [8]attribute.KeyValue
+		attrs := append(buf[:0],
 			attribute.String("promgate.route", st.route),
 			attribute.String("http.request.method", methodAttr(method)),
 			attribute.Int("http.response.status_code", status),
@@ -177,12 +187,14 @@ func (t *reqTrace) end(st *state, method string, status int) {
 		if st.coalesced {
 			attrs = append(attrs, attribute.Bool("promgate.coalesced", true))
 		}
-		tracing.SetAttributesOwned(t.span, attrs)
+		tracing.SetAttributes(t.span, attrs...)
 		if status >= 500 {
 			t.span.SetStatus(codes.Error, strconv.Itoa(status)+" "+http.StatusText(status))
 		}
 	}
+	t.done = true
 	t.span.End()
+	t.span, t.step = nil, nil
 }
 
 // traceIDOf is the trace id of the audit record: the request's trace when
@@ -190,7 +202,7 @@ func (t *reqTrace) end(st *state, method string, status int) {
 // traceparent's, else none.
 func traceIDOf(r *http.Request, st *state) string {
 	if st.tr != nil {
-		return st.tr.span.SpanContext().TraceID().String()
+		return st.tr.sc.TraceID().String()
 	}
 	id, _ := callerTraceID(r)
 	return id
@@ -222,9 +234,6 @@ func methodAttr(m string) string {
 	}
 	return "_OTHER"
 }
-
-// traceContext writes the gateway's own span context upstream.
-var traceContext propagation.TraceContext
 
 // callerTraceparent returns the caller's traceparent when it is sent once
 // and well-formed: the one stampHeaders passes through with tracing off.
@@ -289,7 +298,24 @@ func callerSpanContext(r *http.Request) (trace.SpanContext, bool) {
 	return trace.NewSpanContext(scc), true
 }
 
-// injectTraceContext writes sc upstream as traceparent and tracestate.
+// injectTraceContext writes sc upstream as traceparent and tracestate,
+// as OpenTelemetry's TraceContext propagator writes them (the sampled and
+// random flags only; trace_test.go checks that they agree), without the
+// context the propagator reads them from.
 func injectTraceContext(hdr http.Header, sc trace.SpanContext) {
-	traceContext.Inject(trace.ContextWithSpanContext(context.Background(), sc), propagation.HeaderCarrier(hdr))
+	if !sc.IsValid() {
+		return
+	}
+	if ts := sc.TraceState().String(); ts != "" {
+		hdr["Tracestate"] = []string{ts}
+	}
+	tid, sid := sc.TraceID(), sc.SpanID()
+	var b [55]byte
+	b[0], b[1], b[2] = '0', '0', '-'
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
+	hdr["Traceparent"] = []string{string(b[:])}
 }

@@ -1,12 +1,17 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,9 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/promgate/promgate/config"
 	"github.com/promgate/promgate/tracing"
@@ -432,4 +440,171 @@ func mapsEqual(a, b map[attribute.Key]string) bool {
 		}
 	}
 	return true
+}
+
+// TestInjectMatchesPropagator checks injectTraceContext against
+// OpenTelemetry's own TraceContext propagator, for every flag byte and with
+// and without a tracestate.
+func TestInjectMatchesPropagator(t *testing.T) {
+	ts, err := trace.ParseTraceState(callerState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for flags := range 256 {
+		for _, state := range []trace.TraceState{{}, ts} {
+			sc := trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 15: 0x36}, SpanID: trace.SpanID{0, 0xf0, 7: 0xb7},
+				TraceFlags: trace.TraceFlags(flags), TraceState: state,
+			})
+			got, want := http.Header{}, http.Header{}
+			injectTraceContext(got, sc)
+			propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), propagation.HeaderCarrier(want))
+			if !maps.EqualFunc(got, want, slices.Equal) {
+				t.Fatalf("flags %02x, tracestate %q: wrote %v, the propagator %v", flags, state.String(), got, want)
+			}
+		}
+	}
+	hdr := http.Header{}
+	injectTraceContext(hdr, trace.SpanContext{})
+	if len(hdr) != 0 {
+		t.Errorf("an invalid span context wrote %v", hdr)
+	}
+}
+
+// TestTracingReusedSpansConcurrent serves requests from many goroutines
+// with the gateway's tracer exporting over OTLP/HTTP, which reuses each
+// request's spans once exported, with batches small and frequent enough to
+// export while the requests run. Under -race (make test), a span touched
+// after its request ended is a data race with its reuse; and every
+// exported trace must be one request's: the server span's request id is
+// the audit record's of that trace, and the upstream saw that trace's
+// upstream span as its parent.
+func TestTracingReusedSpansConcurrent(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	var got []*tracepb.Span
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var td tracepb.TracesData
+		if err := proto.Unmarshal(b, &td); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rs := range td.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				got = append(got, ss.Spans...)
+			}
+		}
+	}))
+	t.Cleanup(sink.Close)
+	p, err := tracing.New(config.Tracing{Enabled: true, Endpoint: sink.URL}, tracing.Options{
+		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), Version: "test",
+		Getenv: func(k string) string {
+			return map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "1", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "8", "OTEL_BSP_MAX_QUEUE_SIZE": "100000"}[k]
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h = tracedHandler(t, f, p.Tracer())
+	const workers, requests = 8, 40
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range requests {
+				// A time of its own, so that no two requests are coalesced.
+				at := strconv.FormatInt(time.Now().Unix()-int64(w*requests+i), 10)
+				user, target := "alice", "/api/v1/query?query=up&time="+at
+				switch i % 3 {
+				case 1:
+					user = "mallory" // denied: no upstream span
+				case 2:
+					user, target = "root", "/api/v1/labels?start="+at
+				}
+				wr := f.do(t, request{user: user, target: target, header: map[string]string{
+					"Traceparent": fmt.Sprintf("00-%016x%016x-%s-01", w+1, i+1, callerSpan),
+				}})
+				if want := map[bool]int{true: http.StatusForbidden, false: http.StatusOK}[user == "mallory"]; wr.Code != want {
+					t.Errorf("%s %s: status %d, want %d: %s", user, target, wr.Code, want, wr.Body.String())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Each trace's spans by name, and its server span's request id.
+	traces := map[string]map[string]*tracepb.Span{}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range got {
+		tid := hex.EncodeToString(s.TraceId)
+		if traces[tid] == nil {
+			traces[tid] = map[string]*tracepb.Span{}
+		}
+		if traces[tid][s.Name] != nil {
+			t.Fatalf("trace %s has two %q spans", tid, s.Name)
+		}
+		traces[tid][s.Name] = s
+	}
+	if len(traces) != workers*requests {
+		t.Fatalf("%d traces exported, want %d", len(traces), workers*requests)
+	}
+	f.aud.mu.Lock()
+	recs := map[string]string{}
+	for _, r := range f.aud.records {
+		recs[r.TraceID] = r.ID
+	}
+	f.aud.mu.Unlock()
+	sawParent := map[string]string{}
+	f.up.mu.Lock()
+	for _, r := range f.up.reqs {
+		tp := r.Header.Get("Traceparent")
+		sawParent[tp[3:35]] = tp[36:52]
+	}
+	f.up.mu.Unlock()
+	checked := 0
+	for tid, spans := range traces {
+		var server *tracepb.Span
+		for name, s := range spans {
+			if strings.HasPrefix(name, "promgate ") {
+				server = s
+			}
+		}
+		if server == nil {
+			t.Fatalf("trace %s has no server span: %v", tid, spans)
+		}
+		id := ""
+		for _, kv := range server.Attributes {
+			if kv.Key == "promgate.request_id" {
+				id = kv.Value.GetStringValue()
+			}
+		}
+		if id == "" || recs[tid] != id {
+			t.Fatalf("trace %s: server span's request id %q, audit record's %q", tid, id, recs[tid])
+		}
+		for name, s := range spans {
+			if s != server && !bytes.Equal(s.ParentSpanId, server.SpanId) {
+				t.Fatalf("trace %s: %s's parent %x is not the server span %x", tid, name, s.ParentSpanId, server.SpanId)
+			}
+		}
+		// A request coalesced with another (the same labels request at
+		// once) sent nothing upstream of its own.
+		if up := spans[spanUpstream]; up != nil {
+			if parent, ok := sawParent[tid]; ok {
+				checked++
+				if parent != hex.EncodeToString(up.SpanId) {
+					t.Fatalf("trace %s: the upstream saw parent %q, want the upstream span %x", tid, parent, up.SpanId)
+				}
+			}
+		}
+	}
+	if checked < workers*requests/2 {
+		t.Errorf("only %d upstream requests checked", checked)
+	}
 }

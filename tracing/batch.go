@@ -131,6 +131,10 @@ type batcher struct {
 	dropped func(n int)
 	// failed receives the exporter's errors (logged at a bounded rate).
 	failed func(error)
+	// free holds the groups of spans for reuse when the exporter keeps
+	// nothing of a batch once ExportSpans has returned (see group in
+	// tracer.go); nil otherwise.
+	free *freeGroups
 
 	mu      sync.Mutex
 	queue   []*SpanData
@@ -146,7 +150,7 @@ type batcher struct {
 	once  sync.Once
 }
 
-func newBatcher(cfg batchConfig, exp SpanExporter, dropped func(n int), failed func(error)) *batcher {
+func newBatcher(cfg batchConfig, exp SpanExporter, recycle bool, dropped func(n int), failed func(error)) *batcher {
 	b := &batcher{
 		cfg: cfg, exp: exp, dropped: dropped, failed: failed,
 		queue: make([]*SpanData, 0, cfg.maxBatch),
@@ -154,6 +158,9 @@ func newBatcher(cfg batchConfig, exp SpanExporter, dropped func(n int), failed f
 		flush: make(chan chan struct{}),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
+	}
+	if recycle {
+		b.free = &freeGroups{}
 	}
 	go b.loop()
 	return b
@@ -164,6 +171,7 @@ func (b *batcher) enqueue(s *SpanData) {
 	if b.stopped || len(b.queue) >= b.cfg.maxQueue {
 		b.mu.Unlock()
 		b.dropped(1)
+		s.release()
 		return
 	}
 	b.queue = append(b.queue, s)
@@ -203,6 +211,9 @@ func (b *batcher) loop() {
 				b.failed(err)
 			}
 			cancel()
+			for _, s := range q[:n] {
+				s.release()
+			}
 			clear(q[:n])
 			q = q[n:]
 		}

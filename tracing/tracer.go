@@ -3,7 +3,9 @@ package tracing
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -160,6 +162,8 @@ type SpanData struct {
 	StatusDescription string
 	// Extra holds what the gateway's own spans never have.
 	*Extra
+	// grp is the group of the span, or nil (see group).
+	grp *group
 }
 
 // Extra is a span's events and links, rarely set.
@@ -189,7 +193,17 @@ type span struct {
 	mu    sync.Mutex
 	ended bool
 	data  SpanData
+	// grp is the group the span belongs to (StartServer and Child), or
+	// nil for a span of its own.
+	grp *group
+	// inline holds the first attributes, so that setting them allocates
+	// nothing.
+	inline [inlineAttributes]attribute.KeyValue
 }
+
+// inlineAttributes is how many attributes a span holds without an
+// allocation: the most the gateway sets on a step.
+const inlineAttributes = 2
 
 func (s *span) SpanContext() trace.SpanContext { return s.data.SpanContext }
 
@@ -220,7 +234,9 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 	s.mu.Unlock()
 	if s.sampled && s.tracer.queue != nil {
 		s.tracer.queue.enqueue(&s.data)
+		return
 	}
+	s.data.release()
 }
 
 func (s *span) SetName(name string) {
@@ -258,7 +274,7 @@ func (s *span) SetAttributes(kvs ...attribute.KeyValue) {
 // skipped, as the SDK does.
 func (s *span) setAttributes(kvs []attribute.KeyValue) {
 	if s.data.Attributes == nil && len(kvs) > 0 {
-		s.data.Attributes = make([]attribute.KeyValue, 0, len(kvs))
+		s.data.Attributes = s.inline[:0]
 	}
 next:
 	for _, kv := range kvs {
@@ -375,28 +391,136 @@ func putUint64(b []byte, v uint64) {
 	}
 }
 
+// A request's spans are made by StartServer and Child in one allocation,
+// a group: the server span and its first steps. When the exporter keeps
+// nothing of what it exports (the OTLP exporter encodes a batch and lets it
+// go), a group is reused once every span in it has been exported or
+// dropped: the gateway's tracing then makes almost no garbage a request.
+// The price is a rule for the caller, which the gateway's request path
+// keeps: a span of StartServer or Child, and every span made under it, is
+// not used in any way once the server span has ended (its memory may
+// already be another request's). Spans of Tracer.Start are never reused.
+
+// groupSpans is a group's spans: the gateway's server span and its four
+// steps. A request with more steps gets the others one by one.
+const groupSpans = 5
+
+type group struct {
+	spans [groupSpans]span
+	// serverAttributes holds the server span's attributes (the steps' fit
+	// in their own inline arrays).
+	serverAttributes [serverAttributes]attribute.KeyValue
+	// used is how many of spans were handed out; only the request's
+	// goroutine reads and writes it, before its server span ends.
+	used int
+	// refs counts the spans handed out and not yet released: exported,
+	// dropped, or ended without a queue.
+	refs atomic.Int32
+	// free is the list the group goes back to when refs falls to zero, or
+	// nil when it is not reused.
+	free *freeGroups
+}
+
+// serverAttributes is how many attributes the server span holds without an
+// allocation: the most the gateway sets on it.
+const serverAttributes = 8
+
+// freeGroups holds groups for reuse, at most maxFreeGroups. It is a list
+// under a mutex rather than a sync.Pool, which the garbage collector
+// empties: at thousands of requests a second the collector runs often
+// enough that a pool would hand out new groups for a good share of them.
+type freeGroups struct {
+	mu     sync.Mutex
+	groups []*group
+}
+
+// maxFreeGroups bounds what is kept for reuse: about 1.6 MB, enough for
+// the groups of a default-sized queue (2,048 spans) in flight.
+const maxFreeGroups = 512
+
+func (f *freeGroups) get() *group {
+	f.mu.Lock()
+	n := len(f.groups)
+	if n == 0 {
+		f.mu.Unlock()
+		return &group{free: f}
+	}
+	g := f.groups[n-1]
+	f.groups[n-1] = nil
+	f.groups = f.groups[:n-1]
+	f.mu.Unlock()
+	g.free = f
+	return g
+}
+
+func (f *freeGroups) put(g *group) {
+	*g = group{}
+	f.mu.Lock()
+	if len(f.groups) < maxFreeGroups {
+		f.groups = append(f.groups, g)
+	}
+	f.mu.Unlock()
+}
+
+// newGroup returns an empty group, reused when q recycles.
+func newGroup(q *batcher) *group {
+	if q == nil || q.free == nil {
+		return &group{}
+	}
+	return q.free.get()
+}
+
+// take returns the group's next span, or a span of its own when the group
+// is full.
+func (g *group) take() *span {
+	if g.used == groupSpans {
+		return &span{}
+	}
+	s := &g.spans[g.used]
+	g.used++
+	g.refs.Add(1)
+	s.grp = g
+	return s
+}
+
+// release lets go of one of the group's spans; the last one reuses the
+// group.
+func (g *group) release() {
+	if g.refs.Add(-1) == 0 && g.free != nil {
+		g.free.put(g)
+	}
+}
+
+// release lets go of the span whose data d is, once exported or dropped.
+func (d *SpanData) release() {
+	if d.grp != nil {
+		d.grp.release()
+	}
+}
+
 // Child starts a span of kind under parent, without a context, when parent
-// is a span of the gateway's tracer: the fast path for the gateway's steps,
+// is a span of StartServer or Child: the fast path for the gateway's steps,
 // which need no context of their own (their span context is read from the
-// span). A child is sampled as its parent is. It returns nil for any other
-// span (a non-recording one, or another tracer's), and the caller then
-// starts the span with its tracer.
+// span). A child is sampled as its parent is, and shares its group (see
+// above: it is not used once the server span has ended). It returns nil for
+// any other span (a non-recording one, or another tracer's), and the caller
+// then starts the span with its tracer.
 func Child(parent trace.Span, name string, kind trace.SpanKind) trace.Span {
 	p, ok := parent.(*span)
-	if !ok {
+	if !ok || p.grp == nil {
 		return nil
 	}
-	return &span{
-		tracer:  p.tracer,
-		sampled: p.sampled,
-		data: SpanData{
-			Name:         name,
-			SpanContext:  p.data.SpanContext.WithSpanID(newSpanID()),
-			ParentSpanID: p.data.SpanContext.SpanID(),
-			Kind:         kind,
-			Start:        p.tracer.now().UnixNano(),
-		},
+	s := p.grp.take()
+	s.tracer, s.sampled = p.tracer, p.sampled
+	s.data = SpanData{
+		Name:         name,
+		SpanContext:  p.data.SpanContext.WithSpanID(newSpanID()),
+		ParentSpanID: p.data.SpanContext.SpanID(),
+		Kind:         kind,
+		Start:        p.tracer.now().UnixNano(),
+		grp:          s.grp,
 	}
+	return s
 }
 
 // StartServer starts a span of kind server under parent, the caller's
@@ -405,7 +529,9 @@ func Child(parent trace.Span, name string, kind trace.SpanKind) trace.Span {
 // of the gateway's server span. The decision is the sampler's, made from
 // its parts: a parent-based sampler follows parent's sampled flag, and
 // otherwise its root sampler decides on the trace ID. ok is false for any
-// other tracer, which the caller then uses through the API.
+// other tracer, which the caller then uses through the API. A sampled span
+// is the first of a new group (see above): neither it nor its children are
+// used once it has ended.
 func StartServer(t trace.Tracer, parent trace.SpanContext, name string) (s trace.Span, ok bool) {
 	tr, ok := t.(*tracer)
 	if !ok {
@@ -436,58 +562,33 @@ func StartServer(t trace.Tracer, parent trace.SpanContext, name string) (s trace
 		scc.TraceFlags &^= trace.FlagsSampled
 		return trace.SpanFromContext(trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(scc))), true
 	}
-	return &span{
-		tracer:  tr,
-		sampled: true,
-		data: SpanData{
-			Name:         name,
-			SpanContext:  trace.NewSpanContext(scc),
-			ParentSpanID: parent.SpanID(),
-			ParentRemote: parent.IsRemote(),
-			Kind:         trace.SpanKindServer,
-			Start:        tr.now().UnixNano(),
-		},
-	}, true
+	g := newGroup(tr.queue)
+	sp := g.take()
+	sp.tracer, sp.sampled = tr, true
+	sp.data = SpanData{
+		Name:         name,
+		SpanContext:  trace.NewSpanContext(scc),
+		ParentSpanID: parent.SpanID(),
+		ParentRemote: parent.IsRemote(),
+		Kind:         trace.SpanKindServer,
+		Start:        tr.now().UnixNano(),
+		Attributes:   g.serverAttributes[:0],
+		grp:          g,
+	}
+	return sp, true
 }
 
-// SetAttributesOwned sets kvs on sp as sp.SetAttributes does. When sp is a
-// span of the gateway's tracer that has no attribute yet, it takes kvs as
-// its own instead of copying them: the caller must not change kvs
-// afterwards.
-func SetAttributesOwned(sp trace.Span, kvs []attribute.KeyValue) {
+// SetAttributes sets kvs on sp as sp.SetAttributes does, copying them: kvs
+// may be the caller's own array, on its stack.
+func SetAttributes(sp trace.Span, kvs ...attribute.KeyValue) {
 	s, ok := sp.(*span)
 	if !ok {
-		sp.SetAttributes(kvs...)
+		sp.SetAttributes(slices.Clone(kvs)...)
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended {
-		return
+	if !s.ended {
+		s.setAttributes(kvs)
 	}
-	if s.data.Attributes == nil && len(kvs) <= maxAttributes && allValid(kvs) && uniqueKeys(kvs) {
-		s.data.Attributes = kvs
-		return
-	}
-	s.setAttributes(kvs)
-}
-
-func allValid(kvs []attribute.KeyValue) bool {
-	for _, kv := range kvs {
-		if !kv.Valid() {
-			return false
-		}
-	}
-	return true
-}
-
-func uniqueKeys(kvs []attribute.KeyValue) bool {
-	for i := range kvs {
-		for j := range i {
-			if kvs[i].Key == kvs[j].Key {
-				return false
-			}
-		}
-	}
-	return true
 }

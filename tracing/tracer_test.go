@@ -21,7 +21,7 @@ func newTestTracer(t *testing.T, sampler sdktrace.Sampler, maxQueue int) (*trace
 	mem := &memExporter{}
 	var mu sync.Mutex
 	dropped := 0
-	b := newBatcher(batchConfig{scheduleDelay: time.Hour, exportTimeout: time.Second, maxQueue: maxQueue, maxBatch: maxQueue}, mem,
+	b := newBatcher(batchConfig{scheduleDelay: time.Hour, exportTimeout: time.Second, maxQueue: maxQueue, maxBatch: maxQueue}, mem, false,
 		func(n int) { mu.Lock(); dropped += n; mu.Unlock() }, func(error) {})
 	t.Cleanup(func() { _ = b.shutdown(context.Background()) })
 	return newTracer(sampler, b), b, mem, &dropped
@@ -164,23 +164,26 @@ func TestSpanMethods(t *testing.T) {
 
 func TestBatcherDropsWhenFull(t *testing.T) {
 	block := make(chan struct{})
-	exp := &blockingExporter{block: block}
+	exp := &blockingExporter{block: block, entered: make(chan struct{}, 1)}
 	var mu sync.Mutex
 	dropped := 0
-	b := newBatcher(batchConfig{scheduleDelay: time.Hour, exportTimeout: time.Minute, maxQueue: 4, maxBatch: 1}, exp,
+	b := newBatcher(batchConfig{scheduleDelay: time.Hour, exportTimeout: time.Minute, maxQueue: 4, maxBatch: 1}, exp, false,
 		func(n int) { mu.Lock(); dropped += n; mu.Unlock() }, func(error) {})
 	tr := newTracer(plain(sdktrace.AlwaysSample()), b)
 	// The first span is taken by the loop, whose export then blocks; four
 	// fill the queue, and the rest are dropped, without waiting.
-	for range 20 {
+	for i := range 20 {
 		_, s := tr.Start(context.Background(), "s")
 		s.End()
+		if i == 0 {
+			<-exp.entered
+		}
 	}
 	mu.Lock()
 	d := dropped
 	mu.Unlock()
-	if d < 15 || d > 16 {
-		t.Errorf("dropped %d of 20 with a queue of 4 and a blocked export, want 15 or 16", d)
+	if d != 15 {
+		t.Errorf("dropped %d of 20 with a queue of 4 and a blocked export, want 15", d)
 	}
 	close(block)
 	if err := b.shutdown(context.Background()); err != nil {
@@ -201,11 +204,17 @@ func TestBatcherDropsWhenFull(t *testing.T) {
 
 type blockingExporter struct {
 	block chan struct{}
-	mu    sync.Mutex
-	n     int
+	// entered receives a value when an export begins, if there is room.
+	entered chan struct{}
+	mu      sync.Mutex
+	n       int
 }
 
 func (e *blockingExporter) ExportSpans(_ context.Context, spans []*SpanData) error {
+	select {
+	case e.entered <- struct{}{}:
+	default:
+	}
 	<-e.block
 	e.mu.Lock()
 	e.n += len(spans)

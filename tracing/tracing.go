@@ -106,7 +106,9 @@ func New(cfg config.Tracing, o Options) (*Provider, error) {
 		}
 		otlp.resSchema = res.SchemaURL()
 	}
-	b := newBatcher(bc, exp, func(n int) { dropped.Add(float64(n)) }, errLog.Handle)
+	// The OTLP exporter encodes a batch and keeps nothing of it; a test's
+	// exporter may keep the spans, so theirs are never reused.
+	b := newBatcher(bc, exp, otlp != nil, func(n int) { dropped.Add(float64(n)) }, errLog.Handle)
 	return &Provider{
 		batch:    b,
 		tracer:   newTracer(sampler, b),
