@@ -42,6 +42,17 @@
 // into a Prometheus with --web.enable-remote-write-receiver, at the same
 // concurrency, reported as samples per second and the ratio
 // promgate/bare in bench/results/<date>-write.md (write.go).
+// -only tracing measures what tracing costs: promgate-mtls against
+// promgate-mtls-traced, rounds times (-rounds). With -pairing together (the
+// default) each round loads both gateways at once, each with its own
+// clients, so that the shared machine's other work in those seconds falls
+// on both alike; -pairing alternate runs one cell of each in turn, whose
+// figures the machine's noise swamps. -only tracing-aa runs the same method
+// on two identical gateways with tracing off, an A/A run that shows the
+// method's own bias and spread (tracingab.go). bench/instructions.sh counts
+// the instructions a request costs with valgrind for the same comparison
+// inside one process.
+//
 // After the cells it runs the dashboard workload (dashboard.go, issue 23):
 // three teams of ten people loading 20-panel dashboards shaped as Grafana's
 // Prometheus data source sends them, against their own Prometheus with a

@@ -34,6 +34,9 @@ type options struct {
 	// rounds sets the tracing A/B's rounds.
 	workloads []string
 	rounds    int
+	// pairing is how the tracing A/B pairs its two gateways: together
+	// (both loaded at once in each round) or alternate.
+	pairing string
 }
 
 func main() {
@@ -56,7 +59,8 @@ func run() error {
 	flag.DurationVar(&o.dashRefresh, "dash-refresh", 0, "dashboard workload: refresh interval, jitter a fifth of it (default 15s full, 500ms smoke; Grafana's own is 30s)")
 	flag.IntVar(&o.dashRounds, "dash-rounds", 0, "dashboard workload: loads per person (default 4 full, 2 smoke)")
 	wlFlag := flag.String("workloads", "", "comma-separated workloads to measure (default all: instant-1, instant-20, range-1MB, series)")
-	flag.IntVar(&o.rounds, "rounds", 9, "tracing and tracing-aa: alternating rounds per cell")
+	flag.IntVar(&o.rounds, "rounds", 9, "tracing and tracing-aa: rounds per cell")
+	flag.StringVar(&o.pairing, "pairing", "together", "tracing and tracing-aa: together (each round loads both gateways at once, each with its own clients, so that whatever else the machine does falls on both in the same seconds) or alternate (one cell each in turn)")
 	flag.BoolVar(&o.gzip, "gzip", false, "send Accept-Encoding: gzip, as Grafana does (default identity: the same bytes through every target)")
 	flag.Parse()
 	switch o.mode {
@@ -86,6 +90,9 @@ func run() error {
 	}
 	if *wlFlag != "" {
 		o.workloads = strings.Split(*wlFlag, ",")
+	}
+	if o.pairing != "together" && o.pairing != "alternate" {
+		return fmt.Errorf("-pairing %q: use together or alternate", o.pairing)
 	}
 	if o.rounds < 1 {
 		return fmt.Errorf("-rounds %d: want at least 1", o.rounds)

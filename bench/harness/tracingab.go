@@ -8,15 +8,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // tracingAB (-only tracing) measures what tracing costs the gateway:
 // promgate-mtls against promgate-mtls-traced (every request sampled, every
-// span exported over OTLP/HTTP to the harness's sink), one short cell of
-// each in turn, rounds times, so that drift and the load of anything else
-// on the machine fall on both alike. The CPU is the gateway process's own,
-// per 1,000 requests, exporter included; the report gives the median of
-// each and the ratio. It writes bench/results/<date>-tracing.md.
+// span exported over OTLP/HTTP to the harness's sink), rounds times. With
+// -pairing together (the default) each round loads both gateways at once,
+// each with its own conc clients, so that whatever else the shared machine
+// does in those seconds falls on both alike; with alternate, one cell of
+// each in turn. The CPU is the gateway process's own, per 1,000 requests,
+// exporter included; the report gives the median of each, their ratio, and
+// the ratio of the totals (all rounds' CPU over all their requests). It
+// writes bench/results/<date>-tracing.md.
 func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 	rounds := h.o.rounds
 	pair := []*target{h.target("promgate-mtls"), h.target("promgate-mtls-traced")}
@@ -33,13 +37,51 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# %s, %s\n\n", title, h.started.UTC().Format("2006-01-02 15:04Z"))
 	p("- machine: %d CPUs, load average %s at start, %s at end\n", numCPU(), h.loadStart, loadAvg())
-	p("- %s, alternating cells of %v after %v warm-up, %d rounds; medians\n", what, h.o.duration, h.o.warmup, rounds)
+	how := "alternating cells"
+	if h.o.pairing == "together" {
+		how = "both loaded at once in each round (each with its own clients)"
+	}
+	p("- %s; %s, %v after %v warm-up, %d rounds; medians, and the ratio of totals\n", what, how, h.o.duration, h.o.warmup, rounds)
 	p("- CPU is utime+stime of the gateway process per 1,000 successful requests (the span exporter's goroutine included)\n\n")
-	p("| workload | c | req/s off | req/s on | on ÷ off | CPU s/1k off | CPU s/1k on | CPU on ÷ off | CPU ratio, each round |\n|---|---|---|---|---|---|---|---|---|\n")
+	p("| workload | c | req/s off | req/s on | on ÷ off | CPU s/1k off | CPU s/1k on | CPU on ÷ off | CPU on ÷ off, totals | CPU ratio, each round |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range wls {
 		for _, conc := range h.o.conc {
 			var rps, cpu [2][]float64
+			// Totals: CPU seconds and requests over every round.
+			var cpuSum, reqSum [2]float64
+			add := func(i int, t *target, c cell, err error) error {
+				if err != nil {
+					return fmt.Errorf("%s %s c=%d: %w", t.name, w.name, conc, err)
+				}
+				if c.errors > 0 {
+					return fmt.Errorf("%s %s c=%d: %d errors: %s", t.name, w.name, conc, c.errors, c.firstErr)
+				}
+				rps[i] = append(rps[i], c.rps())
+				cpu[i] = append(cpu[i], c.cpuPer1k)
+				cpuSum[i] += c.cpuPer1k * float64(c.requests) / 1000
+				reqSum[i] += float64(c.requests)
+				return nil
+			}
 			for r := range rounds {
+				if h.o.pairing == "together" {
+					var cells [2]cell
+					var errs [2]error
+					var wg sync.WaitGroup
+					for i, t := range pair {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							cells[i], errs[i] = measure(ctx, t, w, conc, h.o.warmup, h.o.duration)
+						}()
+					}
+					wg.Wait()
+					for i, t := range pair {
+						if err := add(i, t, cells[i], errs[i]); err != nil {
+							return err
+						}
+					}
+					continue
+				}
 				for i, t := range pair {
 					// Alternate which goes first, so neither always
 					// follows the other.
@@ -48,17 +90,13 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 						i = 1 - i
 					}
 					c, err := measure(ctx, t, w, conc, h.o.warmup, h.o.duration)
-					if err != nil {
-						return fmt.Errorf("%s %s c=%d: %w", t.name, w.name, conc, err)
+					if err := add(i, t, c, err); err != nil {
+						return err
 					}
-					if c.errors > 0 {
-						return fmt.Errorf("%s %s c=%d: %d errors: %s", t.name, w.name, conc, c.errors, c.firstErr)
-					}
-					rps[i] = append(rps[i], c.rps())
-					cpu[i] = append(cpu[i], c.cpuPer1k)
 				}
 			}
 			ro, rn, co, cn := median(rps[0]), median(rps[1]), median(cpu[0]), median(cpu[1])
+			tot := (cpuSum[1] / reqSum[1]) / (cpuSum[0] / reqSum[0])
 			// Each round's own CPU ratio: their range is the spread
 			// the medians hide.
 			lo, hi := math.Inf(1), math.Inf(-1)
@@ -66,8 +104,8 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 				q := cpu[1][r] / cpu[0][r]
 				lo, hi = math.Min(lo, q), math.Max(hi, q)
 			}
-			logf("%s %-10s c=%-3d req/s %.0f → %.0f (%.3f×), CPU s/1k %.3f → %.3f (%.3f×, rounds %.3f–%.3f)", suffix, w.name, conc, ro, rn, rn/ro, co, cn, cn/co, lo, hi)
-			p("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f–%.3f |\n", w.name, conc, ro, rn, rn/ro, co, cn, cn/co, lo, hi)
+			logf("%s %-10s c=%-3d req/s %.0f → %.0f (%.3f×), CPU s/1k %.3f → %.3f (%.3f×, totals %.3f×, rounds %.3f–%.3f)", suffix, w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, lo, hi)
+			p("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f–%.3f |\n", w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, lo, hi)
 		}
 	}
 	p("\n%d OTLP exports, %.1f MiB received by the sink.\n", h.otlp.exports.Load(), float64(h.otlp.bytes.Load())/(1<<20))
