@@ -239,7 +239,7 @@ func methodAttr(m string) string {
 // and well-formed: the one stampHeaders passes through with tracing off.
 func callerTraceparent(r *http.Request) (string, bool) {
 	tp := r.Header.Values("Traceparent")
-	if len(tp) == 1 && len(tp[0]) <= 128 && traceparentRE.MatchString(tp[0]) {
+	if len(tp) == 1 && len(tp[0]) <= 128 && wellFormedTraceparent(tp[0]) {
 		return tp[0], true
 	}
 	return "", false
@@ -256,7 +256,7 @@ func callerTracestate(r *http.Request) (string, bool) {
 }
 
 // validTraceparent reports whether a well-formed traceparent (see
-// traceparentRE) is valid as W3C Trace Context defines it and as the
+// wellFormedTraceparent) is valid as W3C Trace Context defines it and as the
 // OpenTelemetry propagator reads it: a version other than ff, in version 00
 // nothing after the flags and no flag but sampled and random, and neither
 // id all zero.
@@ -288,7 +288,7 @@ func callerSpanContext(r *http.Request) (trace.SpanContext, bool) {
 	}
 	tid, _ := trace.TraceIDFromHex(tp[3:35])        // checked above
 	sid, _ := trace.SpanIDFromHex(tp[36:52])        // checked above
-	flags, _ := strconv.ParseUint(tp[53:55], 16, 8) // hex, by traceparentRE
+	flags, _ := strconv.ParseUint(tp[53:55], 16, 8) // hex, by wellFormedTraceparent
 	scc := trace.SpanContextConfig{TraceID: tid, SpanID: sid, Remote: true,
 		TraceFlags: trace.TraceFlags(flags) & (trace.FlagsSampled | trace.FlagsRandom)}
 	if ts, ok := callerTracestate(r); ok {

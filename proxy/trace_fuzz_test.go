@@ -3,11 +3,16 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"regexp"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
+
+// traceparentRE is what wellFormedTraceparent checks, as the regular
+// expression of its documentation.
+var traceparentRE = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[0-9a-f-]*)?$`)
 
 // FuzzTraceparent feeds the caller's traceparent and tracestate parser
 // arbitrary headers. It must never panic, and whatever it accepts the
@@ -23,10 +28,17 @@ func FuzzTraceparent(f *testing.F) {
 		{"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-extra", "a=b"},
 		{"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", ""},
 		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03", "k=v\x00"},
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", ""},
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", ""},
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0", ""},
+		{"0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ""},
 	} {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, tp, ts string) {
+		if got, want := wellFormedTraceparent(tp), traceparentRE.MatchString(tp); got != want {
+			t.Fatalf("wellFormedTraceparent(%q) = %v, the regular expression says %v", tp, got, want)
+		}
 		r := &http.Request{Header: http.Header{}}
 		r.Header.Set("Traceparent", tp)
 		if ts != "" {
