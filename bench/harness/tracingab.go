@@ -36,14 +36,16 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# %s, %s\n\n", title, h.started.UTC().Format("2006-01-02 15:04Z"))
-	p("- machine: %d CPUs, load average %s at start, %s at end\n", numCPU(), h.loadStart, loadAvg())
+	// The load average at the end is filled in once the rounds are done.
+	const loadEnd = "\x00load-end\x00"
+	p("- machine: %d CPUs, load average %s at start, %s at end\n", numCPU(), h.loadStart, loadEnd)
 	how := "alternating cells"
 	if h.o.pairing == "together" {
 		how = "both loaded at once in each round (each with its own clients)"
 	}
-	p("- %s; %s, %v after %v warm-up, %d rounds; medians, and the ratio of totals\n", what, how, h.o.duration, h.o.warmup, rounds)
+	p("- %s; %s, %v after %v warm-up, %d rounds; the ratio of the two medians, the ratio of totals (all rounds' CPU over all their requests), and the median of the rounds' own ratios (the paired figure)\n", what, how, h.o.duration, h.o.warmup, rounds)
 	p("- CPU is utime+stime of the gateway process per 1,000 successful requests (the span exporter's goroutine included)\n\n")
-	p("| workload | c | req/s off | req/s on | on ÷ off | CPU s/1k off | CPU s/1k on | CPU on ÷ off | CPU on ÷ off, totals | CPU ratio, each round |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| workload | c | req/s off | req/s on | on ÷ off | CPU s/1k off | CPU s/1k on | CPU on ÷ off | CPU on ÷ off, totals | CPU ratio, median of rounds | CPU ratio, each round |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range wls {
 		for _, conc := range h.o.conc {
 			var rps, cpu [2][]float64
@@ -99,16 +101,24 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 			tot := (cpuSum[1] / reqSum[1]) / (cpuSum[0] / reqSum[0])
 			// Each round's own CPU ratio: their range is the spread
 			// the medians hide.
+			// Each round's own CPU ratio: their median is the paired
+			// figure, and their range the spread the medians hide.
 			lo, hi := math.Inf(1), math.Inf(-1)
+			ratios := make([]float64, len(cpu[0]))
 			for r := range cpu[0] {
 				q := cpu[1][r] / cpu[0][r]
+				ratios[r] = q
 				lo, hi = math.Min(lo, q), math.Max(hi, q)
 			}
-			logf("%s %-10s c=%-3d req/s %.0f → %.0f (%.3f×), CPU s/1k %.3f → %.3f (%.3f×, totals %.3f×, rounds %.3f–%.3f)", suffix, w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, lo, hi)
-			p("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f–%.3f |\n", w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, lo, hi)
+			paired := median(ratios)
+			logf("%s %-10s c=%-3d req/s %.0f → %.0f (%.3f×), CPU s/1k %.3f → %.3f (%.3f×, totals %.3f×, rounds' median %.3f×, rounds %.3f–%.3f)", suffix, w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, paired, lo, hi)
+			p("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f–%.3f |\n", w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, paired, lo, hi)
 		}
 	}
 	p("\n%d OTLP exports, %.1f MiB received by the sink.\n", h.otlp.exports.Load(), float64(h.otlp.bytes.Load())/(1<<20))
+	out := strings.Replace(b.String(), loadEnd, loadAvg(), 1)
+	b.Reset()
+	b.WriteString(out)
 	fmt.Print(b.String())
 	if err := os.MkdirAll(h.o.results, 0o755); err != nil {
 		return err
