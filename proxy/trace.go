@@ -41,9 +41,9 @@ const (
 // The gateway's tracer reuses a request's spans once they are exported
 // (tracing.StartServer), so nothing here touches a span after end: the
 // span contexts that are read afterwards (the audit record's trace id) are
-// kept here, every method does nothing once done is set, and end drops
-// the references to the spans (a use after end is a nil dereference in the
-// tests, not a read of another request's span).
+// kept here, and end drops the references to the spans: every method does
+// nothing once span is nil, and any other use of span after end is a nil
+// dereference, not a read of another request's span.
 type reqTrace struct {
 	tracer trace.Tracer
 	// ctx holds the server span, the parent of every step, for a tracer
@@ -55,8 +55,6 @@ type reqTrace struct {
 	sc, upSC trace.SpanContext
 	// step is the current step's span, or nil.
 	step trace.Span
-	// done is set when the server span has ended.
-	done bool
 }
 
 // startTrace starts the server span of r, under the caller's trace context
@@ -94,7 +92,7 @@ func (t *reqTrace) child(name string, kind trace.SpanKind) trace.Span {
 // request that is not sampled makes no step spans: nothing would record
 // them, and every standard sampler decides a trace's spans alike.
 func (t *reqTrace) enter(name string) {
-	if t == nil || t.done {
+	if t == nil || t.span == nil {
 		return
 	}
 	t.leave()
@@ -105,7 +103,7 @@ func (t *reqTrace) enter(name string) {
 
 // leave ends the current step's span.
 func (t *reqTrace) leave() {
-	if t == nil || t.done || t.step == nil {
+	if t == nil || t.step == nil {
 		return
 	}
 	t.step.End()
@@ -116,7 +114,7 @@ func (t *reqTrace) leave() {
 // context stampHeaders then sends upstream. Not sampled, the server span's
 // context goes upstream instead.
 func (t *reqTrace) upstream() {
-	if t == nil || t.done {
+	if t == nil || t.span == nil {
 		return
 	}
 	t.leave()
@@ -142,7 +140,7 @@ func (t *reqTrace) upstreamContext() trace.SpanContext {
 // answered records the upstream's status on the upstream span: 0 when the
 // upstream could not be reached or its answer could not be used.
 func (t *reqTrace) answered(status int) {
-	if t == nil || t.done || t.step == nil || !t.step.IsRecording() {
+	if t == nil || t.step == nil || !t.step.IsRecording() {
 		return
 	}
 	if status == 0 {
@@ -159,7 +157,7 @@ func (t *reqTrace) answered(status int) {
 // turned out to be. Attributes name the caller by subject only: never a
 // credential, a query or a header. Nothing touches the spans afterwards.
 func (t *reqTrace) end(st *state, method string, status int) {
-	if t == nil || t.done {
+	if t == nil || t.span == nil {
 		return
 	}
 	t.leave()
@@ -192,7 +190,6 @@ func (t *reqTrace) end(st *state, method string, status int) {
 			t.span.SetStatus(codes.Error, strconv.Itoa(status)+" "+http.StatusText(status))
 		}
 	}
-	t.done = true
 	t.span.End()
 	t.span, t.step = nil, nil
 }
