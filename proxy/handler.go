@@ -213,7 +213,15 @@ func New(o Options) (*Handler, error) {
 
 // ServeHTTP serves one request and writes its audit record.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &state{
+	var st *state
+	var t *reqTrace
+	if h.tracer != nil {
+		ts := new(tracedState)
+		st, t = &ts.state, &ts.trace
+	} else {
+		st = new(state)
+	}
+	*st = state{
 		id:         h.idPrefix + "-" + strconv.FormatUint(h.idSeq.Add(1), 36),
 		start:      h.now(),
 		remoteAddr: h.ip.of(r),
@@ -223,8 +231,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The gateway's own request id, the audit record's id: a client can
 	// find the record of any answer it got, on whichever replica.
 	w.Header().Set("X-Request-Id", st.id)
-	if h.tracer != nil {
-		h.startTrace(r, st)
+	if t != nil {
+		h.startTrace(r, st, t)
 	}
 	defer func() {
 		p := recover()

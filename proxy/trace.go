@@ -57,14 +57,23 @@ type reqTrace struct {
 	step trace.Span
 }
 
+// tracedState is a request's state with its spans, allocated as one when
+// tracing is on; with tracing off the state is allocated alone, and
+// tracing costs it nothing.
+type tracedState struct {
+	state
+	trace reqTrace
+}
+
 // startTrace starts the server span of r, under the caller's trace context
-// when it sent a valid one.
-func (h *Handler) startTrace(r *http.Request, st *state) {
+// when it sent a valid one, in t (st's own, see tracedState).
+func (h *Handler) startTrace(r *http.Request, st *state, t *reqTrace) {
 	parent, remote := callerSpanContext(r)
 	if span, ok := tracing.StartServer(h.tracer, parent, "promgate"); ok {
 		// The gateway's tracer: no context is made; child makes one only
 		// if it ever needs the API.
-		st.tr = &reqTrace{tracer: h.tracer, span: span, sc: span.SpanContext()}
+		*t = reqTrace{tracer: h.tracer, span: span, sc: span.SpanContext()}
+		st.tr = t
 		return
 	}
 	ctx := r.Context()
@@ -72,7 +81,8 @@ func (h *Handler) startTrace(r *http.Request, st *state) {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 	}
 	ctx, span := h.tracer.Start(ctx, "promgate", trace.WithSpanKind(trace.SpanKindServer))
-	st.tr = &reqTrace{tracer: h.tracer, ctx: ctx, span: span, sc: span.SpanContext()}
+	*t = reqTrace{tracer: h.tracer, ctx: ctx, span: span, sc: span.SpanContext()}
+	st.tr = t
 }
 
 // child starts a step's span under the server span: without a context
@@ -95,10 +105,25 @@ func (t *reqTrace) enter(name string) {
 	if t == nil || t.span == nil {
 		return
 	}
-	t.leave()
-	if t.sc.IsSampled() || t.span.IsRecording() {
-		t.step = t.child(name, trace.SpanKindInternal)
+	t.next(name, trace.SpanKindInternal)
+}
+
+// next ends the current step's span, if any, and starts the span of step
+// name when the request is recorded: at the instant the current one ends
+// (tracing.Next) when the tracer is the gateway's.
+func (t *reqTrace) next(name string, kind trace.SpanKind) {
+	if !t.sc.IsSampled() && !t.span.IsRecording() {
+		t.leave()
+		return
 	}
+	if t.step != nil {
+		if s, ok := tracing.Next(t.span, t.step, name, kind); ok {
+			t.step = s
+			return
+		}
+	}
+	t.leave()
+	t.step = t.child(name, kind)
 }
 
 // leave ends the current step's span.
@@ -117,12 +142,10 @@ func (t *reqTrace) upstream() {
 	if t == nil || t.span == nil {
 		return
 	}
-	t.leave()
-	if !t.sc.IsSampled() && !t.span.IsRecording() {
-		return
+	t.next(spanUpstream, trace.SpanKindClient)
+	if t.step != nil {
+		t.upSC = t.step.SpanContext()
 	}
-	t.step = t.child(spanUpstream, trace.SpanKindClient)
-	t.upSC = t.step.SpanContext()
 }
 
 // upstreamContext is the span context that goes upstream: the upstream
@@ -160,9 +183,7 @@ func (t *reqTrace) end(st *state, method string, status int) {
 	if t == nil || t.span == nil {
 		return
 	}
-	t.leave()
-	if t.span.IsRecording() {
-		t.span.SetName(spanName(st.route))
+	if t.sc.IsSampled() || t.span.IsRecording() {
 		var buf [8]attribute.KeyValue
 		attrs := append(buf[:0],
 			attribute.String("promgate.route", st.route),
@@ -185,12 +206,17 @@ func (t *reqTrace) end(st *state, method string, status int) {
 		if st.coalesced {
 			attrs = append(attrs, attribute.Bool("promgate.coalesced", true))
 		}
-		tracing.SetAttributes(t.span, attrs...)
+		code, description := codes.Unset, ""
 		if status >= 500 {
-			t.span.SetStatus(codes.Error, strconv.Itoa(status)+" "+http.StatusText(status))
+			code, description = codes.Error, strconv.Itoa(status)+" "+http.StatusText(status)
 		}
+		// The open step (the upstream's, usually) and the server span end
+		// at one instant.
+		tracing.EndServer(t.span, t.step, spanName(st.route), code, description, attrs...)
+	} else {
+		t.leave()
+		t.span.End()
 	}
-	t.span.End()
 	t.span, t.step = nil, nil
 }
 

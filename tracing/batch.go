@@ -72,13 +72,20 @@ type sampling struct {
 	sdktrace.Sampler
 	root        sdktrace.Sampler
 	parentBased bool
+	// always: the root sampler is AlwaysSample, which StartServer need
+	// not ask.
+	always bool
 }
 
 func parentBased(root sdktrace.Sampler) *sampling {
-	return &sampling{Sampler: sdktrace.ParentBased(root), root: root, parentBased: true}
+	return &sampling{Sampler: sdktrace.ParentBased(root), root: root, parentBased: true, always: alwaysOn(root)}
 }
 
-func plain(s sdktrace.Sampler) *sampling { return &sampling{Sampler: s, root: s} }
+func plain(s sdktrace.Sampler) *sampling { return &sampling{Sampler: s, root: s, always: alwaysOn(s)} }
+
+func alwaysOn(s sdktrace.Sampler) bool {
+	return s.Description() == sdktrace.AlwaysSample().Description()
+}
 
 // samplerOf is the sampler of cfg's sample ratio when it is set, else of
 // OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (parent-based, every new

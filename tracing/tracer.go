@@ -218,20 +218,30 @@ func (s *span) TracerProvider() trace.TracerProvider { return s.tracer.provider 
 // End ends the span and hands it to the batch queue when it is sampled.
 func (s *span) End(opts ...trace.SpanEndOption) {
 	now := s.tracer.now()
+	if len(opts) > 0 {
+		if cfg := trace.NewSpanEndConfig(opts...); !cfg.Timestamp().IsZero() {
+			now = cfg.Timestamp()
+		}
+	}
+	s.endAt(now.UnixNano())
+}
+
+// endAt ends the span at end, a Unix time in nanoseconds.
+func (s *span) endAt(end int64) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
 		return
 	}
-	if len(opts) > 0 {
-		if cfg := trace.NewSpanEndConfig(opts...); !cfg.Timestamp().IsZero() {
-			ts := cfg.Timestamp()
-			now = ts
-		}
-	}
-	s.data.End = now.UnixNano()
+	s.data.End = end
 	s.ended = true
 	s.mu.Unlock()
+	s.finished()
+}
+
+// finished hands the ended span to the batch queue when it is sampled,
+// and otherwise lets go of it.
+func (s *span) finished() {
 	if s.sampled && s.tracer.queue != nil {
 		s.tracer.queue.enqueue(&s.data)
 		return
@@ -252,7 +262,13 @@ func (s *span) SetName(name string) {
 func (s *span) SetStatus(code codes.Code, description string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended || code < s.data.StatusCode || s.data.StatusCode == codes.Ok {
+	if !s.ended {
+		s.setStatus(code, description)
+	}
+}
+
+func (s *span) setStatus(code codes.Code, description string) {
+	if code < s.data.StatusCode || s.data.StatusCode == codes.Ok {
 		return
 	}
 	if code != codes.Error {
@@ -510,6 +526,31 @@ func Child(parent trace.Span, name string, kind trace.SpanKind) trace.Span {
 	if !ok || p.grp == nil {
 		return nil
 	}
+	return p.child(name, kind, p.tracer.now().UnixNano())
+}
+
+// Next ends prev and starts the next step under parent, as prev.End and
+// Child would one after the other, but at one instant: one reading of the
+// clock for both, for steps that follow each other with nothing between.
+// ok is false, and nothing is done, unless parent is a span of StartServer
+// or Child and prev a span of Child; the caller then ends prev and starts
+// the step itself.
+func Next(parent, prev trace.Span, name string, kind trace.SpanKind) (s trace.Span, ok bool) {
+	p, ok := parent.(*span)
+	if !ok || p.grp == nil {
+		return nil, false
+	}
+	q, ok := prev.(*span)
+	if !ok || q.grp == nil {
+		return nil, false
+	}
+	now := p.tracer.now().UnixNano()
+	q.endAt(now)
+	return p.child(name, kind, now), true
+}
+
+// child starts a step of p's group at start.
+func (p *span) child(name string, kind trace.SpanKind, start int64) *span {
 	s := p.grp.take()
 	s.tracer, s.sampled = p.tracer, p.sampled
 	s.data = SpanData{
@@ -517,10 +558,55 @@ func Child(parent trace.Span, name string, kind trace.SpanKind) trace.Span {
 		SpanContext:  p.data.SpanContext.WithSpanID(newSpanID()),
 		ParentSpanID: p.data.SpanContext.SpanID(),
 		Kind:         kind,
-		Start:        p.tracer.now().UnixNano(),
+		Start:        start,
 		grp:          s.grp,
 	}
 	return s
+}
+
+// EndServer ends step, when it is not nil, and then sp, at one instant,
+// with sp's final name, status and attributes (kvs, copied: they may be
+// the caller's own array, on its stack). For spans of this tracer that is
+// one reading of the clock and one lock taken on sp, where SetName,
+// SetAttributes, SetStatus and End would take four; for any other span it
+// makes those calls. The status is set as SetStatus sets it, and not at
+// all when code is Unset.
+func EndServer(sp, step trace.Span, name string, code codes.Code, description string, kvs ...attribute.KeyValue) {
+	s, ok := sp.(*span)
+	if !ok {
+		if step != nil {
+			step.End()
+		}
+		if sp.IsRecording() {
+			sp.SetName(name)
+			sp.SetAttributes(slices.Clone(kvs)...)
+			if code != codes.Unset {
+				sp.SetStatus(code, description)
+			}
+		}
+		sp.End()
+		return
+	}
+	now := s.tracer.now().UnixNano()
+	if q, ok := step.(*span); ok {
+		q.endAt(now)
+	} else if step != nil {
+		step.End()
+	}
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.data.Name = name
+	s.setAttributes(kvs)
+	if code != codes.Unset {
+		s.setStatus(code, description)
+	}
+	s.data.End = now
+	s.ended = true
+	s.mu.Unlock()
+	s.finished()
 }
 
 // StartServer starts a span of kind server under parent, the caller's
@@ -548,9 +634,12 @@ func StartServer(t trace.Tracer, parent trace.SpanContext, name string) (s trace
 	} else {
 		scc.TraceID = newTraceID()
 	}
-	if smp.parentBased && parent.IsValid() {
+	switch {
+	case smp.parentBased && parent.IsValid():
 		sampled = parent.IsSampled()
-	} else {
+	case smp.always:
+		sampled = true
+	default:
 		res := smp.root.ShouldSample(sdktrace.SamplingParameters{
 			ParentContext: context.Background(), TraceID: scc.TraceID, Name: name, Kind: trace.SpanKindServer,
 		})

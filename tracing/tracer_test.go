@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -285,7 +286,13 @@ func TestStartServer(t *testing.T) {
 		{"parent-based root: never", parentBased(sdktrace.NeverSample()), trace.SpanContext{}, false},
 		{"plain ignores the parent", plain(sdktrace.AlwaysSample()), unsampledParent, true},
 		{"plain never", plain(sdktrace.NeverSample()), sampledParent, false},
+		{"parent-based root: ratio 1", parentBased(sdktrace.TraceIDRatioBased(1)), trace.SpanContext{}, true},
+		{"parent-based root: ratio 0", parentBased(sdktrace.TraceIDRatioBased(0)), trace.SpanContext{}, false},
+		{"plain ratio 0 ignores the parent", plain(sdktrace.TraceIDRatioBased(0)), sampledParent, false},
 	} {
+		if tc.sampler.always != (tc.sampler.root.Description() == "AlwaysOnSampler") {
+			t.Errorf("%s: always is %v", tc.name, tc.sampler.always)
+		}
 		tr, b, mem, _ := newTestTracer(t, tc.sampler, 8)
 		s, ok := StartServer(tr, tc.parent, "promgate")
 		if !ok {
@@ -320,5 +327,85 @@ func TestStartServer(t *testing.T) {
 	}
 	if _, ok := StartServer(sdktrace.NewTracerProvider().Tracer("x"), trace.SpanContext{}, "promgate"); ok {
 		t.Error("another tracer took the fast path")
+	}
+}
+
+// TestNextAndEndServer checks the request path's two shortcuts: Next ends
+// a step and starts the next one at one instant, and EndServer ends the
+// open step and the server span with the server span's name, status and
+// attributes; and both fall back to the API for spans that are not the
+// fast path's.
+func TestNextAndEndServer(t *testing.T) {
+	tr, b, mem, _ := newTestTracer(t, parentBased(sdktrace.AlwaysSample()), 16)
+	var clock int64
+	tr.now = func() time.Time { clock += 10; return time.Unix(0, clock) }
+
+	server, _ := StartServer(tr, trace.SpanContext{}, "promgate")
+	authn := Child(server, "authn", trace.SpanKindInternal)
+	policy, ok := Next(server, authn, "policy", trace.SpanKindInternal)
+	if !ok {
+		t.Fatal("Next did not take the fast path")
+	}
+	if authn.IsRecording() {
+		t.Error("Next left the previous step open")
+	}
+	_, other := sdktrace.NewTracerProvider().Tracer("x").Start(context.Background(), "other")
+	if _, ok := Next(server, other, "x", trace.SpanKindInternal); ok || !other.IsRecording() {
+		t.Error("Next took another tracer's span")
+	}
+	if _, ok := Next(other, policy, "x", trace.SpanKindInternal); ok {
+		t.Error("Next took another tracer's parent")
+	}
+	if !policy.IsRecording() {
+		t.Error("Next ended a step it did not take")
+	}
+	upstream, _ := Next(server, policy, "upstream", trace.SpanKindClient)
+	kvs := [2]attribute.KeyValue{attribute.String("promgate.route", "query"), attribute.Int("http.response.status_code", 502)}
+	EndServer(server, upstream, "promgate query", codes.Error, "502 Bad Gateway", kvs[:]...)
+	kvs[0] = attribute.String("promgate.route", "changed") // EndServer copied them
+	EndServer(server, nil, "again", codes.Ok, "", attribute.Bool("late", true))
+	if server.IsRecording() || upstream.IsRecording() {
+		t.Error("EndServer left a span open")
+	}
+	if err := b.forceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*SpanData{}
+	for _, s := range mem.get() {
+		got[s.Name] = s
+	}
+	if len(got) != 4 || got["promgate query"] == nil {
+		t.Fatalf("exported %v, want the server span and three steps", got)
+	}
+	srv := got["promgate query"]
+	want := []struct {
+		name       string
+		start, end int64
+	}{{"authn", 20, 30}, {"policy", 30, 40}, {"upstream", 40, 50}}
+	for _, w := range want {
+		s := got[w.name]
+		if s == nil || s.Start != w.start || s.End != w.end || s.ParentSpanID != srv.SpanContext.SpanID() || s.SpanContext.TraceID() != srv.SpanContext.TraceID() {
+			t.Errorf("%s: %+v, want [%d, %d] under the server span", w.name, s, w.start, w.end)
+		}
+	}
+	if got["upstream"].Kind != trace.SpanKindClient {
+		t.Errorf("upstream kind %v", got["upstream"].Kind)
+	}
+	if srv.Start != 10 || srv.End != 50 || srv.StatusCode != codes.Error || srv.StatusDescription != "502 Bad Gateway" {
+		t.Errorf("server span [%d, %d] status %v %q", srv.Start, srv.End, srv.StatusCode, srv.StatusDescription)
+	}
+	if len(srv.Attributes) != 2 || srv.Attributes[0].Value.AsString() != "query" || srv.Attributes[1].Value.AsInt64() != 502 {
+		t.Errorf("server attributes %v", srv.Attributes)
+	}
+
+	// Another tracer's spans: the API calls, with the same outcome.
+	mem2 := tracetest.NewInMemoryExporter()
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithSyncer(mem2))
+	ctx, sp := sdk.Tracer("x").Start(context.Background(), "promgate")
+	_, step := sdk.Tracer("x").Start(ctx, "upstream")
+	EndServer(sp, step, "promgate query", codes.Unset, "", kvs[:]...)
+	spans := mem2.GetSpans()
+	if len(spans) != 2 || spans[0].Name != "upstream" || spans[1].Name != "promgate query" || len(spans[1].Attributes) != 2 || spans[1].Status.Code != codes.Unset {
+		t.Errorf("SDK spans %+v", spans)
 	}
 }
