@@ -163,7 +163,8 @@ func (t *reqTrace) upstreamContext() trace.SpanContext {
 // answered records the upstream's status on the upstream span: 0 when the
 // upstream could not be reached or its answer could not be used.
 func (t *reqTrace) answered(status int) {
-	if t == nil || t.step == nil || !t.step.IsRecording() {
+	// A step is only started for a request that is recorded (next).
+	if t == nil || t.step == nil {
 		return
 	}
 	if status == 0 {
@@ -261,7 +262,7 @@ func methodAttr(m string) string {
 // callerTraceparent returns the caller's traceparent when it is sent once
 // and well-formed: the one stampHeaders passes through with tracing off.
 func callerTraceparent(r *http.Request) (string, bool) {
-	tp := r.Header.Values("Traceparent")
+	tp := r.Header["Traceparent"] // the canonical key, as net/http stores it
 	if len(tp) == 1 && len(tp[0]) <= 128 && wellFormedTraceparent(tp[0]) {
 		return tp[0], true
 	}
@@ -271,7 +272,7 @@ func callerTraceparent(r *http.Request) (string, bool) {
 // callerTracestate returns the caller's tracestate when it is sent once,
 // at most 512 printable ASCII bytes.
 func callerTracestate(r *http.Request) (string, bool) {
-	ts := r.Header.Values("Tracestate")
+	ts := r.Header["Tracestate"] // as above
 	if len(ts) == 1 && len(ts[0]) <= 512 && printableASCII(ts[0]) {
 		return ts[0], true
 	}

@@ -83,8 +83,12 @@ func parentBased(root sdktrace.Sampler) *sampling {
 
 func plain(s sdktrace.Sampler) *sampling { return &sampling{Sampler: s, root: s, always: alwaysOn(s)} }
 
+// alwaysOn: s samples every trace, as AlwaysSample and a ratio of 1 do
+// (the SDK gives the latter its own description, as the specification
+// asks).
 func alwaysOn(s sdktrace.Sampler) bool {
-	return s.Description() == sdktrace.AlwaysSample().Description()
+	d := s.Description()
+	return d == sdktrace.AlwaysSample().Description() || d == sdktrace.TraceIDRatioBased(1).Description()
 }
 
 // samplerOf is the sampler of cfg's sample ratio when it is set, else of
@@ -185,6 +189,29 @@ func (b *batcher) enqueue(s *SpanData) {
 	n := len(b.queue)
 	b.mu.Unlock()
 	if n == b.cfg.maxBatch {
+		select {
+		case b.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// enqueueAll queues spans, a group's (see finished), under one lock: all
+// of them, or none when they do not fit.
+func (b *batcher) enqueueAll(spans []*SpanData) {
+	b.mu.Lock()
+	n := len(b.queue)
+	if b.stopped || n+len(spans) > b.cfg.maxQueue {
+		b.mu.Unlock()
+		b.dropped(len(spans))
+		for _, s := range spans {
+			s.release()
+		}
+		return
+	}
+	b.queue = append(b.queue, spans...)
+	b.mu.Unlock()
+	if n < b.cfg.maxBatch && n+len(spans) >= b.cfg.maxBatch {
 		select {
 		case b.full <- struct{}{}:
 		default:

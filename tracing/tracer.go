@@ -240,13 +240,36 @@ func (s *span) endAt(end int64) {
 }
 
 // finished hands the ended span to the batch queue when it is sampled,
-// and otherwise lets go of it.
+// and otherwise lets go of it. The steps of a group are queued with their
+// server span, when it ends, under one lock: a request then takes the
+// queue's lock once, not once a span. (By the group's rule every step has
+// ended by then; one that has not is never exported, and its group never
+// reused.)
 func (s *span) finished() {
-	if s.sampled && s.tracer.queue != nil {
-		s.tracer.queue.enqueue(&s.data)
-		return
+	q := s.tracer.queue
+	switch {
+	case !s.sampled || q == nil:
+		s.data.release()
+	case s.grp == nil:
+		q.enqueue(&s.data)
+	case s == &s.grp.spans[0]:
+		g := s.grp
+		var all [groupSpans]*SpanData
+		n := 0
+		for i := range g.used {
+			if sp := &g.spans[i]; i == 0 || sp.hasEnded() {
+				all[n] = &sp.data
+				n++
+			}
+		}
+		q.enqueueAll(all[:n])
 	}
-	s.data.release()
+}
+
+func (s *span) hasEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
 }
 
 func (s *span) SetName(name string) {

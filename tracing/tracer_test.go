@@ -290,7 +290,8 @@ func TestStartServer(t *testing.T) {
 		{"parent-based root: ratio 0", parentBased(sdktrace.TraceIDRatioBased(0)), trace.SpanContext{}, false},
 		{"plain ratio 0 ignores the parent", plain(sdktrace.TraceIDRatioBased(0)), sampledParent, false},
 	} {
-		if tc.sampler.always != (tc.sampler.root.Description() == "AlwaysOnSampler") {
+		// Only the samplers that take every trace skip the root's call.
+		if want := tc.sampler.root.Description() == "AlwaysOnSampler" || tc.sampler.root.Description() == "TraceIDRatioBased{1}"; tc.sampler.always != want {
 			t.Errorf("%s: always is %v", tc.name, tc.sampler.always)
 		}
 		tr, b, mem, _ := newTestTracer(t, tc.sampler, 8)
@@ -407,5 +408,46 @@ func TestNextAndEndServer(t *testing.T) {
 	spans := mem2.GetSpans()
 	if len(spans) != 2 || spans[0].Name != "upstream" || spans[1].Name != "promgate query" || len(spans[1].Attributes) != 2 || spans[1].Status.Code != codes.Unset {
 		t.Errorf("SDK spans %+v", spans)
+	}
+}
+
+// TestGroupQueuedAtServerEnd checks that a group's steps wait for their
+// server span and are queued with it, whole or not at all.
+func TestGroupQueuedAtServerEnd(t *testing.T) {
+	tr, b, mem, dropped := newTestTracer(t, parentBased(sdktrace.AlwaysSample()), 4)
+	server, _ := StartServer(tr, trace.SpanContext{}, "promgate")
+	authn := Child(server, "authn", trace.SpanKindInternal)
+	authn.End()
+	open := Child(server, "policy", trace.SpanKindInternal) // never ended: against the rule
+	_ = open
+	b.mu.Lock()
+	queued := len(b.queue)
+	b.mu.Unlock()
+	if queued != 0 {
+		t.Fatalf("%d spans queued before the server span ended", queued)
+	}
+	server.End()
+	if err := b.forceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range mem.get() {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "promgate,authn" {
+		t.Errorf("exported %v, want the server span and its ended step", names)
+	}
+
+	// A group that does not fit in the queue (4) is dropped whole.
+	server, _ = StartServer(tr, trace.SpanContext{}, "promgate")
+	for _, n := range []string{"authn", "policy", "rewrite", "upstream"} {
+		Child(server, n, trace.SpanKindInternal).End()
+	}
+	server.End()
+	if err := b.forceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(mem.get()); got != 2 || *dropped != 5 {
+		t.Errorf("%d spans exported in all and %d dropped; want the first 2 and 5", got, *dropped)
 	}
 }
