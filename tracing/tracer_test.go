@@ -451,3 +451,24 @@ func TestGroupQueuedAtServerEnd(t *testing.T) {
 		t.Errorf("%d spans exported in all and %d dropped; want the first 2 and 5", got, *dropped)
 	}
 }
+
+// TestTakeWholeBatches checks that a full batch's wake-up takes whole
+// batches only and leaves the rest queued, in order.
+func TestTakeWholeBatches(t *testing.T) {
+	b := &batcher{cfg: batchConfig{maxBatch: 4, maxQueue: 16}}
+	spans := make([]*SpanData, 10)
+	for i := range spans {
+		spans[i] = &SpanData{Start: int64(i)}
+		b.queue = append(b.queue, spans[i])
+	}
+	got := b.take(make([]*SpanData, 0, 4), true)
+	if len(got) != 8 || got[7] != spans[7] || len(b.queue) != 2 || b.queue[0] != spans[8] || b.queue[1] != spans[9] {
+		t.Fatalf("took %d, left %d; want 8 and the last 2", len(got), len(b.queue))
+	}
+	if got = b.take(nil, true); len(got) != 0 || len(b.queue) != 2 {
+		t.Fatalf("less than a batch: took %d, left %d", len(got), len(b.queue))
+	}
+	if got = b.take(nil, false); len(got) != 2 || len(b.queue) != 0 {
+		t.Fatalf("all: took %d, left %d", len(got), len(b.queue))
+	}
+}
