@@ -497,8 +497,15 @@ func (f *freeGroups) get() *group {
 	return g
 }
 
+// put keeps g for reuse. Only its counters are reset: take and the
+// span's starters overwrite every field of a span they hand out, and
+// clearing the whole group (about 2.4 KB) a request would cost more than
+// the garbage it spares the collector. What a kept group still points to
+// (its last request's strings) is bounded by maxFreeGroups.
 func (f *freeGroups) put(g *group) {
-	*g = group{}
+	g.used = 0
+	g.refs.Store(0)
+	g.ended.Store(0)
 	f.mu.Lock()
 	if len(f.groups) < maxFreeGroups {
 		f.groups = append(f.groups, g)
@@ -524,6 +531,9 @@ func (g *group) take() *span {
 	s.idx = uint8(g.used) //nolint:gosec // G115: below groupSpans
 	g.used++
 	s.grp = g
+	// The span may be a reused one (put): what its starter does not set
+	// is reset here.
+	s.ended = false
 	return s
 }
 
