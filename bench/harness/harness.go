@@ -397,7 +397,7 @@ limits:
   max_request_body: 1MiB
 `, name, listen, internal, h.pki, authType, upstreamURL, kind, oidc,
 		policies, filepath.Join(h.work, name+"-audit.log"))
-	if strings.HasSuffix(name, "-solo") {
+	if strings.HasSuffix(name, "-solo") || strings.Contains(name, "-solo-") {
 		// The same gateway with upstream.coalesce off: every request asks
 		// the upstream itself, as it does when no two requests are alike.
 		cfg = strings.Replace(cfg, "\n  kind: "+kind+"\n", "\n  kind: "+kind+"\n  coalesce: false\n", 1)
@@ -449,7 +449,7 @@ func (h *harness) startMTLSGateway(name string, client *tls.Config) error {
 	if err != nil {
 		return err
 	}
-	h.targets = append(h.targets, &target{name: name, base: "https://" + listen, tls: client, proc: p, upstream: h.prom})
+	h.targets = append(h.targets, &target{name: name, base: "https://" + listen, tls: client, proc: p, upstream: h.prom, metrics: "http://" + internal + "/metrics"})
 	return nil
 }
 
@@ -501,6 +501,10 @@ func (h *harness) startProxies() error {
 		// (4d) a twin of (4), the same configuration in another process:
 		// the A/A calibration of the tracing A/B.
 		names = append(names, "promgate-mtls-twin")
+	}
+	if h.o.solo && (h.o.only == "tracing" || h.o.only == "tracing-aa") {
+		// (4e) the tracing A/B's pair with coalescing off (-solo).
+		names = append(names, "promgate-mtls-solo-traced", "promgate-mtls-solo-twin")
 	}
 	for _, name := range names {
 		if err := h.startMTLSGateway(name, teamA); err != nil {

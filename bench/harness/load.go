@@ -30,6 +30,9 @@ type target struct {
 	// proc is the process under test; upstream is the process behind it
 	// (nil for direct Prometheus).
 	proc, upstream *proc
+	// metrics is promgate's own /metrics URL (its internal listener), or
+	// empty.
+	metrics string
 }
 
 // cell is the measurement of one target, workload and concurrency.

@@ -37,6 +37,8 @@ type options struct {
 	// pairing is how the tracing A/B pairs its two gateways: together
 	// (both loaded at once in each round) or alternate.
 	pairing string
+	// solo runs the tracing A/B on gateways with upstream.coalesce off.
+	solo bool
 }
 
 func main() {
@@ -60,6 +62,7 @@ func run() error {
 	flag.IntVar(&o.dashRounds, "dash-rounds", 0, "dashboard workload: loads per person (default 4 full, 2 smoke)")
 	wlFlag := flag.String("workloads", "", "comma-separated workloads to measure (default all: instant-1, instant-20, range-1MB, series)")
 	flag.IntVar(&o.rounds, "rounds", 9, "tracing and tracing-aa: rounds per cell")
+	flag.BoolVar(&o.solo, "solo", false, "tracing and tracing-aa: compare gateways with upstream.coalesce off (promgate-mtls-solo and its traced twin or A/A twin), so that every request goes upstream and how many requests share an answer cannot differ between the two")
 	flag.StringVar(&o.pairing, "pairing", "together", "tracing and tracing-aa: together (each round loads both gateways at once, each with its own clients, so that whatever else the machine does falls on both in the same seconds) or alternate (one cell each in turn)")
 	flag.BoolVar(&o.gzip, "gzip", false, "send Accept-Encoding: gzip, as Grafana does (default identity: the same bytes through every target)")
 	flag.Parse()

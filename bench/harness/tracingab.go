@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -33,6 +35,14 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 		title, suffix = "Tracing A/A calibration", "tracing-aa"
 		what = "promgate-mtls against promgate-mtls-twin (the same configuration, tracing off on both: an A/A run of the tracing A/B's method; `off` below is promgate-mtls and `on` its twin)"
 	}
+	if h.o.solo {
+		// Coalescing off on both: every request goes upstream, so the
+		// share of requests answered from another's flight, which timing
+		// moves, cannot differ between the two.
+		pair[0], pair[1] = h.target("promgate-mtls-solo"), h.target(strings.Replace(pair[1].name, "promgate-mtls", "promgate-mtls-solo", 1))
+		suffix += "-solo"
+		what = strings.ReplaceAll(what, "promgate-mtls", "promgate-mtls-solo") + "; upstream.coalesce off on both"
+	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# %s, %s\n\n", title, h.started.UTC().Format("2006-01-02 15:04Z"))
@@ -45,7 +55,7 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 	}
 	p("- %s; %s, %v after %v warm-up, %d rounds; the ratio of the two medians, the ratio of totals (all rounds' CPU over all their requests), and the median of the rounds' own ratios (the paired figure)\n", what, how, h.o.duration, h.o.warmup, rounds)
 	p("- CPU is utime+stime of the gateway process per 1,000 successful requests (the span exporter's goroutine included)\n\n")
-	p("| workload | c | req/s off | req/s on | on ÷ off | CPU s/1k off | CPU s/1k on | CPU on ÷ off | CPU on ÷ off, totals | CPU ratio, median of rounds | CPU ratio, each round |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| workload | c | req/s off | req/s on | on ÷ off | CPU s/1k off | CPU s/1k on | CPU on ÷ off | CPU on ÷ off, totals | CPU ratio, median of rounds | CPU ratio, each round | answered from another's flight, off / on |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range wls {
 		for _, conc := range h.o.conc {
 			var rps, cpu [2][]float64
@@ -63,6 +73,12 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 				cpuSum[i] += c.cpuPer1k * float64(c.requests) / 1000
 				reqSum[i] += float64(c.requests)
 				return nil
+			}
+			// How many requests went upstream and how many shared another's
+			// flight (upstream.coalesce), from each gateway's own counters.
+			var upBefore [2][2]float64
+			for i, t := range pair {
+				upBefore[i] = upstreamCounts(t)
 			}
 			for r := range rounds {
 				if h.o.pairing == "together" {
@@ -111,8 +127,14 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 				lo, hi = math.Min(lo, q), math.Max(hi, q)
 			}
 			paired := median(ratios)
-			logf("%s %-10s c=%-3d req/s %.0f → %.0f (%.3f×), CPU s/1k %.3f → %.3f (%.3f×, totals %.3f×, rounds' median %.3f×, rounds %.3f–%.3f)", suffix, w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, paired, lo, hi)
-			p("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f–%.3f |\n", w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, paired, lo, hi)
+			var shared [2]float64
+			for i, t := range pair {
+				after := upstreamCounts(t)
+				up, co := after[0]-upBefore[i][0], after[1]-upBefore[i][1]
+				shared[i] = co / math.Max(1, up+co)
+			}
+			logf("%s %-10s c=%-3d req/s %.0f → %.0f (%.3f×), CPU s/1k %.3f → %.3f (%.3f×, totals %.3f×, rounds' median %.3f×, rounds %.3f–%.3f), shared answers %.0f%% → %.0f%%", suffix, w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, paired, lo, hi, 100*shared[0], 100*shared[1])
+			p("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f–%.3f | %.0f %% / %.0f %% |\n", w.name, conc, ro, rn, rn/ro, co, cn, cn/co, tot, paired, lo, hi, 100*shared[0], 100*shared[1])
 		}
 	}
 	p("\n%d OTLP exports, %.1f MiB received by the sink.\n", h.otlp.exports.Load(), float64(h.otlp.bytes.Load())/(1<<20))
@@ -129,6 +151,38 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 	}
 	logf("wrote %s", path)
 	return nil
+}
+
+// upstreamCounts reads t's promgate_upstream_requests_total and
+// promgate_upstream_coalesced_total, summed over their labels; zeros when
+// they cannot be read (the report then shows no share).
+func upstreamCounts(t *target) [2]float64 {
+	var n [2]float64
+	if t.metrics == "" {
+		return n
+	}
+	resp, err := plainClient.Get(t.metrics)
+	if err != nil {
+		return n
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return n
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		for i, name := range []string{"promgate_upstream_requests_total", "promgate_upstream_coalesced_total"} {
+			if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
+				f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+				if len(f) > 0 {
+					if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+						n[i] += v
+					}
+				}
+			}
+		}
+	}
+	return n
 }
 
 func median(xs []float64) float64 {
