@@ -49,7 +49,10 @@
 // on both alike; -pairing alternate runs one cell of each in turn, whose
 // figures the machine's noise swamps. -only tracing-aa runs the same method
 // on two identical gateways with tracing off, an A/A run that shows the
-// method's own bias and spread (tracingab.go). bench/instructions.sh counts
+// method's own bias and spread (tracingab.go). -solo runs either with
+// upstream.coalesce off on both gateways, so that every request goes
+// upstream; the report gives, for each gateway, the share of requests
+// answered from another's upstream flight. bench/instructions.sh counts
 // the instructions a request costs with valgrind for the same comparison
 // inside one process.
 //
