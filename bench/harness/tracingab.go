@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/prometheus/common/expfmt"
+	pmodel "github.com/prometheus/common/model"
 )
 
 // tracingAB (-only tracing) measures what tracing costs the gateway:
@@ -115,8 +117,6 @@ func (h *harness) tracingAB(ctx context.Context, wls []workload) error {
 			}
 			ro, rn, co, cn := median(rps[0]), median(rps[1]), median(cpu[0]), median(cpu[1])
 			tot := (cpuSum[1] / reqSum[1]) / (cpuSum[0] / reqSum[0])
-			// Each round's own CPU ratio: their range is the spread
-			// the medians hide.
 			// Each round's own CPU ratio: their median is the paired
 			// figure, and their range the spread the medians hide.
 			lo, hi := math.Inf(1), math.Inf(-1)
@@ -166,19 +166,15 @@ func upstreamCounts(t *target) [2]float64 {
 		return n
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	parser := expfmt.NewTextParser(pmodel.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return n
 	}
-	for _, line := range strings.Split(string(body), "\n") {
-		for i, name := range []string{"promgate_upstream_requests_total", "promgate_upstream_coalesced_total"} {
-			if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
-				f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-				if len(f) > 0 {
-					if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-						n[i] += v
-					}
-				}
+	for i, name := range []string{"promgate_upstream_requests_total", "promgate_upstream_coalesced_total"} {
+		if f := fams[name]; f != nil {
+			for _, m := range f.GetMetric() {
+				n[i] += m.GetCounter().GetValue()
 			}
 		}
 	}
