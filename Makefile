@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzProxyHeader$$' -fuzztime=10s ./proxy/
 	$(GO) test -run='^$$' -fuzz='^FuzzEnvHeaders$$' -fuzztime=10s ./tracing/
 	$(GO) test -run='^$$' -fuzz='^FuzzEncode$$' -fuzztime=10s ./tracing/
+	$(GO) test -run='^$$' -fuzz='^FuzzEncodeRequest$$' -fuzztime=10s ./tracing/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=10s ./audit/
 	$(GO) test -run='^$$' -fuzz='^FuzzAMMatcher$$' -fuzztime=10s ./enforce/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSilence$$' -fuzztime=10s ./enforce/

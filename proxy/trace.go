@@ -33,19 +33,22 @@ const (
 	spanUpstream = "upstream"
 )
 
-// reqTrace is one request's spans. The request's context is left as it
-// is: the spans are reached through the request's state, and the context
-// that goes upstream is read from here (upstreamContext). That spares a
-// copy of the request and a context a span.
+// reqTrace is one request's trace. With the gateway's tracer the request
+// is recorded in a tracing.Request (req), whose spans are made only when
+// exported; with any other tracer the spans are made through the API
+// (span and step). The request's context is left as it is: the trace is
+// reached through the request's state, and the context that goes upstream
+// is read from here (upstreamContext). That spares a copy of the request
+// and a context a span.
 //
-// The gateway's tracer reuses a request's spans once they are exported
-// (tracing.StartServer), so nothing here touches a span after end: the
-// span contexts that are read afterwards (the audit record's trace id) are
-// kept here, and end drops the references to the spans: every method does
-// nothing once span is nil, and any other use of span after end is a nil
-// dereference, not a read of another request's span.
+// The gateway's tracer reuses a tracing.Request once exported, so nothing
+// here touches it after end: the span contexts that are read afterwards
+// (the audit record's trace id) are kept here, and end drops the
+// reference: every method does nothing once req and span are nil.
 type reqTrace struct {
 	tracer trace.Tracer
+	// req is the gateway's record of a sampled request, or nil.
+	req *tracing.Request
 	// ctx holds the server span, the parent of every step, for a tracer
 	// other than the gateway's; nil until needed.
 	ctx  context.Context
@@ -53,11 +56,11 @@ type reqTrace struct {
 	// sc is the server span's context, and upSC the upstream span's once
 	// started.
 	sc, upSC trace.SpanContext
-	// step is the current step's span, or nil.
+	// step is the current step's span, or nil (another tracer's).
 	step trace.Span
 }
 
-// tracedState is a request's state with its spans, allocated as one when
+// tracedState is a request's state with its trace, allocated as one when
 // tracing is on; with tracing off the state is allocated alone, and
 // tracing costs it nothing.
 type tracedState struct {
@@ -65,14 +68,14 @@ type tracedState struct {
 	trace reqTrace
 }
 
-// startTrace starts the server span of r, under the caller's trace context
-// when it sent a valid one, in t (st's own, see tracedState).
+// startTrace starts the trace of r, under the caller's trace context when
+// it sent a valid one, in t (st's own, see tracedState).
 func (h *Handler) startTrace(r *http.Request, st *state, t *reqTrace) {
 	parent, remote := callerSpanContext(r)
-	if span, ok := tracing.StartServer(h.tracer, parent, "promgate"); ok {
-		// The gateway's tracer: no context is made; child makes one only
-		// if it ever needs the API.
-		*t = reqTrace{tracer: h.tracer, span: span, sc: span.SpanContext()}
+	if req, sc, ok := tracing.StartRequest(h.tracer, parent); ok {
+		// The gateway's tracer: req is nil when the request is not
+		// sampled, and sc then only goes upstream.
+		*t = reqTrace{tracer: h.tracer, req: req, sc: sc}
 		st.tr = t
 		return
 	}
@@ -85,66 +88,58 @@ func (h *Handler) startTrace(r *http.Request, st *state, t *reqTrace) {
 	st.tr = t
 }
 
-// child starts a step's span under the server span: without a context
-// when the tracer is the gateway's (tracing.Child), else with the tracer.
-func (t *reqTrace) child(name string, kind trace.SpanKind) trace.Span {
-	if s := tracing.Child(t.span, name, kind); s != nil {
-		return s
-	}
-	if t.ctx == nil {
-		t.ctx = trace.ContextWithSpan(context.Background(), t.span)
-	}
-	_, s := t.tracer.Start(t.ctx, name, trace.WithSpanKind(kind))
-	return s
-}
-
-// enter ends the current step's span and starts the span of step name. A
-// request that is not sampled makes no step spans: nothing would record
-// them, and every standard sampler decides a trace's spans alike.
+// enter ends the current step and starts step name. A request that is not
+// sampled makes no step spans: nothing would record them, and every
+// standard sampler decides a trace's spans alike.
 func (t *reqTrace) enter(name string) {
-	if t == nil || t.span == nil {
+	if t == nil {
 		return
 	}
 	t.next(name, trace.SpanKindInternal)
 }
 
-// next ends the current step's span, if any, and starts the span of step
-// name when the request is recorded: at the instant the current one ends
-// (tracing.Next) when the tracer is the gateway's.
-func (t *reqTrace) next(name string, kind trace.SpanKind) {
-	if !t.sc.IsSampled() && !t.span.IsRecording() {
-		t.leave()
-		return
+// next ends the current step, if any, and starts step name when the
+// request is recorded, at the instant the current one ends when the
+// tracer is the gateway's. It returns the new step's span context.
+func (t *reqTrace) next(name string, kind trace.SpanKind) trace.SpanContext {
+	if t.req != nil {
+		return t.req.Step(name, kind)
 	}
-	if t.step != nil {
-		if s, ok := tracing.Next(t.span, t.step, name, kind); ok {
-			t.step = s
-			return
-		}
+	if t.span == nil {
+		return trace.SpanContext{}
 	}
 	t.leave()
-	t.step = t.child(name, kind)
+	if !t.sc.IsSampled() && !t.span.IsRecording() {
+		return trace.SpanContext{}
+	}
+	if t.ctx == nil {
+		t.ctx = trace.ContextWithSpan(context.Background(), t.span)
+	}
+	_, t.step = t.tracer.Start(t.ctx, name, trace.WithSpanKind(kind))
+	return t.step.SpanContext()
 }
 
-// leave ends the current step's span.
+// leave ends the current step.
 func (t *reqTrace) leave() {
-	if t == nil || t.step == nil {
-		return
+	switch {
+	case t == nil:
+	case t.req != nil:
+		t.req.Leave()
+	case t.step != nil:
+		t.step.End()
+		t.step = nil
 	}
-	t.step.End()
-	t.step = nil
 }
 
 // upstream ends the current step and starts the upstream span, whose
 // context stampHeaders then sends upstream. Not sampled, the server span's
 // context goes upstream instead.
 func (t *reqTrace) upstream() {
-	if t == nil || t.span == nil {
+	if t == nil {
 		return
 	}
-	t.next(spanUpstream, trace.SpanKindClient)
-	if t.step != nil {
-		t.upSC = t.step.SpanContext()
+	if sc := t.next(spanUpstream, trace.SpanKindClient); sc.IsValid() {
+		t.upSC = sc
 	}
 }
 
@@ -163,62 +158,76 @@ func (t *reqTrace) upstreamContext() trace.SpanContext {
 // answered records the upstream's status on the upstream span: 0 when the
 // upstream could not be reached or its answer could not be used.
 func (t *reqTrace) answered(status int) {
+	if t == nil {
+		return
+	}
+	code, description := codes.Unset, ""
+	switch {
+	case status == 0:
+		code, description = codes.Error, "no usable answer from the upstream"
+	case status >= 500:
+		code = codes.Error
+	}
+	if t.req != nil {
+		t.req.StepResult(status, code, description)
+		return
+	}
 	// A step is only started for a request that is recorded (next).
-	if t == nil || t.step == nil {
+	if t.step == nil {
 		return
 	}
-	if status == 0 {
-		t.step.SetStatus(codes.Error, "no usable answer from the upstream")
-		return
+	if status != 0 {
+		t.step.SetAttributes(attribute.Int("http.response.status_code", status))
 	}
-	tracing.SetAttributes(t.step, attribute.Int("http.response.status_code", status))
-	if status >= 500 {
-		t.step.SetStatus(codes.Error, "")
+	if code != codes.Unset {
+		t.step.SetStatus(code, description)
 	}
 }
 
 // end ends the open step and the server span, with what the request
 // turned out to be. Attributes name the caller by subject only: never a
-// credential, a query or a header. Nothing touches the spans afterwards.
+// credential, a query or a header. Nothing touches the trace afterwards.
 func (t *reqTrace) end(st *state, method string, status int) {
-	if t == nil || t.span == nil {
+	if t == nil || (t.req == nil && t.span == nil) {
 		return
 	}
-	if t.sc.IsSampled() || t.span.IsRecording() {
-		var buf [8]attribute.KeyValue
-		attrs := append(buf[:0],
-			attribute.String("promgate.route", st.route),
-			attribute.String("http.request.method", methodAttr(method)),
-			attribute.Int("http.response.status_code", status),
-			attribute.String("promgate.request_id", st.id),
-		)
-		if id := st.identity; id != nil {
-			attrs = append(attrs,
-				attribute.String("promgate.identity.subject", id.Subject),
-				attribute.String("promgate.identity.method", string(id.Method)))
+	e := tracing.ServerEnd{
+		Name:      spanName(st.route),
+		Route:     st.route,
+		Method:    methodAttr(method),
+		Status:    status,
+		RequestID: st.id,
+		Coalesced: st.coalesced,
+	}
+	if id := st.identity; id != nil {
+		e.Identified, e.Subject, e.IdentityMethod = true, id.Subject, string(id.Method)
+	}
+	if d := st.decision; d != nil {
+		e.Decision = "deny"
+		if d.Allow {
+			e.Decision = "allow"
 		}
-		if d := st.decision; d != nil {
-			decision := "deny"
-			if d.Allow {
-				decision = "allow"
-			}
-			attrs = append(attrs, attribute.String("promgate.decision", decision))
-		}
-		if st.coalesced {
-			attrs = append(attrs, attribute.Bool("promgate.coalesced", true))
-		}
-		code, description := codes.Unset, ""
-		if status >= 500 {
-			code, description = codes.Error, strconv.Itoa(status)+" "+http.StatusText(status)
-		}
+	}
+	if status >= 500 {
+		e.StatusCode, e.StatusDescription = codes.Error, strconv.Itoa(status)+" "+http.StatusText(status)
+	}
+	if t.req != nil {
 		// The open step (the upstream's, usually) and the server span end
 		// at one instant.
-		tracing.EndServer(t.span, t.step, spanName(st.route), code, description, attrs...)
-	} else {
-		t.leave()
-		t.span.End()
+		t.req.End(&e)
+		t.req = nil
+		return
 	}
-	t.span, t.step = nil, nil
+	t.leave()
+	if t.span.IsRecording() {
+		t.span.SetName(e.Name)
+		t.span.SetAttributes(e.Attributes()...)
+		if e.StatusCode != codes.Unset {
+			t.span.SetStatus(e.StatusCode, e.StatusDescription)
+		}
+	}
+	t.span.End()
+	t.span = nil
 }
 
 // traceIDOf is the trace id of the audit record: the request's trace when

@@ -136,19 +136,23 @@ func samplerOf(ratio *float64, getenv func(string) string) (*sampling, error) {
 // loop is woken only when a batch is full (or by its timer), not for every
 // span: a channel send a span would wake the loop's goroutine thousands of
 // times a second, which costs more than the spans themselves.
+//
+// A gateway request's spans (a Request) are queued, counted, dropped and
+// exported together: one entry, one lock a request. The sizes (maxQueue,
+// maxBatch) count spans, as the OTEL_BSP_* variables say; a batch holds
+// whole requests, so it may hold fewer than maxBatch spans, or more when one
+// request alone has more.
 type batcher struct {
 	cfg     batchConfig
 	exp     SpanExporter
 	dropped func(n int)
 	// failed receives the exporter's errors (logged at a bounded rate).
 	failed func(error)
-	// free holds the groups of spans for reuse when the exporter keeps
-	// nothing of a batch once ExportSpans has returned (see group in
-	// tracer.go); nil otherwise.
-	free *freeGroups
 
-	mu      sync.Mutex
-	queue   []*SpanData
+	mu    sync.Mutex
+	queue []entry
+	// queued is how many spans queue holds.
+	queued  int
 	stopped bool
 
 	// full wakes the loop when a batch is full.
@@ -161,34 +165,75 @@ type batcher struct {
 	once  sync.Once
 }
 
-func newBatcher(cfg batchConfig, exp SpanExporter, recycle bool, dropped func(n int), failed func(error)) *batcher {
+// entry is one queued span, or one request's spans.
+type entry struct {
+	span *SpanData
+	req  *Request
+}
+
+func (e entry) spans() int {
+	if e.req != nil {
+		return e.req.spans()
+	}
+	return 1
+}
+
+// release lets go of what e holds once exported or dropped: a Request is
+// reused.
+func (e entry) release() {
+	if e.req != nil {
+		e.req.release()
+	}
+}
+
+// entryExporter is an exporter that takes the queue's entries as they are
+// (the OTLP exporter, which encodes a Request without making its spans).
+// Any other SpanExporter gets them as SpanData.
+type entryExporter interface {
+	exportEntries(ctx context.Context, batch []entry, spans int) error
+}
+
+func newBatcher(cfg batchConfig, exp SpanExporter, dropped func(n int), failed func(error)) *batcher {
 	b := &batcher{
 		cfg: cfg, exp: exp, dropped: dropped, failed: failed,
-		queue: make([]*SpanData, 0, cfg.maxBatch),
+		queue: make([]entry, 0, cfg.maxBatch),
 		full:  make(chan struct{}, 1),
 		flush: make(chan chan struct{}),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	if recycle {
-		b.free = &freeGroups{}
-	}
 	go b.loop()
 	return b
 }
 
-func (b *batcher) enqueue(s *SpanData) {
+// spanEntries is spans as entries.
+func spanEntries(spans []*SpanData) []entry {
+	out := make([]entry, len(spans))
+	for i, s := range spans {
+		out[i].span = s
+	}
+	return out
+}
+
+func (b *batcher) enqueue(s *SpanData) { b.push(entry{span: s}) }
+
+func (b *batcher) enqueueRequest(r *Request) { b.push(entry{req: r}) }
+
+// push queues e, or drops it whole (counted) when it does not fit.
+func (b *batcher) push(e entry) {
+	k := e.spans()
 	b.mu.Lock()
-	if b.stopped || len(b.queue) >= b.cfg.maxQueue {
+	n := b.queued
+	if b.stopped || n+k > b.cfg.maxQueue {
 		b.mu.Unlock()
-		b.dropped(1)
-		s.release()
+		b.dropped(k)
+		e.release()
 		return
 	}
-	b.queue = append(b.queue, s)
-	n := len(b.queue)
+	b.queue = append(b.queue, e)
+	b.queued = n + k
 	b.mu.Unlock()
-	if n == b.cfg.maxBatch {
+	if n < b.cfg.maxBatch && n+k >= b.cfg.maxBatch {
 		select {
 		case b.full <- struct{}{}:
 		default:
@@ -196,74 +241,94 @@ func (b *batcher) enqueue(s *SpanData) {
 	}
 }
 
-// enqueueAll queues spans, a group's (see finished), under one lock: all
-// of them, or none when they do not fit.
-func (b *batcher) enqueueAll(spans []*SpanData) {
-	b.mu.Lock()
-	n := len(b.queue)
-	if b.stopped || n+len(spans) > b.cfg.maxQueue {
-		b.mu.Unlock()
-		b.dropped(len(spans))
-		for _, s := range spans {
-			s.release()
+// firstBatch returns how many of q's entries make its first batch, how
+// many spans they hold, and whether the batch is whole: maxBatch spans, or
+// as many as fit before the next entry. An entry with more spans than
+// maxBatch is a (whole) batch of its own.
+func firstBatch(q []entry, maxBatch int) (n, spans int, whole bool) {
+	for i, e := range q {
+		k := e.spans()
+		if spans > 0 && spans+k > maxBatch {
+			return i, spans, true
 		}
-		return
-	}
-	b.queue = append(b.queue, spans...)
-	b.mu.Unlock()
-	if n < b.cfg.maxBatch && n+len(spans) >= b.cfg.maxBatch {
-		select {
-		case b.full <- struct{}{}:
-		default:
+		spans += k
+		if spans >= maxBatch {
+			return i + 1, spans, true
 		}
 	}
+	return len(q), spans, false
 }
 
 // take empties the queue into spare and returns what it held; with whole,
 // only whole batches, and what is over stays queued (in spare's array).
-func (b *batcher) take(spare []*SpanData, whole bool) []*SpanData {
+func (b *batcher) take(spare []entry, whole bool) []entry {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	q := b.queue
-	keep := 0
+	cut, spans := len(q), b.queued
 	if whole {
-		keep = len(q) % b.cfg.maxBatch
+		cut, spans = 0, 0
+		for {
+			n, k, ok := firstBatch(q[cut:], b.cfg.maxBatch)
+			if !ok {
+				break
+			}
+			cut += n
+			spans += k
+		}
 	}
-	b.queue = append(spare[:0], q[len(q)-keep:]...)
-	clear(q[len(q)-keep:])
-	return q[:len(q)-keep]
+	b.queued -= spans
+	b.queue = append(spare[:0], q[cut:]...)
+	clear(q[cut:])
+	return q[:cut]
+}
+
+// export sends one batch of entries holding spans spans.
+func (b *batcher) export(ctx context.Context, batch []entry, spans int) error {
+	if x, ok := b.exp.(entryExporter); ok {
+		return x.exportEntries(ctx, batch, spans)
+	}
+	all := make([]*SpanData, 0, spans)
+	for _, e := range batch {
+		if e.req != nil {
+			all = append(all, e.req.spanData()...)
+		} else {
+			all = append(all, e.span)
+		}
+	}
+	return b.exp.ExportSpans(ctx, all)
 }
 
 func (b *batcher) loop() {
 	defer close(b.done)
 	timer := time.NewTimer(b.cfg.scheduleDelay)
 	defer timer.Stop()
-	spare := make([]*SpanData, 0, b.cfg.maxBatch)
-	// exportAll exports the queue, maxBatch spans at a time, and keeps its
-	// array for the next turn. With whole (a batch is full), only whole
-	// batches go: a wake-up that comes late, when more than a batch is
-	// queued, would otherwise send a short batch as well, and each export
-	// has a cost of its own (measured in the bench harness: 1.6 times as
-	// many exports for the same bytes).
+	spare := make([]entry, 0, b.cfg.maxBatch)
+	// exportAll exports the queue, a batch at a time, and keeps its array
+	// for the next turn. With whole (a batch is full), only whole batches
+	// go: a wake-up that comes late, when more than a batch is queued,
+	// would otherwise send a short batch as well, and each export has a
+	// cost of its own (measured in the bench harness: 1.6 times as many
+	// exports for the same bytes).
 	exportAll := func(whole bool) {
 		all := b.take(spare, whole)
 		q := all
 		for len(q) > 0 {
-			n := min(len(q), b.cfg.maxBatch)
+			n, spans, _ := firstBatch(q, b.cfg.maxBatch)
 			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.exportTimeout)
-			if err := b.exp.ExportSpans(ctx, q[:n]); err != nil { // counted by the exporter
+			if err := b.export(ctx, q[:n], spans); err != nil { // counted by the exporter
 				b.failed(err)
 			}
 			cancel()
-			for _, s := range q[:n] {
-				s.release()
+			for _, e := range q[:n] {
+				e.release()
 			}
 			clear(q[:n])
 			q = q[n:]
 		}
 		spare = all[:0]
 		if cap(spare) > 4*b.cfg.maxBatch {
-			spare = make([]*SpanData, 0, b.cfg.maxBatch)
+			spare = make([]entry, 0, b.cfg.maxBatch)
 		}
 		timer.Reset(b.cfg.scheduleDelay)
 	}

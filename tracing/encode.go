@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -79,23 +81,133 @@ const (
 )
 
 // appendRequest appends the TracesData (the collector's
-// ExportTraceServiceRequest) of spans under one resource and scope, given
-// as their encoded messages, to b.
-func appendRequest(b, resource, scope []byte, resSchema string, spans []*SpanData) []byte {
+// ExportTraceServiceRequest) of a batch's spans under one resource and
+// scope, given as their encoded messages, to b.
+func appendRequest(b, resource, scope []byte, resSchema string, batch []entry) []byte {
 	rs, b := begin(b, fTracesDataResourceSpans)
 	b = appendBytesField(b, fResourceSpansResource, resource)
 	ss, b := begin(b, fResourceSpansScopeSpans)
 	b = appendBytesField(b, fScopeSpansScope, scope)
-	for _, s := range spans {
-		if s == nil {
-			continue
+	for _, e := range batch {
+		switch {
+		case e.req != nil:
+			b = appendRequestSpans(b, e.req)
+		case e.span != nil:
+			at, bb := begin2(b, fScopeSpansSpans)
+			b = end2(appendSpan(bb, e.span), at)
 		}
-		at, bb := begin2(b, fScopeSpansSpans)
-		b = end2(appendSpan(bb, s), at)
 	}
 	b = end(b, ss)
 	b = appendString(b, fResourceSpansSchemaURL, resSchema)
 	return end(b, rs)
+}
+
+// appendRequestSpans appends a Request's spans, each as a field of
+// ScopeSpans: the bytes appendSpan writes for the spans of spanData, with
+// no span made. The keys of the gateway's attributes are short ASCII
+// constants, so only their values are looked at.
+func appendRequestSpans(b []byte, r *Request) []byte {
+	tid, sid := r.sc.TraceID(), r.sc.SpanID()
+	var ts string
+	if st := r.sc.TraceState(); st.Len() > 0 {
+		ts = st.String()
+	}
+	flags := r.sc.TraceFlags()
+	// The server span: most likely 128 bytes or more (begin2).
+	at, b := begin2(b, fScopeSpansSpans)
+	b = appendIDs(b, &tid, sid, ts)
+	if r.parent.IsValid() {
+		b = append(b, byte(fSpanParentSpanID)<<3|byte(protowire.BytesType), 8)
+		b = append(b, r.parent[:]...)
+	}
+	b = appendString(b, fSpanName, r.fin.Name)
+	b = appendVarintField(b, fSpanKind, uint64(spanKind(trace.SpanKindServer)))
+	b = appendFixed64Field(b, fSpanStart, unixNano(r.start))
+	b = appendFixed64Field(b, fSpanEnd, unixNano(r.end))
+	e := &r.fin
+	b = appendStringAttr(b, keyRoute, e.Route)
+	b = appendStringAttr(b, keyMethod, e.Method)
+	b = appendIntAttr(b, keyStatus, int64(e.Status))
+	b = appendStringAttr(b, keyRequestID, e.RequestID)
+	if e.Identified {
+		b = appendStringAttr(b, keySubject, e.Subject)
+		b = appendStringAttr(b, keyIdentityMethod, e.IdentityMethod)
+	}
+	if e.Decision != "" {
+		b = appendStringAttr(b, keyDecision, e.Decision)
+	}
+	if e.Coalesced {
+		b = appendKeyValue(b, fSpanAttributes, keyCoalesced, attribute.BoolValue(true))
+	}
+	b = appendStatus(b, e.StatusCode, e.StatusDescription)
+	b = appendFixed32Field(b, fSpanFlags, spanFlags(flags, r.parentRemote))
+	b = end2(b, at)
+	// The steps: most likely under 128 bytes (begin).
+	for i := range r.steps {
+		s := &r.steps[i]
+		at, b = begin(b, fScopeSpansSpans)
+		b = appendIDs(b, &tid, s.id, ts)
+		b = append(b, byte(fSpanParentSpanID)<<3|byte(protowire.BytesType), 8)
+		b = append(b, sid[:]...)
+		b = appendString(b, fSpanName, s.name)
+		b = appendVarintField(b, fSpanKind, uint64(spanKind(s.kind)))
+		b = appendFixed64Field(b, fSpanStart, unixNano(s.start))
+		b = appendFixed64Field(b, fSpanEnd, unixNano(s.end))
+		if s.httpStatus != 0 {
+			b = appendIntAttr(b, keyStatus, int64(s.httpStatus))
+		}
+		b = appendStatus(b, s.code, s.desc)
+		b = appendFixed32Field(b, fSpanFlags, spanFlags(flags, false))
+		b = end(b, at)
+	}
+	return b
+}
+
+// appendIDs appends a span's trace ID, span ID and tracestate (ts, when
+// not empty).
+func appendIDs(b []byte, tid *trace.TraceID, sid trace.SpanID, ts string) []byte {
+	b = append(b, byte(fSpanTraceID)<<3|byte(protowire.BytesType), 16)
+	b = append(b, tid[:]...)
+	b = append(b, byte(fSpanSpanID)<<3|byte(protowire.BytesType), 8)
+	b = append(b, sid[:]...)
+	return appendString(b, fSpanTraceState, ts)
+}
+
+// appendStatus appends a span's status, always present, as the generated
+// types would send it.
+func appendStatus(b []byte, code codes.Code, description string) []byte {
+	at, b := begin(b, fSpanStatus)
+	b = appendString(b, fStatusMessage, description)
+	b = appendVarintField(b, fStatusCode, uint64(statusCode(code)))
+	return end(b, at)
+}
+
+// appendStringAttr appends the span attribute key (a short ASCII
+// constant) with the string v: in one go when v is short ASCII, as
+// appendKeyValue's fast path writes it.
+func appendStringAttr(b []byte, key, v string) []byte {
+	if len(v) < 100 && len(key)+len(v) < 120 && isASCII(v) {
+		anyLen := 2 + len(v)
+		b = append(b, byte(fSpanAttributes)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
+			byte(fKeyValueKey)<<3|byte(protowire.BytesType), byte(len(key)))
+		b = append(b, key...)
+		b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen),
+			byte(fAnyString)<<3|byte(protowire.BytesType), byte(len(v)))
+		return append(b, v...)
+	}
+	return appendKeyValue(b, fSpanAttributes, key, attribute.StringValue(v))
+}
+
+// appendIntAttr appends the span attribute key (a short ASCII constant)
+// with the integer x.
+func appendIntAttr(b []byte, key string, x int64) []byte {
+	u := uint64(x) //nolint:gosec // G115: protobuf's int64 is its two's complement varint
+	anyLen := 1 + protowire.SizeVarint(u)
+	b = append(b, byte(fSpanAttributes)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
+		byte(fKeyValueKey)<<3|byte(protowire.BytesType), byte(len(key)))
+	b = append(b, key...)
+	b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen), byte(fAnyInt)<<3|byte(protowire.VarintType))
+	return protowire.AppendVarint(b, u)
 }
 
 func appendSpan(b []byte, s *SpanData) []byte {
@@ -138,11 +250,7 @@ func appendSpan(b []byte, s *SpanData) []byte {
 		}
 		b = appendVarintField(b, fSpanDroppedLinks, uint64(count32(x.DroppedLinks)))
 	}
-	// The status is always set, as the generated types would send it.
-	at, b := begin(b, fSpanStatus)
-	b = appendString(b, fStatusMessage, s.StatusDescription)
-	b = appendVarintField(b, fStatusCode, uint64(statusCode(s.StatusCode)))
-	b = end(b, at)
+	b = appendStatus(b, s.StatusCode, s.StatusDescription)
 	return appendFixed32Field(b, fSpanFlags, spanFlags(sc.TraceFlags(), s.ParentRemote))
 }
 

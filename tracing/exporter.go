@@ -66,23 +66,29 @@ var errShutdown = errors.New("tracing: the exporter is shut down")
 // retryable (429, 502, 503, 504 and failed connections) until the export
 // timeout. Errors name the endpoint and the status, never a header.
 func (e *exporter) ExportSpans(ctx context.Context, spans []*SpanData) error {
+	return e.exportEntries(ctx, spanEntries(spans), len(spans))
+}
+
+// exportEntries is ExportSpans for the queue's entries, which hold spans
+// spans: a Request's are encoded from it, never made.
+func (e *exporter) exportEntries(ctx context.Context, batch []entry, spans int) error {
 	if e.stopped.Load() {
 		return errShutdown
 	}
-	if len(spans) == 0 {
+	if len(batch) == 0 {
 		return nil
 	}
-	err := e.export(ctx, spans)
+	err := e.export(ctx, batch)
 	result := "exported"
 	if err != nil {
 		result = "failed"
 	}
-	e.spans.WithLabelValues(result).Add(float64(len(spans)))
+	e.spans.WithLabelValues(result).Add(float64(spans))
 	return err
 }
 
-func (e *exporter) export(ctx context.Context, spans []*SpanData) (err error) {
-	e.buf = appendRequest(e.buf[:0], e.resource, e.scope, e.resSchema, spans)
+func (e *exporter) export(ctx context.Context, batch []entry) (err error) {
+	e.buf = appendRequest(e.buf[:0], e.resource, e.scope, e.resSchema, batch)
 	body := e.buf
 	if e.cfg.gzip {
 		zb := bytes.NewBuffer(e.zbuf[:0])

@@ -3,9 +3,7 @@ package tracing
 import (
 	"context"
 	"math/rand/v2"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -29,6 +27,10 @@ import (
 // queue once ended (it never changes after End, so no snapshot), with
 // lock-free random IDs. Sampling is the SDK's own (sdktrace.Sampler), so
 // parent-based and ratio sampling behave exactly as with the SDK.
+//
+// The gateway's own request path does not use this API at all: it records
+// each request in a Request (request.go), whose spans are only made when
+// exported. The API is here for everything else that is handed a tracer.
 
 // maxAttributes, maxEvents and maxLinks bound what one span holds; what is
 // over is counted as dropped, as the SDK's span limits do.
@@ -56,6 +58,9 @@ type tracer struct {
 	queue *batcher
 	// now is the clock; time.Now outside tests.
 	now func() time.Time
+	// requests holds the gateway's request records for reuse
+	// (request.go).
+	requests freeRequests
 }
 
 func newTracer(sampler sdktrace.Sampler, q *batcher) *tracer {
@@ -160,10 +165,8 @@ type SpanData struct {
 	DroppedAttributes int
 	StatusCode        codes.Code
 	StatusDescription string
-	// Extra holds what the gateway's own spans never have.
+	// Extra holds events and links, which the gateway itself never sets.
 	*Extra
-	// grp is the group of the span, or nil (see group).
-	grp *group
 }
 
 // Extra is a span's events and links, rarely set.
@@ -193,10 +196,6 @@ type span struct {
 	mu    sync.Mutex
 	ended bool
 	data  SpanData
-	// grp is the group the span belongs to (StartServer and Child), or
-	// nil for a span of its own; idx is its place in the group.
-	grp *group
-	idx uint8
 	// inline holds the first attributes, so that setting them allocates
 	// nothing.
 	inline [inlineAttributes]attribute.KeyValue
@@ -237,40 +236,8 @@ func (s *span) endAt(end int64) {
 	s.data.End = end
 	s.ended = true
 	s.mu.Unlock()
-	if g := s.grp; g != nil && s != &g.spans[0] {
-		g.ended.Or(1 << s.idx)
-	}
-	s.finished()
-}
-
-// finished hands the ended span to the batch queue when it is sampled,
-// and otherwise lets go of it. The steps of a group are queued with their
-// server span, when it ends, under one lock: a request then takes the
-// queue's lock once, not once a span. (By the group's rule every step has
-// ended by then; one that has not is never exported, and its group never
-// reused.)
-func (s *span) finished() {
-	q := s.tracer.queue
-	switch {
-	case !s.sampled || q == nil:
-		s.data.release()
-	case s.grp == nil:
+	if q := s.tracer.queue; s.sampled && q != nil {
 		q.enqueue(&s.data)
-	case s == &s.grp.spans[0]:
-		g := s.grp
-		var all [groupSpans]*SpanData
-		n := 0
-		ended := g.ended.Load() | 1
-		for i := range g.used {
-			if ended&(1<<i) != 0 {
-				all[n] = &g.spans[i].data
-				n++
-			}
-		}
-		// Every span handed out holds the group until it is released:
-		// one that has not ended never is.
-		g.refs.Store(int32(g.used)) //nolint:gosec // G115: at most groupSpans
-		q.enqueueAll(all[:n])
 	}
 }
 
@@ -429,293 +396,5 @@ func putUint64(b []byte, v uint64) {
 	for i := 7; i >= 0; i-- {
 		b[i] = byte(v)
 		v >>= 8
-	}
-}
-
-// A request's spans are made by StartServer and Child in one allocation,
-// a group: the server span and its first steps. When the exporter keeps
-// nothing of what it exports (the OTLP exporter encodes a batch and lets it
-// go), a group is reused once every span in it has been exported or
-// dropped: the gateway's tracing then makes almost no garbage a request.
-// The price is a rule for the caller, which the gateway's request path
-// keeps: a span of StartServer or Child, and every span made under it, is
-// not used in any way once the server span has ended (its memory may
-// already be another request's). Spans of Tracer.Start are never reused.
-
-// groupSpans is a group's spans: the gateway's server span and its four
-// steps. A request with more steps gets the others one by one.
-const groupSpans = 5
-
-type group struct {
-	spans [groupSpans]span
-	// serverAttributes holds the server span's attributes (the steps' fit
-	// in their own inline arrays).
-	serverAttributes [serverAttributes]attribute.KeyValue
-	// used is how many of spans were handed out; only the request's
-	// goroutine reads and writes it, before its server span ends.
-	used int
-	// refs counts the spans handed out and not yet released (exported or
-	// dropped); it is set when the server span ends and its group is
-	// queued (finished).
-	refs atomic.Int32
-	// ended has bit i set once spans[i], a step, has ended.
-	ended atomic.Uint32
-	// free is the list the group goes back to when refs falls to zero, or
-	// nil when it is not reused.
-	free *freeGroups
-}
-
-// serverAttributes is how many attributes the server span holds without an
-// allocation: the most the gateway sets on it.
-const serverAttributes = 8
-
-// freeGroups holds groups for reuse, at most maxFreeGroups. It is a list
-// under a mutex rather than a sync.Pool, which the garbage collector
-// empties: at thousands of requests a second the collector runs often
-// enough that a pool would hand out new groups for a good share of them.
-type freeGroups struct {
-	mu     sync.Mutex
-	groups []*group
-}
-
-// maxFreeGroups bounds what is kept for reuse: about 1.6 MB, enough for
-// the groups of a default-sized queue (2,048 spans) in flight.
-const maxFreeGroups = 512
-
-func (f *freeGroups) get() *group {
-	f.mu.Lock()
-	n := len(f.groups)
-	if n == 0 {
-		f.mu.Unlock()
-		return &group{free: f}
-	}
-	g := f.groups[n-1]
-	f.groups[n-1] = nil
-	f.groups = f.groups[:n-1]
-	f.mu.Unlock()
-	g.free = f
-	return g
-}
-
-// put keeps g for reuse. Only its counters are reset: take and the
-// span's starters overwrite every field of a span they hand out, and
-// clearing the whole group (about 2.4 KB) a request would cost more than
-// the garbage it spares the collector. What a kept group still points to
-// (its last request's strings) is bounded by maxFreeGroups.
-func (f *freeGroups) put(g *group) {
-	g.used = 0
-	g.refs.Store(0)
-	g.ended.Store(0)
-	f.mu.Lock()
-	if len(f.groups) < maxFreeGroups {
-		f.groups = append(f.groups, g)
-	}
-	f.mu.Unlock()
-}
-
-// newGroup returns an empty group, reused when q recycles.
-func newGroup(q *batcher) *group {
-	if q == nil || q.free == nil {
-		return &group{}
-	}
-	return q.free.get()
-}
-
-// take returns the group's next span, or a span of its own when the group
-// is full.
-func (g *group) take() *span {
-	if g.used == groupSpans {
-		return &span{}
-	}
-	s := &g.spans[g.used]
-	s.idx = uint8(g.used) //nolint:gosec // G115: below groupSpans
-	g.used++
-	s.grp = g
-	// The span may be a reused one (put): what its starter does not set
-	// is reset here.
-	s.ended = false
-	return s
-}
-
-// release lets go of one of the group's spans; the last one reuses the
-// group.
-func (g *group) release() {
-	if g.refs.Add(-1) == 0 && g.free != nil {
-		g.free.put(g)
-	}
-}
-
-// release lets go of the span whose data d is, once exported or dropped.
-func (d *SpanData) release() {
-	if d.grp != nil {
-		d.grp.release()
-	}
-}
-
-// Child starts a span of kind under parent, without a context, when parent
-// is a span of StartServer or Child: the fast path for the gateway's steps,
-// which need no context of their own (their span context is read from the
-// span). A child is sampled as its parent is, and shares its group (see
-// above: it is not used once the server span has ended). It returns nil for
-// any other span (a non-recording one, or another tracer's), and the caller
-// then starts the span with its tracer.
-func Child(parent trace.Span, name string, kind trace.SpanKind) trace.Span {
-	p, ok := parent.(*span)
-	if !ok || p.grp == nil {
-		return nil
-	}
-	return p.child(name, kind, p.tracer.now().UnixNano())
-}
-
-// Next ends prev and starts the next step under parent, as prev.End and
-// Child would one after the other, but at one instant: one reading of the
-// clock for both, for steps that follow each other with nothing between.
-// ok is false, and nothing is done, unless parent is a span of StartServer
-// or Child and prev a span of Child; the caller then ends prev and starts
-// the step itself.
-func Next(parent, prev trace.Span, name string, kind trace.SpanKind) (s trace.Span, ok bool) {
-	p, ok := parent.(*span)
-	if !ok || p.grp == nil {
-		return nil, false
-	}
-	q, ok := prev.(*span)
-	if !ok || q.grp == nil {
-		return nil, false
-	}
-	now := p.tracer.now().UnixNano()
-	q.endAt(now)
-	return p.child(name, kind, now), true
-}
-
-// child starts a step of p's group at start.
-func (p *span) child(name string, kind trace.SpanKind, start int64) *span {
-	s := p.grp.take()
-	s.tracer, s.sampled = p.tracer, p.sampled
-	s.data = SpanData{
-		Name:         name,
-		SpanContext:  p.data.SpanContext.WithSpanID(newSpanID()),
-		ParentSpanID: p.data.SpanContext.SpanID(),
-		Kind:         kind,
-		Start:        start,
-		grp:          s.grp,
-	}
-	return s
-}
-
-// EndServer ends step, when it is not nil, and then sp, at one instant,
-// with sp's final name, status and attributes (kvs, copied: they may be
-// the caller's own array, on its stack). For spans of this tracer that is
-// one reading of the clock and one lock taken on sp, where SetName,
-// SetAttributes, SetStatus and End would take four; for any other span it
-// makes those calls. The status is set as SetStatus sets it, and not at
-// all when code is Unset.
-func EndServer(sp, step trace.Span, name string, code codes.Code, description string, kvs ...attribute.KeyValue) {
-	s, ok := sp.(*span)
-	if !ok {
-		if step != nil {
-			step.End()
-		}
-		if sp.IsRecording() {
-			sp.SetName(name)
-			sp.SetAttributes(slices.Clone(kvs)...)
-			if code != codes.Unset {
-				sp.SetStatus(code, description)
-			}
-		}
-		sp.End()
-		return
-	}
-	now := s.tracer.now().UnixNano()
-	if q, ok := step.(*span); ok {
-		q.endAt(now)
-	} else if step != nil {
-		step.End()
-	}
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
-		return
-	}
-	s.data.Name = name
-	s.setAttributes(kvs)
-	if code != codes.Unset {
-		s.setStatus(code, description)
-	}
-	s.data.End = now
-	s.ended = true
-	s.mu.Unlock()
-	s.finished()
-}
-
-// StartServer starts a span of kind server under parent, the caller's
-// remote span context (or none, for a new trace), without a context, when
-// t is the gateway's tracer with a sampler samplerOf built: the fast path
-// of the gateway's server span. The decision is the sampler's, made from
-// its parts: a parent-based sampler follows parent's sampled flag, and
-// otherwise its root sampler decides on the trace ID. ok is false for any
-// other tracer, which the caller then uses through the API. A sampled span
-// is the first of a new group (see above): neither it nor its children are
-// used once it has ended.
-func StartServer(t trace.Tracer, parent trace.SpanContext, name string) (s trace.Span, ok bool) {
-	tr, ok := t.(*tracer)
-	if !ok {
-		return nil, false
-	}
-	smp, ok := tr.sampler.(*sampling)
-	if !ok {
-		return nil, false
-	}
-	scc := trace.SpanContextConfig{SpanID: newSpanID(), TraceFlags: parent.TraceFlags(), TraceState: parent.TraceState()}
-	var sampled bool
-	if parent.IsValid() {
-		scc.TraceID = parent.TraceID()
-	} else {
-		scc.TraceID = newTraceID()
-	}
-	switch {
-	case smp.parentBased && parent.IsValid():
-		sampled = parent.IsSampled()
-	case smp.always:
-		sampled = true
-	default:
-		res := smp.root.ShouldSample(sdktrace.SamplingParameters{
-			ParentContext: context.Background(), TraceID: scc.TraceID, Name: name, Kind: trace.SpanKindServer,
-		})
-		sampled = res.Decision == sdktrace.RecordAndSample
-	}
-	if sampled {
-		scc.TraceFlags |= trace.FlagsSampled
-	} else {
-		scc.TraceFlags &^= trace.FlagsSampled
-		return trace.SpanFromContext(trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(scc))), true
-	}
-	g := newGroup(tr.queue)
-	sp := g.take()
-	sp.tracer, sp.sampled = tr, true
-	sp.data = SpanData{
-		Name:         name,
-		SpanContext:  trace.NewSpanContext(scc),
-		ParentSpanID: parent.SpanID(),
-		ParentRemote: parent.IsRemote(),
-		Kind:         trace.SpanKindServer,
-		Start:        tr.now().UnixNano(),
-		Attributes:   g.serverAttributes[:0],
-		grp:          g,
-	}
-	return sp, true
-}
-
-// SetAttributes sets kvs on sp as sp.SetAttributes does, copying them: kvs
-// may be the caller's own array, on its stack.
-func SetAttributes(sp trace.Span, kvs ...attribute.KeyValue) {
-	s, ok := sp.(*span)
-	if !ok {
-		sp.SetAttributes(slices.Clone(kvs)...)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.ended {
-		s.setAttributes(kvs)
 	}
 }

@@ -106,9 +106,7 @@ func New(cfg config.Tracing, o Options) (*Provider, error) {
 		}
 		otlp.resSchema = res.SchemaURL()
 	}
-	// The OTLP exporter encodes a batch and keeps nothing of it; a test's
-	// exporter may keep the spans, so theirs are never reused.
-	b := newBatcher(bc, exp, otlp != nil, func(n int) { dropped.Add(float64(n)) }, errLog.Handle)
+	b := newBatcher(bc, exp, func(n int) { dropped.Add(float64(n)) }, errLog.Handle)
 	return &Provider{
 		batch:    b,
 		tracer:   newTracer(sampler, b),

@@ -134,11 +134,26 @@ func repaired(spans []*SpanData) []*SpanData {
 // exactly the message the generated types build.
 func checkEncoding(t *testing.T, res *resource.Resource, spans []*SpanData) {
 	t.Helper()
+	checkEntries(t, res, spanEntries(spans))
+}
+
+// checkEntries is checkEncoding for a batch of entries: a Request's bytes
+// must be those of the spans it makes (spanData).
+func checkEntries(t *testing.T, res *resource.Resource, batch []entry) {
+	t.Helper()
 	resBytes, scopeBytes, err := encodeResourceAndScope(res, ScopeName, "1.2.3")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := appendRequest(nil, resBytes, scopeBytes, res.SchemaURL(), spans)
+	var spans []*SpanData
+	for _, e := range batch {
+		if e.req != nil {
+			spans = append(spans, e.req.spanData()...)
+		} else {
+			spans = append(spans, e.span)
+		}
+	}
+	got := appendRequest(nil, resBytes, scopeBytes, res.SchemaURL(), batch)
 	var gotMsg tracepb.TracesData
 	if err := proto.Unmarshal(got, &gotMsg); err != nil {
 		t.Fatalf("appendRequest's bytes do not decode: %v", err)
@@ -246,11 +261,12 @@ func BenchmarkEncode(b *testing.B) {
 		spans[i] = s
 	}
 	resBytes, scopeBytes, _ := encodeResourceAndScope(res, ScopeName, "bench")
+	batch := spanEntries(spans)
 	b.Run("protowire", func(b *testing.B) {
 		var buf []byte
 		b.ReportAllocs()
 		for b.Loop() {
-			buf = appendRequest(buf[:0], resBytes, scopeBytes, "", spans)
+			buf = appendRequest(buf[:0], resBytes, scopeBytes, "", batch)
 		}
 	})
 	b.Run("generated", func(b *testing.B) {
