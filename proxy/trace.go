@@ -100,23 +100,23 @@ func (t *reqTrace) enter(name string) {
 
 // next ends the current step, if any, and starts step name when the
 // request is recorded, at the instant the current one ends when the
-// tracer is the gateway's. It returns the new step's span context.
-func (t *reqTrace) next(name string, kind trace.SpanKind) trace.SpanContext {
+// tracer is the gateway's.
+func (t *reqTrace) next(name string, kind trace.SpanKind) {
 	if t.req != nil {
-		return t.req.Step(name, kind)
+		t.req.Step(name, kind)
+		return
 	}
 	if t.span == nil {
-		return trace.SpanContext{}
+		return
 	}
 	t.leave()
 	if !t.sc.IsSampled() && !t.span.IsRecording() {
-		return trace.SpanContext{}
+		return
 	}
 	if t.ctx == nil {
 		t.ctx = trace.ContextWithSpan(context.Background(), t.span)
 	}
 	_, t.step = t.tracer.Start(t.ctx, name, trace.WithSpanKind(kind))
-	return t.step.SpanContext()
 }
 
 // leave ends the current step.
@@ -138,8 +138,12 @@ func (t *reqTrace) upstream() {
 	if t == nil {
 		return
 	}
-	if sc := t.next(spanUpstream, trace.SpanKindClient); sc.IsValid() {
-		t.upSC = sc
+	t.next(spanUpstream, trace.SpanKindClient)
+	switch {
+	case t.req != nil:
+		t.upSC = t.req.StepContext()
+	case t.step != nil:
+		t.upSC = t.step.SpanContext()
 	}
 }
 

@@ -391,6 +391,12 @@ func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	if num < 16 {
 		return append(b, byte(num)<<3|byte(typ))
 	}
+	return appendLongTag(b, num, typ)
+}
+
+// appendLongTag is appendTag's other case, apart so that appendTag is
+// inlined.
+func appendLongTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	return protowire.AppendTag(b, num, typ)
 }
 

@@ -96,11 +96,13 @@ func TestRequestSpans(t *testing.T) {
 	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true})
 
 	r, sc, _ := StartRequest(tr, parent) // 10
-	authn := r.Step("authn", trace.SpanKindInternal)
-	r.Leave()                                        // 30
-	r.Step("policy", trace.SpanKindInternal)         // 40
-	r.Step("rewrite", trace.SpanKindInternal)        // 50
-	up := r.Step("upstream", trace.SpanKindClient)   // 60
+	r.Step("authn", trace.SpanKindInternal)
+	authn := r.StepContext()
+	r.Leave()                                 // 30
+	r.Step("policy", trace.SpanKindInternal)  // 40
+	r.Step("rewrite", trace.SpanKindInternal) // 50
+	r.Step("upstream", trace.SpanKindClient)
+	up := r.StepContext()                            // 60
 	r.StepResult(0, codes.Error, "no usable answer") // Error replaces Unset
 	r.StepResult(502, codes.Unset, "")               // Unset does not replace Error
 	end := ServerEnd{
