@@ -58,6 +58,11 @@ type reqTrace struct {
 	sc, upSC trace.SpanContext
 	// step is the current step's span, or nil (another tracer's).
 	step trace.Span
+	// tp holds the first traceparent sent upstream (inject), that of the
+	// span tpFor; tid is the trace id in hex once made (traceID).
+	tp    [1]string
+	tpFor trace.SpanID
+	tid   string
 }
 
 // tracedState is a request's state with its trace, allocated as one when
@@ -159,6 +164,40 @@ func (t *reqTrace) upstreamContext() trace.SpanContext {
 	return t.sc
 }
 
+// inject writes the upstream context (upstreamContext) into hdr as
+// traceparent and tracestate, as injectTraceContext does, and reports
+// whether there was one. The first traceparent a request sends is made
+// into tp, which every header that sends it then shares (tp is written
+// once, before any header holds it, and a header's values are replaced,
+// never written in place); the audit record's trace id is taken from it.
+func (t *reqTrace) inject(hdr http.Header) bool {
+	sc := t.upstreamContext()
+	if !sc.IsValid() {
+		return false
+	}
+	if ts := sc.TraceState().String(); ts != "" {
+		hdr["Tracestate"] = []string{ts}
+	}
+	if t.tp[0] == "" {
+		t.tp[0], t.tpFor = traceparent(sc), sc.SpanID()
+		t.tid = t.tp[0][3:35]
+	}
+	if t.tpFor == sc.SpanID() {
+		hdr["Traceparent"] = t.tp[:]
+	} else {
+		hdr["Traceparent"] = []string{traceparent(sc)}
+	}
+	return true
+}
+
+// traceID is the trace id in hex.
+func (t *reqTrace) traceID() string {
+	if t.tid == "" {
+		t.tid = t.sc.TraceID().String()
+	}
+	return t.tid
+}
+
 // answered records the upstream's status on the upstream span: 0 when the
 // upstream could not be reached or its answer could not be used.
 func (t *reqTrace) answered(status int) {
@@ -239,7 +278,7 @@ func (t *reqTrace) end(st *state, method string, status int) {
 // traceparent's, else none.
 func traceIDOf(r *http.Request, st *state) string {
 	if st.tr != nil {
-		return st.tr.sc.TraceID().String()
+		return st.tr.traceID()
 	}
 	id, _ := callerTraceID(r)
 	return id
@@ -346,6 +385,11 @@ func injectTraceContext(hdr http.Header, sc trace.SpanContext) {
 	if ts := sc.TraceState().String(); ts != "" {
 		hdr["Tracestate"] = []string{ts}
 	}
+	hdr["Traceparent"] = []string{traceparent(sc)}
+}
+
+// traceparent is sc's traceparent header value, version 00.
+func traceparent(sc trace.SpanContext) string {
 	tid, sid := sc.TraceID(), sc.SpanID()
 	var b [55]byte
 	b[0], b[1], b[2] = '0', '0', '-'
@@ -353,6 +397,9 @@ func injectTraceContext(hdr http.Header, sc trace.SpanContext) {
 	b[35] = '-'
 	hex.Encode(b[36:52], sid[:])
 	b[52] = '-'
-	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
-	hdr["Traceparent"] = []string{string(b[:])}
+	f := byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))
+	b[53], b[54] = hexDigits[f>>4], hexDigits[f&0xf]
+	return string(b[:])
 }
+
+const hexDigits = "0123456789abcdef"

@@ -27,7 +27,7 @@ func (discardExporter) Shutdown(context.Context) error                          
 
 // BenchmarkServeTracing runs BenchmarkGateway's whole chain (mTLS, the
 // default Rego policy, rewrite, forward, audit) for a request that carries
-// a traceparent, with tracing off and on: the gateway's tracer (package
+// a traceparent (or none: the -new-trace cases), with tracing off and on: the gateway's tracer (package
 // tracing) with every span sampled, or none (the caller's context says not
 // sampled), and, for comparison, the OpenTelemetry SDK's tracer provider
 // with its batch processor, every span sampled.
@@ -36,6 +36,9 @@ func BenchmarkServeTracing(b *testing.B) {
 	b.Run("on", func(b *testing.B) { benchmarkTracing(b, gatewayTracer(b), "01") })
 	b.Run("on-not-sampled", func(b *testing.B) { benchmarkTracing(b, gatewayTracer(b), "00") })
 	b.Run("on-otlp", func(b *testing.B) { benchmarkTracing(b, otlpTracer(b), "01") })
+	// No traceparent from the caller, as in the bench harness: a new trace.
+	b.Run("off-new-trace", func(b *testing.B) { benchmarkTracing(b, nil, "") })
+	b.Run("on-otlp-new-trace", func(b *testing.B) { benchmarkTracing(b, otlpTracer(b), "") })
 	b.Run("on-sdk", func(b *testing.B) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
 		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -90,7 +93,9 @@ func benchmarkTracing(b *testing.B, tracer trace.Tracer, flags string) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			r := benchRequestFor(cert, benchQuery)
-			r.Header.Set("Traceparent", traceparent)
+			if flags != "" {
+				r.Header.Set("Traceparent", traceparent)
+			}
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
 			if w.Code != 200 {

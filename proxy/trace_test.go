@@ -471,11 +471,55 @@ func TestInjectMatchesPropagator(t *testing.T) {
 	}
 }
 
+// TestInjectSharesOnlyItsOwnValue checks reqTrace.inject: the first
+// upstream span's traceparent is made once and shared by the headers that
+// send it, a later upstream span's gets a value of its own (so that the
+// first header still says what it said), both are what injectTraceContext
+// writes, and the audit record's trace id is the one they carry.
+func TestInjectSharesOnlyItsOwnValue(t *testing.T) {
+	ts, _ := trace.ParseTraceState(callerState)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0x4b, 15: 0x36}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, TraceState: ts})
+	tr := &reqTrace{sc: sc}
+	want := func(sc trace.SpanContext) http.Header {
+		h := http.Header{}
+		injectTraceContext(h, sc)
+		return h
+	}
+	if !tr.inject(http.Header{}) || tr.traceID() != sc.TraceID().String() {
+		t.Fatalf("the server span's context: trace id %q", tr.traceID())
+	}
+	// An upstream span, then another.
+	tr = &reqTrace{sc: sc}
+	tr.upSC = sc.WithSpanID(trace.SpanID{2})
+	first, again := http.Header{}, http.Header{}
+	tr.inject(first)
+	tr.inject(again)
+	tr.upSC = sc.WithSpanID(trace.SpanID{3})
+	second := http.Header{}
+	tr.inject(second)
+	for _, c := range []struct {
+		got  http.Header
+		span byte
+	}{{first, 2}, {again, 2}, {second, 3}} {
+		if w := want(sc.WithSpanID(trace.SpanID{c.span})); !maps.EqualFunc(c.got, w, slices.Equal) {
+			t.Errorf("span %d: wrote %v, want %v", c.span, c.got, w)
+		}
+	}
+	if tr.traceID() != sc.TraceID().String() {
+		t.Errorf("trace id %q", tr.traceID())
+	}
+	var none *reqTrace
+	if hdr := (http.Header{}); none.inject(hdr) || len(hdr) != 0 {
+		t.Errorf("tracing off wrote %v", hdr)
+	}
+}
+
 // TestTracingReusedSpansConcurrent serves requests from many goroutines
 // with the gateway's tracer exporting over OTLP/HTTP, which reuses each
-// request's spans once exported, with batches small and frequent enough to
-// export while the requests run. Under -race (make test), a span touched
-// after its request ended is a data race with its reuse; and every
+// request's record (tracing.Request) once exported, with batches small and
+// frequent enough to export while the requests run. Under -race (make
+// test), a record touched after its request ended is a data race with its
+// reuse; and every
 // exported trace must be one request's: the server span's request id is
 // the audit record's of that trace, and the upstream saw that trace's
 // upstream span as its parent.

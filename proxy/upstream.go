@@ -157,8 +157,7 @@ func stampHeaders(hdr http.Header, in *http.Request, tr *reqTrace, requestID, to
 		// Set after the allow-list: a client's copy never gets this far.
 		hdr.Set(tenantHeader, tenant)
 	}
-	if sc := tr.upstreamContext(); sc.IsValid() {
-		injectTraceContext(hdr, sc)
+	if tr.inject(hdr) {
 		return
 	}
 	if in == nil {

@@ -10,6 +10,8 @@
 // New creates nothing: the Provider's Tracer is nil and the proxy starts no
 // span. On, the proxy makes one server span per request with child spans for
 // authentication, the policy, the rewrite and the upstream (proxy/trace.go).
+// It does not make them through the API: it records each request in a
+// Request (request.go), whose spans are made only when exported.
 //
 // The exporter is written here rather than taken from the SDK's otlptracehttp
 // because that package links gRPC into the binary (its shared configuration
