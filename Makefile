@@ -46,31 +46,31 @@ unit:
 # A short pass of every fuzz target; crashers land in testdata/fuzz and
 # become regression tests.
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzQuery$$' -fuzztime=$(FUZZTIME) ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzMatchers$$' -fuzztime=$(FUZZTIME) ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(FUZZTIME) ./proxy/
-	$(GO) test -run='^$$' -fuzz='^FuzzExposition$$' -fuzztime=$(FUZZTIME) ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzFilterTargets$$' -fuzztime=$(FUZZTIME) ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzSafeRedirect$$' -fuzztime=$(FUZZTIME) ./authn/
-	$(GO) test -run='^$$' -fuzz='^FuzzSanitizeClientRequestID$$' -fuzztime=10s ./audit/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseCheckpoint$$' -fuzztime=10s ./audit/
-	$(GO) test -run='^$$' -fuzz='^FuzzCost$$' -fuzztime=10s ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzSPIFFEID$$' -fuzztime=10s ./authn/
-	$(GO) test -run='^$$' -fuzz='^FuzzTraceparent$$' -fuzztime=10s ./proxy/
-	$(GO) test -run='^$$' -fuzz='^FuzzProxyHeader$$' -fuzztime=10s ./proxy/
-	$(GO) test -run='^$$' -fuzz='^FuzzEnvHeaders$$' -fuzztime=10s ./tracing/
-	$(GO) test -run='^$$' -fuzz='^FuzzEncode$$' -fuzztime=10s ./tracing/
-	$(GO) test -run='^$$' -fuzz='^FuzzEncodeRequest$$' -fuzztime=10s ./tracing/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseLine$$' -fuzztime=10s ./audit/
-	$(GO) test -run='^$$' -fuzz='^FuzzAMMatcher$$' -fuzztime=10s ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseSilence$$' -fuzztime=10s ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzAMBodies$$' -fuzztime=10s ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzThreshold$$' -fuzztime=10s ./console/
-	$(GO) test -run='^$$' -fuzz='^FuzzWrite$$' -fuzztime=10s ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzReadMatchers$$' -fuzztime=10s ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzReadAnswer$$' -fuzztime=10s ./enforce/
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMatrix$$' -fuzztime=10s ./proxy/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseFlavour$$' -fuzztime=10s ./detect/
+	GO=$(GO) scripts/fuzz.sh enforce FuzzQuery $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh enforce FuzzMatchers $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh proxy FuzzParseRequest $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh enforce FuzzExposition $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh enforce FuzzFilterTargets $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh authn FuzzSafeRedirect $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh audit FuzzSanitizeClientRequestID 10s
+	GO=$(GO) scripts/fuzz.sh audit FuzzParseCheckpoint 10s
+	GO=$(GO) scripts/fuzz.sh enforce FuzzCost 10s
+	GO=$(GO) scripts/fuzz.sh authn FuzzSPIFFEID 10s
+	GO=$(GO) scripts/fuzz.sh proxy FuzzTraceparent 10s
+	GO=$(GO) scripts/fuzz.sh proxy FuzzProxyHeader 10s
+	GO=$(GO) scripts/fuzz.sh tracing FuzzEnvHeaders 10s
+	GO=$(GO) scripts/fuzz.sh tracing FuzzEncode 10s
+	GO=$(GO) scripts/fuzz.sh tracing FuzzEncodeRequest 10s
+	GO=$(GO) scripts/fuzz.sh audit FuzzParseLine 10s
+	GO=$(GO) scripts/fuzz.sh enforce FuzzAMMatcher 10s
+	GO=$(GO) scripts/fuzz.sh enforce FuzzParseSilence 10s
+	GO=$(GO) scripts/fuzz.sh enforce FuzzAMBodies 10s
+	GO=$(GO) scripts/fuzz.sh console FuzzThreshold 10s
+	GO=$(GO) scripts/fuzz.sh enforce FuzzWrite 10s
+	GO=$(GO) scripts/fuzz.sh enforce FuzzReadMatchers 10s
+	GO=$(GO) scripts/fuzz.sh enforce FuzzReadAnswer 10s
+	GO=$(GO) scripts/fuzz.sh proxy FuzzDecodeMatrix 10s
+	GO=$(GO) scripts/fuzz.sh detect FuzzParseFlavour 10s
 
 # Installs the real parts (Debian prometheus, testssl.sh, ...) when missing,
 # and builds Thanos from its pinned module into .cache/thanos/ (about 2.5
