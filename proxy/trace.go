@@ -175,17 +175,14 @@ func (t *reqTrace) inject(hdr http.Header) bool {
 	if !sc.IsValid() {
 		return false
 	}
-	if ts := sc.TraceState().String(); ts != "" {
-		hdr["Tracestate"] = []string{ts}
-	}
 	if t.tp[0] == "" {
 		t.tp[0], t.tpFor = traceparent(sc), sc.SpanID()
 		t.tid = t.tp[0][3:35]
 	}
 	if t.tpFor == sc.SpanID() {
-		hdr["Traceparent"] = t.tp[:]
+		setTraceContext(hdr, sc, t.tp[:])
 	} else {
-		hdr["Traceparent"] = []string{traceparent(sc)}
+		injectTraceContext(hdr, sc)
 	}
 	return true
 }
@@ -379,13 +376,18 @@ func callerSpanContext(r *http.Request) (trace.SpanContext, bool) {
 // random flags only; trace_test.go checks that they agree), without the
 // context the propagator reads them from.
 func injectTraceContext(hdr http.Header, sc trace.SpanContext) {
-	if !sc.IsValid() {
-		return
+	if sc.IsValid() {
+		setTraceContext(hdr, sc, []string{traceparent(sc)})
 	}
+}
+
+// setTraceContext writes sc's tracestate, when it has one, and tp, its
+// traceparent's values, into hdr.
+func setTraceContext(hdr http.Header, sc trace.SpanContext, tp []string) {
 	if ts := sc.TraceState().String(); ts != "" {
 		hdr["Tracestate"] = []string{ts}
 	}
-	hdr["Traceparent"] = []string{traceparent(sc)}
+	hdr["Traceparent"] = tp
 }
 
 // traceparent is sc's traceparent header value, version 00.

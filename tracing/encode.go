@@ -108,10 +108,7 @@ func appendRequest(b, resource, scope []byte, resSchema string, batch []entry) [
 // constants, so only their values are looked at.
 func appendRequestSpans(b []byte, r *Request) []byte {
 	tid, sid := r.sc.TraceID(), r.sc.SpanID()
-	var ts string
-	if st := r.sc.TraceState(); st.Len() > 0 {
-		ts = st.String()
-	}
+	ts := traceState(r.sc)
 	flags := r.sc.TraceFlags()
 	// The server span: most likely 128 bytes or more (begin2).
 	at, b := begin2(b, fScopeSpansSpans)
@@ -163,6 +160,14 @@ func appendRequestSpans(b []byte, r *Request) []byte {
 	return b
 }
 
+// traceState is sc's tracestate as its header would carry it, or "".
+func traceState(sc trace.SpanContext) string {
+	if st := sc.TraceState(); st.Len() > 0 {
+		return st.String()
+	}
+	return ""
+}
+
 // appendIDs appends a span's trace ID, span ID and tracestate (ts, when
 // not empty).
 func appendIDs(b []byte, tid *trace.TraceID, sid trace.SpanID, ts string) []byte {
@@ -186,14 +191,8 @@ func appendStatus(b []byte, code codes.Code, description string) []byte {
 // constant) with the string v: in one go when v is short ASCII, as
 // appendKeyValue's fast path writes it.
 func appendStringAttr(b []byte, key, v string) []byte {
-	if len(v) < 100 && len(key)+len(v) < 120 && isASCII(v) {
-		anyLen := 2 + len(v)
-		b = append(b, byte(fSpanAttributes)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
-			byte(fKeyValueKey)<<3|byte(protowire.BytesType), byte(len(key)))
-		b = append(b, key...)
-		b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen),
-			byte(fAnyString)<<3|byte(protowire.BytesType), byte(len(v)))
-		return append(b, v...)
+	if shortString(key, v) {
+		return appendShortString(b, fSpanAttributes, key, v)
 	}
 	return appendKeyValue(b, fSpanAttributes, key, attribute.StringValue(v))
 }
@@ -201,23 +200,44 @@ func appendStringAttr(b []byte, key, v string) []byte {
 // appendIntAttr appends the span attribute key (a short ASCII constant)
 // with the integer x.
 func appendIntAttr(b []byte, key string, x int64) []byte {
-	u := uint64(x) //nolint:gosec // G115: protobuf's int64 is its two's complement varint
-	anyLen := 1 + protowire.SizeVarint(u)
-	b = append(b, byte(fSpanAttributes)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
+	return appendShortVarint(b, fSpanAttributes, fAnyInt, key, uint64(x)) //nolint:gosec // G115: protobuf's int64 is its two's complement varint
+}
+
+// shortString reports whether the string s, with the short ASCII key,
+// fits appendShortString: every length in one byte.
+func shortString(key, s string) bool {
+	return len(s) < 100 && len(key)+len(s) < 120 && isASCII(s)
+}
+
+// appendShortString appends the KeyValue of key and the string s as field
+// num (below 16) in one go; shortString(key, s) holds, and key is short
+// ASCII.
+func appendShortString(b []byte, num protowire.Number, key, s string) []byte {
+	anyLen := 2 + len(s)
+	b = append(b, byte(num)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
 		byte(fKeyValueKey)<<3|byte(protowire.BytesType), byte(len(key)))
 	b = append(b, key...)
-	b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen), byte(fAnyInt)<<3|byte(protowire.VarintType))
-	return protowire.AppendVarint(b, u)
+	b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen),
+		byte(fAnyString)<<3|byte(protowire.BytesType), byte(len(s)))
+	return append(b, s...)
+}
+
+// appendShortVarint appends the KeyValue of key and the varint x, as the
+// AnyValue's field (fAnyInt or fAnyBool), as field num (below 16) in one
+// go; key is short ASCII.
+func appendShortVarint(b []byte, num, field protowire.Number, key string, x uint64) []byte {
+	anyLen := 1 + protowire.SizeVarint(x)
+	b = append(b, byte(num)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
+		byte(fKeyValueKey)<<3|byte(protowire.BytesType), byte(len(key)))
+	b = append(b, key...)
+	b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen), byte(field)<<3|byte(protowire.VarintType))
+	return protowire.AppendVarint(b, x)
 }
 
 func appendSpan(b []byte, s *SpanData) []byte {
 	sc := s.SpanContext
 	tid, sid := sc.TraceID(), sc.SpanID()
-	b = appendBytesField(b, fSpanTraceID, tid[:])
-	b = appendBytesField(b, fSpanSpanID, sid[:])
-	if ts := sc.TraceState(); ts.Len() > 0 {
-		b = appendString(b, fSpanTraceState, ts.String())
-	}
+	b = appendIDs(b, &tid, sid, traceState(sc))
 	if s.ParentSpanID.IsValid() {
 		b = appendBytesField(b, fSpanParentSpanID, s.ParentSpanID[:])
 	}
@@ -268,26 +288,15 @@ func appendKeyValue(b []byte, num protowire.Number, key string, v attribute.Valu
 	if num < 16 && len(key) < 100 && isASCII(key) {
 		switch v.Type() {
 		case attribute.STRING:
-			if s := v.AsString(); len(s) < 100 && len(key)+len(s) < 120 && isASCII(s) {
-				anyLen := 2 + len(s)
-				b = append(b, byte(num)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
-					byte(fKeyValueKey)<<3|byte(protowire.BytesType), byte(len(key)))
-				b = append(b, key...)
-				b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen),
-					byte(fAnyString)<<3|byte(protowire.BytesType), byte(len(s)))
-				return append(b, s...)
+			if s := v.AsString(); shortString(key, s) {
+				return appendShortString(b, num, key, s)
 			}
 		case attribute.INT64, attribute.BOOL:
 			field, x := fAnyInt, uint64(v.AsInt64())
 			if v.Type() == attribute.BOOL {
 				field, x = fAnyBool, protowire.EncodeBool(v.AsBool())
 			}
-			anyLen := 1 + protowire.SizeVarint(x)
-			b = append(b, byte(num)<<3|byte(protowire.BytesType), byte(2+len(key)+2+anyLen),
-				byte(fKeyValueKey)<<3|byte(protowire.BytesType), byte(len(key)))
-			b = append(b, key...)
-			b = append(b, byte(fKeyValueValue)<<3|byte(protowire.BytesType), byte(anyLen), byte(field)<<3|byte(protowire.VarintType))
-			return protowire.AppendVarint(b, x)
+			return appendShortVarint(b, num, field, key, x)
 		}
 	}
 	at, b := begin(b, num)
